@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The configuration file (SPEC §6): the main file and its drop-ins, parsed with libinih. */
+#pragma once
+
+#include "state-machine.h"
+
+#define CONFIG_DEFAULT_PATH SYSCONFDIR "/ksm-throttler/ksm-throttler.conf"
+#define KSM_DEFAULT_DIRECTORY "/sys/kernel/mm/ksm"
+
+struct config {
+        char *ksm_directory;
+        struct throttle_config throttle;
+};
+
+void config_init(struct config *c);
+void config_done(struct config *c);
+
+/* Reads path (which must exist when required, else defaults stand) and then
+ * path + ".d/" "*.conf" in lexical order. Unknown keys are warned about with
+ * file:line; invalid values are logged with file:line and make it return -EINVAL,
+ * leaving *c untouched. */
+int config_load(struct config *c, const char *path, bool required);

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon.h"
+
+#include <errno.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bus-object.h"
+#include "log.h"
+#include "parse-util.h"
+
+/* A transition that failed to write is tried again after this long. */
+#define RETRY_USEC (5 * USEC_PER_SEC)
+
+static uint64_t now_usec(clockid_t clock) {
+        struct timespec ts;
+        clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static int timer_arm(struct daemon *d, uint64_t when) {
+        int r;
+
+        if (when == 0)
+                return sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
+        r = sd_event_source_set_time(d->timer, when);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
+}
+
+static void notify_status(struct daemon *d) {
+        char settings[256];
+
+        sd_notifyf(false, "STATUS=State: %s (%s)", throttle_state_to_string(d->throttle.state),
+                   ksm_settings_format(&d->applied, settings, sizeof settings));
+}
+
+/* Moves sysfs and the state machine to next. Failure-atomic: if a knob cannot be
+ * written, sysfs is put back and the state stays where it was. */
+static int daemon_enter(struct daemon *d, const struct throttle *next, const char *reason, sd_bus_error *error) {
+        enum throttle_state previous = d->throttle.state;
+        struct ksm_settings target, now;
+        enum ksm_knob failed = 0;
+        uint64_t anon_pages = 0;
+        char written[256];
+        int r;
+
+        if (next->state != THROTTLE_INITIAL) {
+                r = meminfo_read_anon_pages(d->meminfo_path, &anon_pages);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot read AnonPages from %s (%m); using MinPagesToScan", d->meminfo_path);
+        }
+        throttle_settings(&d->config.throttle, next->state, anon_pages, &d->host, &target);
+
+        r = ksm_settings_apply(d->ksm_dirfd, &d->applied, &target, &now, &failed);
+        d->applied = now;
+        if (r < 0) {
+                log_error_errno(r, "Cannot write KSM knob %s/%s for state %s: %m; staying %s", d->config.ksm_directory,
+                                ksm_knob_name(failed), throttle_state_to_string(next->state),
+                                throttle_state_to_string(previous));
+                if (error)
+                        sd_bus_error_setf(error, KSM_THROTTLER_ERROR_KSM_UNAVAILABLE, "Cannot write KSM knob %s: %s",
+                                          ksm_knob_name(failed), strerror(-r));
+                bus_publish_changes(d);
+                return r;
+        }
+
+        d->throttle = *next;
+        d->next_transition_usec =
+                next->deadline_usec == 0 ? 0
+                                         : now_usec(CLOCK_REALTIME) + (next->deadline_usec - now_usec(CLOCK_MONOTONIC));
+        r = timer_arm(d, next->deadline_usec);
+        if (r < 0)
+                log_error_errno(r, "Cannot arm the decay timer: %m");
+
+        if (previous != next->state) {
+                log_info("State %s (was %s, %s): %s", throttle_state_to_string(next->state),
+                         throttle_state_to_string(previous), reason, ksm_settings_format(&d->applied, written, sizeof written));
+                notify_status(d);
+        } else
+                log_debug("State %s (%s): %d knob(s) written", throttle_state_to_string(next->state), reason, r);
+
+        bus_publish_changes(d);
+        return 0;
+}
+
+int daemon_kick(struct daemon *d, sd_bus_error *error) {
+        struct throttle next = d->throttle;
+        int r;
+
+        if (d->throttle.state == THROTTLE_INITIAL) {
+                /* A new cycle starts from whatever the host has now. */
+                struct ksm_settings host;
+                r = ksm_settings_read(d->ksm_dirfd, &host);
+                if (r < 0) {
+                        sd_bus_error_setf(error, KSM_THROTTLER_ERROR_KSM_UNAVAILABLE, "Cannot read the KSM knobs in %s: %s",
+                                          d->config.ksm_directory, strerror(-r));
+                        return r;
+                }
+                d->host = d->applied = host;
+        }
+
+        throttle_on_kick(&next, &d->config.throttle, now_usec(CLOCK_MONOTONIC));
+        r = daemon_enter(d, &next, "kicked", error);
+        if (r < 0)
+                return r;
+
+        d->kick_count++;
+        d->last_kick_usec = now_usec(CLOCK_REALTIME);
+        return 0;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct daemon *d = userdata;
+        struct throttle next = d->throttle;
+        (void) s;
+        (void) usec;
+
+        if (!throttle_on_timer(&next, &d->config.throttle, now_usec(CLOCK_MONOTONIC))) {
+                /* Woken early (timer slack): wait for the real deadline. */
+                timer_arm(d, d->throttle.deadline_usec);
+                return 0;
+        }
+        if (daemon_enter(d, &next, "no kick", NULL) < 0)
+                timer_arm(d, now_usec(CLOCK_MONOTONIC) + RETRY_USEC);
+        return 0;
+}
+
+int daemon_restore(struct daemon *d) {
+        struct throttle initial;
+        int r;
+
+        if (d->throttle.state == THROTTLE_INITIAL)
+                return 0;
+        throttle_init(&initial);
+        r = daemon_enter(d, &initial, "shutting down", NULL);
+        if (r < 0)
+                return r;
+        return 0;
+}
+
+int daemon_init(struct daemon *d, sd_event *event) {
+        int r;
+
+        throttle_init(&d->throttle);
+        r = ksm_settings_read(d->ksm_dirfd, &d->host);
+        if (r < 0)
+                return r;
+        d->applied = d->host;
+        d->event = sd_event_ref(event);
+
+        r = sd_event_add_time(event, &d->timer, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_MSEC, on_timer, d);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create the decay timer: %m");
+        r = sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create the decay timer: %m");
+
+        d->published = (struct published_state) {
+                .state = d->throttle.state,
+                .settings = d->applied,
+                .host = d->host,
+        };
+        return 0;
+}
+
+void daemon_done(struct daemon *d) {
+        d->timer = sd_event_source_disable_unref(d->timer);
+        d->bus = sd_bus_flush_close_unref(d->bus);
+        d->event = sd_event_unref(d->event);
+        if (d->ksm_dirfd >= 0)
+                close(d->ksm_dirfd);
+        d->ksm_dirfd = -EBADF;
+        config_done(&d->config);
+}

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The KSM knobs under /sys/kernel/mm/ksm (or a test directory): reading, writing, and applying a set of values. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The knobs the throttler manages, in the order SPEC §4 restores them. */
+enum ksm_knob {
+        KSM_KNOB_ADVISOR_MODE,
+        KSM_KNOB_PAGES_TO_SCAN,
+        KSM_KNOB_SLEEP_MILLISECS,
+        KSM_KNOB_RUN,
+        _KSM_KNOB_MAX,
+};
+
+enum ksm_advisor_mode {
+        KSM_ADVISOR_NONE,
+        KSM_ADVISOR_SCAN_TIME,
+};
+
+struct ksm_settings {
+        unsigned present; /* bit (1u << knob) for each knob the kernel has */
+        uint32_t value[_KSM_KNOB_MAX]; /* advisor_mode as enum ksm_advisor_mode */
+};
+
+/* The knobs in the order people read them (run first), for logs and the bus. */
+extern const enum ksm_knob ksm_knob_display_order[_KSM_KNOB_MAX];
+
+/* Counters read for the Statistics property, where the kernel has them. */
+extern const char *const ksm_statistics_names[];
+extern const size_t ksm_statistics_count;
+
+const char *ksm_knob_name(enum ksm_knob knob);
+bool ksm_knob_is_required(enum ksm_knob knob);
+const char *ksm_advisor_mode_to_string(uint32_t mode);
+
+static inline bool ksm_settings_has(const struct ksm_settings *s, enum ksm_knob knob) {
+        return s->present & (1u << knob);
+}
+static inline void ksm_settings_set(struct ksm_settings *s, enum ksm_knob knob, uint32_t value) {
+        s->present |= 1u << knob;
+        s->value[knob] = value;
+}
+bool ksm_settings_equal(const struct ksm_settings *a, const struct ksm_settings *b);
+/* "run=1 pages_to_scan=100 ..." for logs and STATUS=. */
+const char *ksm_settings_format(const struct ksm_settings *s, char *buf, size_t size);
+
+/* Parses a knob's sysfs text ("100\n", "[none] scan-time\n", or plain "none" in a test directory). */
+int ksm_knob_parse(enum ksm_knob knob, const char *text, uint32_t *ret);
+
+/* Opens the KSM directory and checks every required knob is readable and writable.
+ * Logs what is missing; returns a directory fd. */
+int ksm_directory_open(const char *path);
+
+int ksm_knob_read(int dirfd, enum ksm_knob knob, uint32_t *ret);
+int ksm_knob_write(int dirfd, enum ksm_knob knob, uint32_t value);
+int ksm_settings_read(int dirfd, struct ksm_settings *ret);
+/* A read-only counter such as "pages_sharing"; -ENOENT where the kernel lacks it. */
+int ksm_counter_read(int dirfd, const char *name, int64_t *ret);
+
+/* Moves sysfs from *current to *target, writing only knobs whose value differs, in
+ * SPEC §4 order. pages_to_scan is left alone while advisor_mode is scan-time (the
+ * kernel owns it then), and re-read after an advisor_mode change (the kernel resets it).
+ * On a failed write the knobs already written are put back. *ret_now receives what is in
+ * sysfs afterwards; *ret_failed the knob that failed. Returns the number of writes or -errno. */
+int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const struct ksm_settings *target,
+                       struct ksm_settings *ret_now, enum ksm_knob *ret_failed);
+
+/* AnonPages from a meminfo file, in pages. */
+int meminfo_read_anon_pages(const char *path, uint64_t *ret_pages);
+/* The same, from meminfo text. */
+int meminfo_parse_anon_pages(const char *text, uint64_t page_size, uint64_t *ret_pages);

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Logging to stderr with sd-daemon "<N>" priority prefixes, so journald keeps levels. */
+#pragma once
+
+#include <errno.h>
+#include <syslog.h>
+
+int log_level_from_string(const char *s);
+void log_set_max_level(int level);
+int log_get_max_level(void);
+
+/* Logs at priority, returns -abs(error) when error != 0, so callers can "return log_error_errno(r, ...)". */
+int log_internal(int priority, int error, const char *format, ...) __attribute__((format(printf, 3, 4)));
+
+#define log_debug(...) log_internal(LOG_DEBUG, 0, __VA_ARGS__)
+#define log_info(...) log_internal(LOG_INFO, 0, __VA_ARGS__)
+#define log_notice(...) log_internal(LOG_NOTICE, 0, __VA_ARGS__)
+#define log_warning(...) log_internal(LOG_WARNING, 0, __VA_ARGS__)
+#define log_error(...) log_internal(LOG_ERR, 0, __VA_ARGS__)
+#define log_error_errno(error, ...) log_internal(LOG_ERR, (error), __VA_ARGS__)
+#define log_warning_errno(error, ...) log_internal(LOG_WARNING, (error), __VA_ARGS__)
