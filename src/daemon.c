@@ -10,6 +10,7 @@
 #include "bus-object.h"
 #include "log.h"
 #include "parse-util.h"
+#include "saved-state.h"
 
 /* A transition that failed to write is tried again after this long. */
 #define RETRY_USEC (5 * USEC_PER_SEC)
@@ -69,6 +70,8 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
         }
 
         d->throttle = *next;
+        if (next->state == THROTTLE_INITIAL)
+                (void) saved_state_remove(d->runtime_directory); /* the host has its values back */
         d->next_transition_usec =
                 next->deadline_usec == 0 ? 0
                                          : now_usec(CLOCK_REALTIME) + (next->deadline_usec - now_usec(CLOCK_MONOTONIC));
@@ -94,10 +97,20 @@ int daemon_kick(struct daemon *d, sd_bus_error *error) {
         if (d->throttle.state == THROTTLE_INITIAL) {
                 /* A new cycle starts from whatever the host has now. */
                 struct ksm_settings host;
-                r = ksm_settings_read(d->ksm_dirfd, &host);
+                enum ksm_knob failed = 0;
+                r = ksm_settings_read(d->ksm_dirfd, &host, &failed);
                 if (r < 0) {
-                        sd_bus_error_setf(error, KSM_THROTTLER_ERROR_KSM_UNAVAILABLE, "Cannot read the KSM knobs in %s: %s",
-                                          d->config.ksm_directory, strerror(-r));
+                        log_error_errno(r, "Cannot read KSM knob %s/%s: %m", d->config.ksm_directory, ksm_knob_name(failed));
+                        sd_bus_error_setf(error, KSM_THROTTLER_ERROR_KSM_UNAVAILABLE, "Cannot read KSM knob %s: %s",
+                                          ksm_knob_name(failed), strerror(-r));
+                        return r;
+                }
+                /* Saved before the first write, so that a crash cannot lose them. */
+                r = saved_state_save(d->runtime_directory, &host);
+                if (r < 0) {
+                        sd_bus_error_setf(error, SD_BUS_ERROR_FAILED,
+                                          "Cannot save the host's KSM settings in %s (%s), not throttling",
+                                          d->runtime_directory, strerror(-r));
                         return r;
                 }
                 d->host = d->applied = host;
@@ -105,8 +118,11 @@ int daemon_kick(struct daemon *d, sd_bus_error *error) {
 
         throttle_on_kick(&next, &d->config.throttle, now_usec(CLOCK_MONOTONIC));
         r = daemon_enter(d, &next, "kicked", error);
-        if (r < 0)
+        if (r < 0) {
+                if (d->throttle.state == THROTTLE_INITIAL)
+                        (void) saved_state_remove(d->runtime_directory); /* rolled back to the host's values */
                 return r;
+        }
 
         d->kick_count++;
         d->last_kick_usec = now_usec(CLOCK_REALTIME);
@@ -142,13 +158,44 @@ int daemon_restore(struct daemon *d) {
         return 0;
 }
 
+int daemon_recover(struct daemon *d) {
+        struct ksm_settings saved, current, now;
+        enum ksm_knob failed = 0;
+        char text[256];
+        int r;
+
+        r = saved_state_load(d->runtime_directory, &saved);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+
+        r = ksm_settings_read(d->ksm_dirfd, &current, &failed);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read KSM knob %s/%s: %m", d->config.ksm_directory, ksm_knob_name(failed));
+        /* Knobs this kernel lacks cannot be restored; knobs not saved are left alone. */
+        saved.present &= current.present;
+        log_notice("A previous ksm-throttler did not restore the host's KSM settings; restoring %s from %s/%s",
+                   ksm_settings_format(&saved, text, sizeof text), d->runtime_directory, SAVED_STATE_FILE);
+        r = ksm_settings_apply(d->ksm_dirfd, &current, &saved, &now, &failed);
+        if (r < 0)
+                return log_error_errno(r, "Cannot restore KSM knob %s/%s: %m", d->config.ksm_directory,
+                                       ksm_knob_name(failed));
+        r = saved_state_remove(d->runtime_directory);
+        if (r < 0)
+                return r;
+        return 1;
+}
+
 int daemon_init(struct daemon *d, sd_event *event) {
         int r;
 
+        enum ksm_knob failed = 0;
+
         throttle_init(&d->throttle);
-        r = ksm_settings_read(d->ksm_dirfd, &d->host);
+        r = ksm_settings_read(d->ksm_dirfd, &d->host, &failed);
         if (r < 0)
-                return r;
+                return log_error_errno(r, "Cannot read KSM knob %s/%s: %m", d->config.ksm_directory, ksm_knob_name(failed));
         d->applied = d->host;
         d->event = sd_event_ref(event);
 

@@ -25,6 +25,7 @@ struct published_state {
 struct daemon {
         struct config config;
         const char *meminfo_path;
+        const char *runtime_directory;
         int ksm_dirfd;
 
         struct throttle throttle;
@@ -40,6 +41,10 @@ struct daemon {
         sd_event_source *timer;
         struct published_state published;
 };
+
+/* If a previous instance died mid-cycle, its saved host values are put back.
+ * Returns 1 if it restored something, 0 if nothing was saved, or -errno. */
+int daemon_recover(struct daemon *d);
 
 /* Reads the host's values and sets up the decay timer (disabled until a kick). */
 int daemon_init(struct daemon *d, sd_event *event);

@@ -172,7 +172,7 @@ int ksm_knob_write(int dirfd, enum ksm_knob knob, uint32_t value) {
         return 0;
 }
 
-int ksm_settings_read(int dirfd, struct ksm_settings *ret) {
+int ksm_settings_read(int dirfd, struct ksm_settings *ret, enum ksm_knob *ret_failed) {
         struct ksm_settings s = {};
 
         for (int k = 0; k < _KSM_KNOB_MAX; k++) {
@@ -180,8 +180,11 @@ int ksm_settings_read(int dirfd, struct ksm_settings *ret) {
                 int r = ksm_knob_read(dirfd, k, &value);
                 if (r == -ENOENT && !ksm_knob_is_required(k))
                         continue;
-                if (r < 0)
-                        return log_error_errno(r, "Failed to read KSM knob %s: %m", knob_names[k]);
+                if (r < 0) {
+                        if (ret_failed)
+                                *ret_failed = k;
+                        return r;
+                }
                 ksm_settings_set(&s, k, value);
         }
         *ret = s;
@@ -255,7 +258,7 @@ int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const stru
                                 n_written--;
                                 (void) ksm_knob_write(dirfd, written[n_written], previous[n_written]);
                         }
-                        if (ksm_settings_read(dirfd, ret_now) < 0)
+                        if (ksm_settings_read(dirfd, ret_now, NULL) < 0)
                                 *ret_now = *current;
                         return r;
                 }

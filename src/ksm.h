@@ -56,7 +56,8 @@ int ksm_directory_open(const char *path);
 
 int ksm_knob_read(int dirfd, enum ksm_knob knob, uint32_t *ret);
 int ksm_knob_write(int dirfd, enum ksm_knob knob, uint32_t value);
-int ksm_settings_read(int dirfd, struct ksm_settings *ret);
+/* Reads every knob the kernel has; on failure *ret_failed (if not NULL) names the knob. Does not log. */
+int ksm_settings_read(int dirfd, struct ksm_settings *ret, enum ksm_knob *ret_failed);
 /* A read-only counter such as "pages_sharing"; -ENOENT where the kernel lacks it. */
 int ksm_counter_read(int dirfd, const char *name, int64_t *ret);
 

@@ -24,6 +24,7 @@ struct arguments {
         const char *ksm_directory;
         const char *meminfo_path;
         const char *runtime_directory;
+        bool restore_only;
 };
 
 static void help(void) {
@@ -42,6 +43,8 @@ static void help(void) {
                "     --runtime-dir=DIR    Where the host's values are saved\n"
                "                          (default $RUNTIME_DIRECTORY, else /run/ksm-throttler)\n"
                "     --log-level=LEVEL    debug, info, notice, warning, err (default info)\n"
+               "     --restore            Restore the host's values saved by a daemon that\n"
+               "                          did not exit cleanly, then exit\n"
                "\n"
                "See ksm-throttler(8) and ksm-throttler.conf(5).\n",
                CONFIG_DEFAULT_PATH, KSM_DEFAULT_DIRECTORY);
@@ -49,7 +52,7 @@ static void help(void) {
 
 /* Returns 1 to run, 0 to exit successfully (--help), or an exit status < 0 negated. */
 static int parse_arguments(int argc, char *argv[], struct arguments *args) {
-        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_KSM_DIR, ARG_MEMINFO, ARG_RUNTIME_DIR, ARG_LOG_LEVEL };
+        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_KSM_DIR, ARG_MEMINFO, ARG_RUNTIME_DIR, ARG_LOG_LEVEL, ARG_RESTORE };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -58,6 +61,7 @@ static int parse_arguments(int argc, char *argv[], struct arguments *args) {
                 { "meminfo", required_argument, NULL, ARG_MEMINFO },
                 { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "restore", no_argument, NULL, ARG_RESTORE },
                 {},
         };
         int c, level;
@@ -97,6 +101,9 @@ static int parse_arguments(int argc, char *argv[], struct arguments *args) {
                                 return -EX_USAGE;
                         }
                         log_set_max_level(level);
+                        break;
+                case ARG_RESTORE:
+                        args->restore_only = true;
                         break;
                 case '?':
                         if (optopt)
@@ -143,11 +150,26 @@ static int run(int argc, char *argv[]) {
                 daemon.config.ksm_directory = strdup(args.ksm_directory);
         }
         daemon.meminfo_path = args.meminfo_path;
+        daemon.runtime_directory = args.runtime_directory;
 
         daemon.ksm_dirfd = ksm_directory_open(daemon.config.ksm_directory);
         if (daemon.ksm_dirfd < 0) {
                 config_done(&daemon.config);
                 return EX_UNAVAILABLE;
+        }
+
+        r = daemon_recover(&daemon);
+        if (args.restore_only) {
+                if (r == 0)
+                        log_info("Nothing to restore: no saved host settings in %s", daemon.runtime_directory);
+                else if (r > 0)
+                        log_info("Restored the host's KSM settings");
+                daemon_done(&daemon);
+                return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        }
+        if (r < 0) {
+                daemon_done(&daemon);
+                return EXIT_FAILURE;
         }
 
         sigemptyset(&mask);

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The host's own KSM values, saved in the runtime directory while a cycle runs, so
+ * that they survive a crash of the daemon (SPEC §7). */
+#pragma once
+
+#include "ksm.h"
+
+#define SAVED_STATE_FILE "host-settings"
+
+/* Writes dir/host-settings atomically (temporary file, fsync, rename, fsync of dir). */
+int saved_state_save(const char *dir, const struct ksm_settings *host);
+/* -ENOENT when nothing is saved; -EINVAL (logged with file:line) when the file is damaged. */
+int saved_state_load(const char *dir, struct ksm_settings *ret);
+int saved_state_remove(const char *dir);
+
+/* Serialization, exposed for tests: "run=0\npages_to_scan=100\n...". */
+int saved_state_format(const struct ksm_settings *s, char *buf, size_t size);
+int saved_state_parse(const char *text, const char *where, struct ksm_settings *ret);

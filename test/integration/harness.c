@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char bus_config_template[] =
+        "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+        " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+        "<!-- Mirrors Debian's system.conf: default deny for method calls and names. -->\n"
+        "<busconfig>\n"
+        "  <type>system</type>\n"
+        "  <listen>unix:path=%s/bus</listen>\n"
+        "  <auth>EXTERNAL</auth>\n"
+        "  <policy context=\"default\">\n"
+        "    <allow user=\"*\"/>\n"
+        "    <deny own=\"*\"/>\n"
+        "    <deny send_type=\"method_call\"/>\n"
+        "    <allow send_type=\"signal\"/>\n"
+        "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n"
+        "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n"
+        "    <allow receive_type=\"method_call\"/>\n"
+        "    <allow receive_type=\"method_return\"/>\n"
+        "    <allow receive_type=\"error\"/>\n"
+        "    <allow receive_type=\"signal\"/>\n"
+        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n"
+        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n"
+        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
+        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Peer\"/>\n"
+        "    <deny send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"\n"
+        "          send_member=\"UpdateActivationEnvironment\"/>\n"
+        "    <deny send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Debug.Stats\"/>\n"
+        "  </policy>\n"
+        "  <policy user=\"root\">\n"
+        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Monitoring\"/>\n"
+        "  </policy>\n"
+        "  <include>%s</include>\n"
+        "%s"
+        "</busconfig>\n";
+
+static void write_file(const char *path, const char *text) {
+        FILE *f = fopen(path, "we");
+        cr_assert_not_null(f, "cannot create %s: %s", path, strerror(errno));
+        fputs(text, f);
+        cr_assert_eq(fclose(f), 0);
+}
+
+static void path_join(char *buf, size_t size, const char *dir, const char *name) {
+        int n = snprintf(buf, size, "%s/%s", dir, name);
+        cr_assert(n > 0 && (size_t) n < size, "path too long");
+}
+
+void harness_set_knob(struct harness *h, const char *name, const char *text) {
+        char path[PATH_MAX + 64];
+        path_join(path, sizeof path, h->ksm_dir, name);
+        write_file(path, text);
+}
+
+static void start_bus(struct harness *h, const char *extra_config) {
+        char config_path[PATH_MAX + 32], config[8192];
+        int pipefd[2];
+        ssize_t n;
+
+        path_join(config_path, sizeof config_path, h->dir, "bus.conf");
+        snprintf(config, sizeof config, bus_config_template, h->dir, SOURCE_ROOT "/dbus/org.kata.KsmThrottler.conf",
+                 extra_config);
+        write_file(config_path, config);
+
+        cr_assert_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        h->bus_pid = fork();
+        cr_assert_geq(h->bus_pid, 0);
+        if (h->bus_pid == 0) {
+                char fd_arg[32], log_path[PATH_MAX + 32];
+                int log_fd;
+                dup2(pipefd[1], 3);
+                /* Its complaints (e.g. about the fd limit) go to a log in the test directory. */
+                path_join(log_path, sizeof log_path, h->dir, "bus.log");
+                log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+                if (log_fd >= 0) {
+                        dup2(log_fd, STDOUT_FILENO);
+                        dup2(log_fd, STDERR_FILENO);
+                }
+                snprintf(fd_arg, sizeof fd_arg, "--print-address=3");
+                execlp("dbus-daemon", "dbus-daemon", "--config-file", config_path, "--nofork", fd_arg, "--nosyslog",
+                       (char *) NULL);
+                _exit(127);
+        }
+        close(pipefd[1]);
+        n = read(pipefd[0], h->bus_address, sizeof h->bus_address - 1);
+        close(pipefd[0]);
+        cr_assert_gt(n, 0, "dbus-daemon did not start");
+        h->bus_address[n] = '\0';
+        h->bus_address[strcspn(h->bus_address, "\n")] = '\0';
+}
+
+void harness_setup(struct harness *h, const char *advisor) {
+        char text[256];
+
+        *h = (struct harness) {};
+        snprintf(h->dir, sizeof h->dir, "/tmp/ksm-throttler-test.XXXXXX");
+        cr_assert_not_null(mkdtemp(h->dir));
+        /* Reachable by the unprivileged test user (uid 65534). */
+        cr_assert_eq(chmod(h->dir, 0755), 0);
+
+        path_join(h->ksm_dir, sizeof h->ksm_dir, h->dir, "ksm");
+        path_join(h->runtime_dir, sizeof h->runtime_dir, h->dir, "run");
+        path_join(h->meminfo, sizeof h->meminfo, h->dir, "meminfo");
+        path_join(h->config, sizeof h->config, h->dir, "ksm-throttler.conf");
+        path_join(h->daemon_log, sizeof h->daemon_log, h->dir, "daemon.log");
+        cr_assert_eq(mkdir(h->ksm_dir, 0755), 0);
+
+        harness_set_knob(h, "run", "0\n");
+        harness_set_knob(h, "pages_to_scan", "100\n");
+        harness_set_knob(h, "sleep_millisecs", "20\n");
+        if (advisor)
+                harness_set_knob(h, "advisor_mode", advisor);
+        harness_set_knob(h, "pages_shared", "1000\n");
+        harness_set_knob(h, "pages_sharing", "5000\n");
+        harness_set_knob(h, "pages_unshared", "300\n");
+        harness_set_knob(h, "pages_volatile", "20\n");
+        harness_set_knob(h, "full_scans", "7\n");
+        harness_set_knob(h, "general_profit", "20185088\n");
+
+        snprintf(text, sizeof text, "MemTotal:       24000000 kB\nMemFree:        20000000 kB\nAnonPages:      %d kB\nMapped:  1000 kB\n",
+                 HARNESS_ANON_KB);
+        write_file(h->meminfo, text);
+
+        start_bus(h, "");
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void) st, (void) flag, (void) ftw;
+        return remove(path);
+}
+
+static int wait_exit(pid_t pid, double timeout_sec) {
+        struct timespec delay = { 0, 10 * 1000 * 1000 };
+        int status;
+
+        for (int i = 0; i < timeout_sec * 100; i++) {
+                pid_t r = waitpid(pid, &status, WNOHANG);
+                if (r == pid)
+                        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+                if (r < 0)
+                        return -errno;
+                nanosleep(&delay, NULL);
+        }
+        return -ETIMEDOUT;
+}
+
+static void stop_process(pid_t *pid, int sig) {
+        if (*pid <= 0)
+                return;
+        kill(*pid, sig);
+        if (wait_exit(*pid, 10) == -ETIMEDOUT) {
+                kill(*pid, SIGKILL);
+                waitpid(*pid, NULL, 0);
+        }
+        *pid = 0;
+}
+
+void harness_teardown(struct harness *h) {
+        stop_process(&h->daemon_pid, SIGTERM);
+        stop_process(&h->bus_pid, SIGTERM);
+        if (h->dir[0] && getenv("KSM_THROTTLER_TEST_KEEP") == NULL)
+                nftw(h->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void harness_write_config(struct harness *h, const char *text) {
+        write_file(h->config, text);
+}
+
+void harness_write_fast_config(struct harness *h, const char *aggressive, const char *standard, const char *slow) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "[Aggressive]\nDurationSec=%s\n[Standard]\nDurationSec=%s\n[Slow]\nDurationSec=%s\n",
+                 aggressive ?: "1s", standard ?: "600ms", slow ?: "600ms");
+        harness_write_config(h, text);
+}
+
+/* argv for the daemon: the standard options, then extras from the va_list. */
+static void daemon_argv(struct harness *h, const char *argv[], size_t max, va_list ap) {
+        size_t n = 0;
+        const char *extra;
+
+        argv[n++] = KSM_THROTTLER_PATH;
+        argv[n++] = "--config";
+        argv[n++] = h->config;
+        argv[n++] = "--ksm-dir";
+        argv[n++] = h->ksm_dir;
+        argv[n++] = "--meminfo";
+        argv[n++] = h->meminfo;
+        argv[n++] = "--runtime-dir";
+        argv[n++] = h->runtime_dir;
+        while ((extra = va_arg(ap, const char *)) && n < max - 1)
+                argv[n++] = extra;
+        argv[n] = NULL;
+}
+
+static pid_t spawn(struct harness *h, const char *const argv[], int out_fd, bool as_nobody) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                const char *nobody_argv[64] = { "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                                "--inh-caps=-all" };
+                setenv("DBUS_SYSTEM_BUS_ADDRESS", h->bus_address, 1);
+                unsetenv("NOTIFY_SOCKET");
+                unsetenv("RUNTIME_DIRECTORY");
+                if (out_fd >= 0) {
+                        dup2(out_fd, STDOUT_FILENO);
+                        dup2(out_fd, STDERR_FILENO);
+                }
+                if (as_nobody) {
+                        size_t n = 5;
+                        for (size_t i = 0; argv[i] && n < 63; i++)
+                                nobody_argv[n++] = argv[i];
+                        nobody_argv[n] = NULL;
+                        execvp(nobody_argv[0], (char **) nobody_argv);
+                } else
+                        execvp(argv[0], (char **) argv);
+                _exit(127);
+        }
+        return pid;
+}
+
+sd_bus *harness_bus(struct harness *h) {
+        sd_bus *bus = NULL;
+        int r;
+
+        r = sd_bus_new(&bus);
+        cr_assert_geq(r, 0);
+        cr_assert_geq(sd_bus_set_address(bus, h->bus_address), 0);
+        cr_assert_geq(sd_bus_set_bus_client(bus, true), 0);
+        r = sd_bus_start(bus);
+        cr_assert_geq(r, 0, "cannot connect to the private bus: %s", strerror(-r));
+        return bus;
+}
+
+void harness_daemon_log(struct harness *h, char *buf, size_t size) {
+        FILE *f = fopen(h->daemon_log, "re");
+        size_t n = 0;
+        if (f) {
+                n = fread(buf, 1, size - 1, f);
+                fclose(f);
+        }
+        buf[n] = '\0';
+}
+
+void harness_start_daemon(struct harness *h, ...) {
+        const char *argv[32];
+        sd_bus *bus;
+        va_list ap;
+        int log_fd, status;
+
+        va_start(ap, h);
+        daemon_argv(h, argv, 32, ap);
+        va_end(ap);
+
+        log_fd = open(h->daemon_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        cr_assert_geq(log_fd, 0);
+        h->daemon_pid = spawn(h, argv, log_fd, false);
+        close(log_fd);
+
+        bus = harness_bus(h);
+        for (int i = 0; i < 1000; i++) {
+                struct timespec delay = { 0, 10 * 1000 * 1000 };
+                sd_bus_error error = SD_BUS_ERROR_NULL;
+                sd_bus_message *reply = NULL;
+                int owned = 0;
+
+                if (waitpid(h->daemon_pid, &status, WNOHANG) == h->daemon_pid) {
+                        char log[8192];
+                        h->daemon_pid = 0;
+                        harness_daemon_log(h, log, sizeof log);
+                        sd_bus_flush_close_unref(bus);
+                        cr_assert_fail("the daemon exited at start (status %d):\n%s", status, log);
+                }
+                if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                       "NameHasOwner", &error, &reply, "s", "org.kata.KsmThrottler") >= 0)
+                        (void) sd_bus_message_read(reply, "b", &owned);
+                reply = sd_bus_message_unref(reply);
+                sd_bus_error_free(&error);
+                if (owned) {
+                        sd_bus_flush_close_unref(bus);
+                        return;
+                }
+                nanosleep(&delay, NULL);
+        }
+        sd_bus_flush_close_unref(bus);
+        cr_assert_fail("the daemon did not own org.kata.KsmThrottler within 10 s");
+}
+
+int harness_stop_daemon(struct harness *h, int sig) {
+        int status;
+        cr_assert_gt(h->daemon_pid, 0, "no daemon to stop");
+        kill(h->daemon_pid, sig);
+        status = wait_exit(h->daemon_pid, 20);
+        cr_assert_neq(status, -ETIMEDOUT, "the daemon did not exit within 20 s of signal %d", sig);
+        h->daemon_pid = 0;
+        return status;
+}
+
+static int collect(pid_t pid, int fd, char *output, size_t size) {
+        size_t used = 0;
+        int status;
+
+        for (;;) {
+                char discard[4096];
+                ssize_t n = used < size - 1 ? read(fd, output + used, size - 1 - used) : read(fd, discard, sizeof discard);
+                if (n <= 0)
+                        break;
+                if (used < size - 1)
+                        used += (size_t) n;
+        }
+        output[used] = '\0';
+        close(fd);
+        waitpid(pid, &status, 0);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int harness_run(struct harness *h, bool as_nobody, char *output, size_t size, const char *const argv[]) {
+        int pipefd[2];
+        pid_t pid;
+
+        cr_assert_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        pid = spawn(h, argv, pipefd[1], as_nobody);
+        close(pipefd[1]);
+        return collect(pid, pipefd[0], output, size);
+}
+
+int harness_run_daemon(struct harness *h, char *output, size_t size, ...) {
+        const char *argv[32];
+        va_list ap;
+
+        va_start(ap, size);
+        daemon_argv(h, argv, 32, ap);
+        va_end(ap);
+        return harness_run(h, false, output, size, argv);
+}
+
+void harness_knob_text(struct harness *h, const char *name, char *buf, size_t size) {
+        char path[PATH_MAX + 64];
+        FILE *f;
+        size_t n;
+
+        path_join(path, sizeof path, h->ksm_dir, name);
+        f = fopen(path, "re");
+        cr_assert_not_null(f, "cannot read %s: %s", path, strerror(errno));
+        n = fread(buf, 1, size - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+}
+
+uint32_t harness_knob(struct harness *h, const char *name) {
+        char text[64], *end;
+        unsigned long v;
+
+        harness_knob_text(h, name, text, sizeof text);
+        errno = 0;
+        v = strtoul(text, &end, 10);
+        cr_assert(errno == 0 && end != text && (*end == '\n' || *end == '\0'), "knob %s holds \"%s\"", name, text);
+        return (uint32_t) v;
+}
+
+void harness_get_state(sd_bus *bus, char *buf, size_t size) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char *state = NULL;
+        int r;
+
+        r = sd_bus_get_property_string(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler",
+                                       "State", &error, &state);
+        cr_assert_geq(r, 0, "Get State failed: %s", error.message ?: strerror(-r));
+        snprintf(buf, size, "%s", state);
+        free(state);
+        sd_bus_error_free(&error);
+}
+
+bool harness_wait_state(sd_bus *bus, const char *state, double timeout_sec) {
+        struct timespec delay = { 0, 10 * 1000 * 1000 };
+        char now[32];
+
+        for (int i = 0; i < timeout_sec * 100; i++) {
+                harness_get_state(bus, now, sizeof now);
+                if (strcmp(now, state) == 0)
+                        return true;
+                nanosleep(&delay, NULL);
+        }
+        return false;
+}
+
+void harness_kick(sd_bus *bus) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = sd_bus_call_method(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler", "Kick",
+                                   &error, NULL, NULL);
+        cr_assert_geq(r, 0, "Kick failed: %s: %s", error.name, error.message);
+        sd_bus_error_free(&error);
+}
+
+uint64_t harness_get_u64(sd_bus *bus, const char *property) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        uint64_t value = 0;
+        int r = sd_bus_get_property_trivial(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
+                                            "org.kata.KsmThrottler", property, &error, 't', &value);
+        cr_assert_geq(r, 0, "Get %s failed: %s", property, error.message ?: strerror(-r));
+        sd_bus_error_free(&error);
+        return value;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Integration test harness: a private system-like dbus-daemon, a fake KSM directory,
+ * the real daemon, and real clients (busctl, ksmctl). Every process it starts it
+ * stops by PID. */
+#pragma once
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+
+struct harness {
+        char dir[PATH_MAX];          /* temporary directory for everything below */
+        char ksm_dir[PATH_MAX];      /* fake /sys/kernel/mm/ksm, or the real one */
+        char runtime_dir[PATH_MAX];
+        char meminfo[PATH_MAX];
+        char config[PATH_MAX];
+        char daemon_log[PATH_MAX];
+        char bus_address[PATH_MAX + 32];
+        pid_t bus_pid;
+        pid_t daemon_pid;
+};
+
+/* AnonPages in the fake meminfo: 100000 pages of 4 KiB, so that
+ * aggressive = 10000, standard = 1000, slow = 200 pages_to_scan. */
+#define HARNESS_ANON_KB 400000
+
+/* Creates the directory, a fake KSM directory with host values run=0,
+ * pages_to_scan=100, sleep_millisecs=20 (and advisor_mode when advisor is
+ * non-NULL, e.g. "[none] scan-time"), a fake meminfo, and starts the bus. */
+void harness_setup(struct harness *h, const char *advisor);
+/* Stops everything it started and removes the directory. */
+void harness_teardown(struct harness *h);
+
+/* Writes the daemon's config file (h->config). */
+void harness_write_config(struct harness *h, const char *text);
+/* Sub-second schedule: aggressive 1 s, standard 600 ms, slow 600 ms, unless overridden. */
+void harness_write_fast_config(struct harness *h, const char *aggressive, const char *standard, const char *slow);
+
+/* Starts the daemon with --config, --ksm-dir, --meminfo, --runtime-dir and extra
+ * arguments (NULL-terminated), and waits until it owns its name. */
+void harness_start_daemon(struct harness *h, ...);
+/* Sends sig and waits for the exit; returns the exit status (or 128+signal). */
+int harness_stop_daemon(struct harness *h, int sig);
+/* Runs the daemon in the foreground until it exits; returns its exit status. */
+int harness_run_daemon(struct harness *h, char *output, size_t size, ...);
+
+/* Runs a command with the private bus as system bus; stdout+stderr into output.
+ * With as_nobody, it runs as uid/gid 65534 through setpriv. Returns the exit status. */
+int harness_run(struct harness *h, bool as_nobody, char *output, size_t size, const char *const argv[]);
+
+/* A client connection to the private bus, created in the test process. */
+sd_bus *harness_bus(struct harness *h);
+
+/* Knob values from files. */
+uint32_t harness_knob(struct harness *h, const char *name);
+void harness_knob_text(struct harness *h, const char *name, char *buf, size_t size);
+void harness_set_knob(struct harness *h, const char *name, const char *text);
+
+/* Property State over the bus. */
+void harness_get_state(sd_bus *bus, char *buf, size_t size);
+/* Waits (up to timeout_sec, for the test not to hang) until State is state. */
+bool harness_wait_state(sd_bus *bus, const char *state, double timeout_sec);
+void harness_kick(sd_bus *bus);
+uint64_t harness_get_u64(sd_bus *bus, const char *property);
+
+/* Reads the whole daemon log into buf. */
+void harness_daemon_log(struct harness *h, char *buf, size_t size);

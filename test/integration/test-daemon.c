@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The daemon on a private system-like bus and a temporary KSM directory, driven by
+ * real clients: the schedule, signals, restore on exit, bad configuration. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct harness h;
+
+static void teardown(void) {
+        harness_teardown(&h);
+}
+
+static void setup_plain(void) {
+        harness_setup(&h, NULL);
+}
+
+static void setup_advisor(void) {
+        harness_setup(&h, "[none] scan-time\n");
+}
+
+TestSuite(daemon, .init = setup_plain, .fini = teardown, .timeout = 60);
+TestSuite(advisor, .init = setup_advisor, .fini = teardown, .timeout = 60);
+
+static void assert_knobs(uint32_t run, uint32_t pages, uint32_t sleep_ms, const char *when) {
+        cr_assert_eq(harness_knob(&h, "run"), run, "%s: run", when);
+        cr_assert_eq(harness_knob(&h, "pages_to_scan"), pages, "%s: pages_to_scan is %u, expected %u", when,
+                     harness_knob(&h, "pages_to_scan"), pages);
+        cr_assert_eq(harness_knob(&h, "sleep_millisecs"), sleep_ms, "%s: sleep_millisecs", when);
+}
+
+static void assert_host_knobs(const char *when) {
+        assert_knobs(0, 100, 20, when);
+}
+
+struct signal_log {
+        char states[16][64]; /* "state<previous" */
+        int n_states;
+        char changed[256][32]; /* property names from PropertiesChanged, in order */
+        int n_changed;
+        bool check_knobs; /* verify the files at each StateChanged */
+};
+
+static int on_state_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct signal_log *log = userdata;
+        const char *state, *previous;
+        (void) error;
+
+        cr_assert_geq(sd_bus_message_read(m, "ss", &state, &previous), 0);
+        if (log->n_states < 16)
+                snprintf(log->states[log->n_states++], sizeof log->states[0], "%s<%s", state, previous);
+        if (log->check_knobs) {
+                /* The files hold the new state's values by the time its signal arrives, unless
+                 * the next transition already happened (the schedule here is 600 ms per state). */
+                if (strcmp(state, "aggressive") == 0)
+                        assert_knobs(1, 10000, 1, "aggressive");
+                else if (strcmp(state, "standard") == 0)
+                        assert_knobs(1, 1000, 10, "standard");
+                else if (strcmp(state, "slow") == 0)
+                        assert_knobs(1, 200, 100, "slow");
+                else
+                        assert_host_knobs("initial");
+        }
+        return 0;
+}
+
+static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct signal_log *log = userdata;
+        const char *interface, *name;
+        (void) error;
+
+        cr_assert_geq(sd_bus_message_read(m, "s", &interface), 0);
+        cr_assert_geq(sd_bus_message_enter_container(m, 'a', "{sv}"), 0);
+        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+                cr_assert_geq(sd_bus_message_read(m, "s", &name), 0);
+                if (log->n_changed < 256)
+                        snprintf(log->changed[log->n_changed++], sizeof log->changed[0], "%s", name);
+                cr_assert_geq(sd_bus_message_skip(m, "v"), 0);
+                cr_assert_geq(sd_bus_message_exit_container(m), 0);
+        }
+        return 0;
+}
+
+static void watch_signals(sd_bus *bus, struct signal_log *log) {
+        cr_assert_geq(sd_bus_match_signal(bus, NULL, "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
+                                          "org.kata.KsmThrottler", "StateChanged", on_state_changed, log),
+                      0);
+        cr_assert_geq(sd_bus_match_signal(bus, NULL, "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
+                                          "org.freedesktop.DBus.Properties", "PropertiesChanged", on_properties_changed, log),
+                      0);
+}
+
+/* Processes bus messages until n StateChanged signals arrived (or the safety timeout). */
+static void pump_until_states(sd_bus *bus, struct signal_log *log, int n, double timeout_sec) {
+        struct timespec start, now;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        while (log->n_states < n) {
+                int r = sd_bus_process(bus, NULL);
+                cr_assert_geq(r, 0);
+                if (r > 0)
+                        continue;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                if (now.tv_sec - start.tv_sec > timeout_sec)
+                        break;
+                sd_bus_wait(bus, 100 * 1000);
+        }
+}
+
+/* Drains what has arrived by now. */
+static void pump_pending(sd_bus *bus) {
+        while (sd_bus_process(bus, NULL) > 0)
+                ;
+}
+
+Test(daemon, full_decay_writes_exact_values_and_signals_in_order) {
+        const char *kick[] = { "busctl", "call", "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler",
+                               "Kick", NULL };
+        struct signal_log log = { .check_knobs = true };
+        char output[4096];
+        sd_bus *bus;
+
+        harness_write_fast_config(&h, "600ms", "600ms", "600ms");
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+        watch_signals(bus, &log);
+
+        /* Nothing happens without a kick. */
+        assert_host_knobs("before the kick");
+
+        cr_assert_eq(harness_run(&h, false, output, sizeof output, kick), 0, "busctl Kick failed: %s", output);
+        /* Kick() returns once the settings are written. */
+        assert_knobs(1, 10000, 1, "right after Kick() returned");
+
+        pump_until_states(bus, &log, 4, 20);
+        cr_assert_eq(log.n_states, 4, "expected 4 StateChanged signals, got %d", log.n_states);
+        cr_assert_str_eq(log.states[0], "aggressive<initial");
+        cr_assert_str_eq(log.states[1], "standard<aggressive");
+        cr_assert_str_eq(log.states[2], "slow<standard");
+        cr_assert_str_eq(log.states[3], "initial<slow");
+        assert_host_knobs("after the cycle");
+        cr_assert_eq(harness_get_u64(bus, "NextTransitionUSec"), 0);
+        cr_assert_eq(harness_get_u64(bus, "KickCount"), 1);
+
+        /* PropertiesChanged named State with every transition. */
+        int state_changes = 0;
+        for (int i = 0; i < log.n_changed; i++)
+                state_changes += strcmp(log.changed[i], "State") == 0;
+        cr_assert_eq(state_changes, 4);
+        /* The saved host values are gone after a clean restore. */
+        char saved[PATH_MAX + 32];
+        snprintf(saved, sizeof saved, "%s/host-settings", h.runtime_dir);
+        cr_assert_eq(access(saved, F_OK), -1, "%s still exists after the cycle ended", saved);
+        sd_bus_flush_close_unref(bus);
+}
+
+Test(daemon, kick_during_standard_returns_to_aggressive) {
+        sd_bus *bus;
+        uint64_t before, after;
+
+        harness_write_fast_config(&h, "300ms", "30s", "30s");
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+
+        harness_kick(bus);
+        cr_assert(harness_wait_state(bus, "standard", 10), "never reached standard");
+        assert_knobs(1, 1000, 10, "standard");
+        before = harness_get_u64(bus, "NextTransitionUSec");
+
+        harness_kick(bus);
+        char state[32];
+        harness_get_state(bus, state, sizeof state);
+        cr_assert_str_eq(state, "aggressive");
+        assert_knobs(1, 10000, 1, "aggressive again");
+        after = harness_get_u64(bus, "NextTransitionUSec");
+        /* Aggressive lasts 300 ms from now; standard had 30 s left. */
+        cr_assert_lt(after, before, "the aggressive deadline should come before standard's");
+        cr_assert_eq(harness_get_u64(bus, "KickCount"), 2);
+        sd_bus_flush_close_unref(bus);
+}
+
+static struct timespec knob_mtime(const char *name) {
+        char path[PATH_MAX + 64];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", h.ksm_dir, name);
+        cr_assert_eq(stat(path, &st), 0);
+        return st.st_mtim;
+}
+
+Test(daemon, thousand_kicks_in_aggressive_write_nothing) {
+        static const char *const knobs[] = { "run", "pages_to_scan", "sleep_millisecs" };
+        struct timespec mtime[3];
+        struct signal_log log = {};
+        sd_bus *bus;
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+        harness_kick(bus);
+        for (int i = 0; i < 3; i++)
+                mtime[i] = knob_mtime(knobs[i]);
+        /* Make a difference in mtime visible even on a coarse clock. */
+        usleep(20 * 1000);
+
+        watch_signals(bus, &log);
+        for (int i = 0; i < 1000; i++)
+                harness_kick(bus);
+        pump_pending(bus);
+
+        for (int i = 0; i < 3; i++) {
+                struct timespec now = knob_mtime(knobs[i]);
+                cr_assert(now.tv_sec == mtime[i].tv_sec && now.tv_nsec == mtime[i].tv_nsec, "%s was written again", knobs[i]);
+        }
+        assert_knobs(1, 10000, 1, "after 1000 kicks");
+        cr_assert_eq(harness_get_u64(bus, "KickCount"), 1001);
+        cr_assert_eq(log.n_states, 0, "kicks in aggressive must not change the state");
+        /* Only the deadline moves: no PropertiesChanged for State or Settings. */
+        for (int i = 0; i < log.n_changed; i++)
+                cr_assert_str_eq(log.changed[i], "NextTransitionUSec");
+        sd_bus_flush_close_unref(bus);
+}
+
+Test(daemon, sigterm_restores_every_knob) {
+        sd_bus *bus;
+        char log[16384];
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+        harness_kick(bus);
+        assert_knobs(1, 10000, 1, "aggressive");
+        sd_bus_flush_close_unref(bus);
+
+        cr_assert_eq(harness_stop_daemon(&h, SIGTERM), 0, "SIGTERM must exit 0");
+        assert_host_knobs("after SIGTERM");
+        harness_daemon_log(&h, log, sizeof log);
+        cr_assert_not_null(strstr(log, "<6>State initial (was aggressive"), "no state line in the log:\n%s", log);
+}
+
+Test(daemon, sigint_restores_every_knob) {
+        sd_bus *bus;
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+        harness_kick(bus);
+        sd_bus_flush_close_unref(bus);
+        cr_assert_eq(harness_stop_daemon(&h, SIGINT), 0, "SIGINT must exit 0");
+        assert_host_knobs("after SIGINT");
+}
+
+Test(daemon, invalid_config_exits_78_naming_file_and_line) {
+        char output[8192], where[PATH_MAX + 64];
+
+        harness_write_config(&h, "[Throttler]\nMinPagesToScan=64\n[Aggressive]\nDurationSec=fast\n");
+        cr_assert_eq(harness_run_daemon(&h, output, sizeof output, NULL), 78, "output: %s", output);
+        snprintf(where, sizeof where, "%s:4:", h.config);
+        cr_assert_not_null(strstr(output, where), "the error does not name %s:\n%s", where, output);
+        cr_assert_not_null(strstr(output, "DurationSec"), "%s", output);
+        assert_host_knobs("after a refused start");
+}
+
+Test(daemon, unknown_key_warns_and_starts) {
+        char log[8192], where[PATH_MAX + 64];
+
+        harness_write_config(&h, "[Throttler]\nFrobnicate=yes\n");
+        harness_start_daemon(&h, NULL);
+        harness_daemon_log(&h, log, sizeof log);
+        snprintf(where, sizeof where, "<4>%s:2: unknown key Frobnicate", h.config);
+        cr_assert_not_null(strstr(log, where), "no warning naming %s in:\n%s", where, log);
+}
+
+Test(daemon, missing_knob_refuses_to_start) {
+        char output[8192], path[PATH_MAX + 16];
+
+        snprintf(path, sizeof path, "%s/run", h.ksm_dir);
+        cr_assert_eq(unlink(path), 0);
+        harness_write_config(&h, "");
+        cr_assert_eq(harness_run_daemon(&h, output, sizeof output, NULL), 69, "output: %s", output);
+        cr_assert_not_null(strstr(output, "CONFIG_KSM"), "%s", output);
+        cr_assert_not_null(strstr(output, "run"), "%s", output);
+}
+
+Test(daemon, missing_ksm_directory_refuses_to_start) {
+        char output[8192];
+        harness_write_config(&h, "");
+        cr_assert_eq(harness_run_daemon(&h, output, sizeof output, "--ksm-dir", "/nonexistent/ksm", NULL), 69, "%s",
+                     output);
+        cr_assert_not_null(strstr(output, "/nonexistent/ksm does not exist"), "%s", output);
+}
+
+Test(daemon, second_instance_exits_nonzero) {
+        char output[8192];
+        harness_write_config(&h, "");
+        harness_start_daemon(&h, NULL);
+        cr_assert_neq(harness_run_daemon(&h, output, sizeof output, NULL), 0);
+        cr_assert_not_null(strstr(output, "already"), "%s", output);
+}
+
+Test(daemon, unprivileged_kick_is_denied_and_properties_readable) {
+        const char *kick[] = { "busctl", "call", "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler",
+                               "Kick", NULL };
+        const char *get[] = { "busctl", "get-property", "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
+                              "org.kata.KsmThrottler", "State", "Settings", "InitialSettings", "NextTransitionUSec",
+                              "KickCount", "LastKickUSec", "Statistics", "Version", NULL };
+        char output[8192];
+
+        harness_write_config(&h, "");
+        harness_start_daemon(&h, NULL);
+        cr_assert_neq(harness_run(&h, true, output, sizeof output, kick), 0, "nobody could kick: %s", output);
+        cr_assert_not_null(strstr(output, "Access denied") ?: strstr(output, "AccessDenied") ?: strstr(output, "CAP_SYS_ADMIN"),
+                           "%s", output);
+        assert_host_knobs("after a refused kick");
+        cr_assert_eq(harness_run(&h, true, output, sizeof output, get), 0, "nobody cannot read properties: %s", output);
+        cr_assert_not_null(strstr(output, "s \"initial\""), "%s", output);
+}
+
+Test(daemon, unprivileged_cannot_own_the_name) {
+        const char *own[] = { "/usr/bin/python3", "-c",
+                              "import dbus, sys\n"
+                              "bus = dbus.SystemBus()\n"
+                              "try:\n"
+                              "    bus.request_name('org.kata.KsmThrottler')\n"
+                              "except dbus.exceptions.DBusException as e:\n"
+                              "    print(e.get_dbus_name()); sys.exit(3)\n"
+                              "sys.exit(0)\n",
+                              NULL };
+        char output[4096];
+        cr_assert_eq(harness_run(&h, true, output, sizeof output, own), 3, "nobody could own the name: %s", output);
+        cr_assert_not_null(strstr(output, "AccessDenied"), "%s", output);
+}
+
+Test(daemon, properties_report_settings_and_statistics) {
+        const char *get[] = { "busctl", "get-property", "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
+                              "org.kata.KsmThrottler", "Settings", "InitialSettings", "Statistics", "Version", NULL };
+        char output[8192];
+        sd_bus *bus;
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+        harness_kick(bus);
+        cr_assert_eq(harness_run(&h, false, output, sizeof output, get), 0, "%s", output);
+        cr_assert_not_null(strstr(output, "a{sv} 3 \"run\" u 1 \"pages_to_scan\" u 10000 \"sleep_millisecs\" u 1\n"), "%s",
+                           output);
+        cr_assert_not_null(strstr(output, "a{sv} 3 \"run\" u 0 \"pages_to_scan\" u 100 \"sleep_millisecs\" u 20\n"), "%s",
+                           output);
+        cr_assert_not_null(strstr(output, "\"pages_sharing\" 5000"), "%s", output);
+        cr_assert_not_null(strstr(output, "\"general_profit\" 20185088"), "%s", output);
+        cr_assert_not_null(strstr(output, "s \"" PROJECT_VERSION "\""), "%s", output);
+        cr_assert_gt(harness_get_u64(bus, "LastKickUSec"), 0);
+        sd_bus_flush_close_unref(bus);
+}
+
+Test(daemon, introspection_matches_interface_xml) {
+        const char *compare[] = { "/usr/bin/python3", SOURCE_ROOT "/test/integration/compare-introspection.py",
+                                  SOURCE_ROOT "/dbus/org.kata.KsmThrottler.xml", NULL };
+        char output[8192];
+
+        harness_write_config(&h, "");
+        harness_start_daemon(&h, NULL);
+        cr_assert_eq(harness_run(&h, false, output, sizeof output, compare), 0, "%s", output);
+}
+
+Test(daemon, unreadable_knob_fails_kick_naming_it) {
+        char path[PATH_MAX + 16];
+        sd_bus *bus;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char state[32];
+
+        harness_write_config(&h, "");
+        harness_start_daemon(&h, NULL);
+        /* A directory where the knob should be: reading and writing it fail with EISDIR. */
+        snprintf(path, sizeof path, "%s/run", h.ksm_dir);
+        cr_assert_eq(unlink(path), 0);
+        cr_assert_eq(mkdir(path, 0755), 0);
+
+        bus = harness_bus(&h);
+        cr_assert_lt(sd_bus_call_method(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler",
+                                        "Kick", &error, NULL, NULL),
+                     0);
+        cr_assert_str_eq(error.name, "org.kata.KsmThrottler.Error.KsmUnavailable");
+        cr_assert_not_null(strstr(error.message, "knob run"), "%s", error.message);
+        cr_assert_not_null(strstr(error.message, "Is a directory"), "%s", error.message);
+        harness_get_state(bus, state, sizeof state);
+        cr_assert_str_eq(state, "initial");
+        cr_assert_eq(harness_knob(&h, "pages_to_scan"), 100);
+        cr_assert_eq(harness_knob(&h, "sleep_millisecs"), 20);
+        sd_bus_error_free(&error);
+        sd_bus_flush_close_unref(bus);
+}
+
+Test(daemon, failed_write_fails_kick_and_keeps_state) {
+        char path[PATH_MAX + 32], state[32];
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus *bus;
+
+        harness_write_fast_config(&h, "300ms", "1h", NULL);
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+        harness_kick(bus);
+        cr_assert(harness_wait_state(bus, "standard", 10), "never reached standard");
+
+        /* The kick must write pages_to_scan, then sleep_millisecs, which now fails with EISDIR. */
+        snprintf(path, sizeof path, "%s/sleep_millisecs", h.ksm_dir);
+        cr_assert_eq(unlink(path), 0);
+        cr_assert_eq(mkdir(path, 0755), 0);
+        cr_assert_lt(sd_bus_call_method(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler",
+                                        "Kick", &error, NULL, NULL),
+                     0);
+        cr_assert_str_eq(error.name, "org.kata.KsmThrottler.Error.KsmUnavailable");
+        cr_assert_not_null(strstr(error.message, "knob sleep_millisecs"), "%s", error.message);
+        cr_assert_not_null(strstr(error.message, "Is a directory"), "%s", error.message);
+
+        /* Failure-atomic: pages_to_scan was put back and the state is still standard. */
+        harness_get_state(bus, state, sizeof state);
+        cr_assert_str_eq(state, "standard");
+        cr_assert_eq(harness_knob(&h, "pages_to_scan"), 1000);
+
+        /* Once the knob is back, kicks work again. */
+        cr_assert_eq(rmdir(path), 0);
+        harness_set_knob(&h, "sleep_millisecs", "10\n");
+        harness_kick(bus);
+        assert_knobs(1, 10000, 1, "aggressive after the knob came back");
+        sd_bus_error_free(&error);
+        sd_bus_flush_close_unref(bus);
+}
+
+Test(advisor, scan_time_is_switched_off_while_throttling_and_restored) {
+        char text[64];
+        sd_bus *bus;
+
+        harness_set_knob(&h, "advisor_mode", "scan-time\n");
+        harness_write_fast_config(&h, "300ms", "300ms", "300ms");
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+        harness_kick(bus);
+        harness_knob_text(&h, "advisor_mode", text, sizeof text);
+        cr_assert_str_eq(text, "none\n", "advisor_mode must be none while throttling");
+        assert_knobs(1, 10000, 1, "aggressive");
+
+        cr_assert(harness_wait_state(bus, "initial", 20), "the cycle did not end");
+        harness_knob_text(&h, "advisor_mode", text, sizeof text);
+        cr_assert_str_eq(text, "scan-time\n");
+        /* pages_to_scan belongs to the advisor again: not written back (a real kernel resets it). */
+        cr_assert_eq(harness_knob(&h, "run"), 0);
+        cr_assert_eq(harness_knob(&h, "sleep_millisecs"), 20);
+        sd_bus_flush_close_unref(bus);
+}
+
+Test(advisor, host_without_advisor_keeps_it_untouched) {
+        char text[64];
+        struct timespec before, after;
+        sd_bus *bus;
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        harness_start_daemon(&h, NULL);
+        before = knob_mtime("advisor_mode");
+        usleep(20 * 1000);
+        bus = harness_bus(&h);
+        harness_kick(bus);
+        after = knob_mtime("advisor_mode");
+        harness_knob_text(&h, "advisor_mode", text, sizeof text);
+        cr_assert_str_eq(text, "[none] scan-time\n", "advisor_mode already none must not be written");
+        cr_assert(before.tv_sec == after.tv_sec && before.tv_nsec == after.tv_nsec);
+        sd_bus_flush_close_unref(bus);
+}
