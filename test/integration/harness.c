@@ -139,6 +139,11 @@ void harness_setup(struct harness *h, const char *advisor) {
         start_bus(h, "");
 }
 
+void harness_use_real_ksm(struct harness *h) {
+        snprintf(h->ksm_dir, sizeof h->ksm_dir, "/sys/kernel/mm/ksm");
+        snprintf(h->meminfo, sizeof h->meminfo, "/proc/meminfo");
+}
+
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
         (void) st, (void) flag, (void) ftw;
         return remove(path);

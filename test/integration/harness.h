@@ -30,6 +30,8 @@ struct harness {
  * pages_to_scan=100, sleep_millisecs=20 (and advisor_mode when advisor is
  * non-NULL, e.g. "[none] scan-time"), a fake meminfo, and starts the bus. */
 void harness_setup(struct harness *h, const char *advisor);
+/* Points the daemon at the real /sys/kernel/mm/ksm and /proc/meminfo. */
+void harness_use_real_ksm(struct harness *h);
 /* Stops everything it started and removes the directory. */
 void harness_teardown(struct harness *h);
 
