@@ -15,40 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char bus_config_template[] =
-        "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
-        " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-        "<!-- Mirrors Debian's system.conf: default deny for method calls and names. -->\n"
-        "<busconfig>\n"
-        "  <type>system</type>\n"
-        "  <listen>unix:path=%s/bus</listen>\n"
-        "  <auth>EXTERNAL</auth>\n"
-        "  <policy context=\"default\">\n"
-        "    <allow user=\"*\"/>\n"
-        "    <deny own=\"*\"/>\n"
-        "    <deny send_type=\"method_call\"/>\n"
-        "    <allow send_type=\"signal\"/>\n"
-        "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n"
-        "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n"
-        "    <allow receive_type=\"method_call\"/>\n"
-        "    <allow receive_type=\"method_return\"/>\n"
-        "    <allow receive_type=\"error\"/>\n"
-        "    <allow receive_type=\"signal\"/>\n"
-        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n"
-        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n"
-        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
-        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Peer\"/>\n"
-        "    <deny send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"\n"
-        "          send_member=\"UpdateActivationEnvironment\"/>\n"
-        "    <deny send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Debug.Stats\"/>\n"
-        "  </policy>\n"
-        "  <policy user=\"root\">\n"
-        "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Monitoring\"/>\n"
-        "  </policy>\n"
-        "  <include>%s</include>\n"
-        "%s"
-        "</busconfig>\n";
-
 static void write_file(const char *path, const char *text) {
         FILE *f = fopen(path, "we");
         cr_assert_not_null(f, "cannot create %s: %s", path, strerror(errno));
@@ -67,14 +33,41 @@ void harness_set_knob(struct harness *h, const char *name, const char *text) {
         write_file(path, text);
 }
 
+/* Appends template to out, replacing each @KEY@ by its value. */
+static void substitute(char *out, size_t size, const char *template, const char *const keys[], const char *const values[]) {
+        size_t used = 0;
+        while (*template) {
+                const char *value = NULL;
+                size_t skip = 1;
+                for (size_t k = 0; keys[k]; k++)
+                        if (strncmp(template, keys[k], strlen(keys[k])) == 0) {
+                                value = values[k];
+                                skip = strlen(keys[k]);
+                        }
+                size_t len = value ? strlen(value) : 1;
+                cr_assert_lt(used + len, size, "bus configuration too long");
+                memcpy(out + used, value ?: template, len);
+                used += len;
+                template += skip;
+        }
+        out[used] = '\0';
+}
+
 static void start_bus(struct harness *h, const char *extra_config) {
-        char config_path[PATH_MAX + 32], config[8192];
+        static const char *const keys[] = { "@DIR@", "@POLICY@", "@EXTRA@", NULL };
+        const char *values[] = { h->dir, SOURCE_ROOT "/dbus/org.kata.KsmThrottler.conf", extra_config };
+        char config_path[PATH_MAX + 32], template[8192], config[16384];
         int pipefd[2];
         ssize_t n;
+        FILE *f;
 
+        f = fopen(SOURCE_ROOT "/test/data/system-bus.conf.in", "re");
+        cr_assert_not_null(f);
+        n = (ssize_t) fread(template, 1, sizeof template - 1, f);
+        fclose(f);
+        template[n] = '\0';
+        substitute(config, sizeof config, template, keys, values);
         path_join(config_path, sizeof config_path, h->dir, "bus.conf");
-        snprintf(config, sizeof config, bus_config_template, h->dir, SOURCE_ROOT "/dbus/org.kata.KsmThrottler.conf",
-                 extra_config);
         write_file(config_path, config);
 
         cr_assert_eq(pipe2(pipefd, O_CLOEXEC), 0);
