@@ -131,7 +131,7 @@ void bus_publish_changes(struct daemon *d) {
         size_t n = 0;
         int r;
 
-        if (!d->bus)
+        if (!d->bus || sd_bus_is_open(d->bus) <= 0)
                 return;
 
         if (d->throttle.state != was->state)

@@ -19,6 +19,8 @@ struct parse_context {
         unsigned line;           /* line the handler is called for */
         unsigned lines_complete; /* newlines read so far */
         FILE *stream;
+        char *line_buffer;
+        size_t line_buffer_size;
         unsigned n_errors;
         /* Where each pages bound was last set, to blame the right line. */
         char min_where[512], max_where[512];
@@ -116,19 +118,43 @@ static int config_ini_handler(void *user, const char *section, const char *key, 
         return 1;
 }
 
-/* inih reads lines through this, so that the handler knows the line it is called for. */
+/* Reads one whole line, however long, into a growing buffer. Returns its length or -1 at EOF. */
+static ssize_t read_whole_line(struct parse_context *ctx) {
+        return getline(&ctx->line_buffer, &ctx->line_buffer_size, ctx->stream);
+}
+
+/* inih reads lines through this, so that the handler knows the line it is called for,
+ * and so that lines inih would cut (it reads at most INI_MAX_LINE bytes) or call
+ * malformed are reported here with their real file:line. Such lines reach inih blank. */
 static char *config_ini_reader(char *str, int num, void *user) {
         struct parse_context *ctx = user;
-        char *line = fgets(str, num, ctx->stream);
-        size_t len;
+        ssize_t len = read_whole_line(ctx);
+        const char *text;
 
-        if (!line)
+        if (len < 0)
                 return NULL;
-        ctx->line = ctx->lines_complete + 1;
-        len = strlen(line);
-        if (len > 0 && line[len - 1] == '\n')
-                ctx->lines_complete++;
-        return line;
+        ctx->line = ++ctx->lines_complete;
+        text = ctx->line_buffer + strspn(ctx->line_buffer, " \t\r\n");
+
+        if (*text == '\0' || *text == ';' || *text == '#') {
+                /* Blank or a comment, however long: nothing for inih to do. */
+                snprintf(str, (size_t) num, "\n");
+                return str;
+        }
+        if (len > num - 1) {
+                log_error("%s:%u: line too long (at most %d characters)", ctx->file, ctx->line, num - 2);
+                ctx->n_errors++;
+                snprintf(str, (size_t) num, "\n");
+                return str;
+        }
+        if (*text != '[' && !strchr(text, '=')) {
+                log_error("%s:%u: syntax error: expected [Section] or Key=Value", ctx->file, ctx->line);
+                ctx->n_errors++;
+                snprintf(str, (size_t) num, "\n");
+                return str;
+        }
+        memcpy(str, ctx->line_buffer, (size_t) len + 1);
+        return str;
 }
 
 static int config_parse_file(struct parse_context *ctx, const char *path, bool required) {
@@ -147,9 +173,10 @@ static int config_parse_file(struct parse_context *ctx, const char *path, bool r
         ctx->file = path;
         ctx->stream = f;
         ctx->line = ctx->lines_complete = 0;
+        unsigned errors_before = ctx->n_errors;
         r = ini_parse_stream(config_ini_reader, ctx, config_ini_handler, ctx);
-        if (r > 0 && ctx->n_errors == 0) {
-                /* Not a handler error: inih could not parse the line. */
+        if (r > 0 && ctx->n_errors == errors_before) {
+                /* Something inih rejected that the reader let through (e.g. "[Section" without "]"). */
                 log_error("%s:%d: syntax error: expected [Section] or Key=Value", path, r);
                 ctx->n_errors++;
         } else if (r < 0) {
@@ -193,6 +220,7 @@ int config_load(struct config *c, const char *path, bool required) {
                 free(entries[i]);
         }
         free(entries);
+        free(ctx.line_buffer);
 
         if (ctx.n_errors == 0 && parsed.throttle.min_pages_to_scan > parsed.throttle.max_pages_to_scan) {
                 log_error("%s: MinPagesToScan=%u is greater than MaxPagesToScan=%u (%s)",

@@ -39,6 +39,20 @@ static void notify_status(struct daemon *d) {
                    ksm_settings_format(&d->applied, settings, sizeof settings));
 }
 
+/* The knobs of to whose value differs from from: what a transition wrote. */
+static const char *format_written(const struct ksm_settings *from, const struct ksm_settings *to, char *buf, size_t size) {
+        struct ksm_settings written = *to;
+
+        written.present = 0;
+        for (int k = 0; k < _KSM_KNOB_MAX; k++)
+                if (ksm_settings_has(to, k) && (!ksm_settings_has(from, k) || from->value[k] != to->value[k]))
+                        written.present |= 1u << k;
+        if (written.present == 0)
+                return "nothing written";
+        ksm_settings_format(&written, buf, size);
+        return buf;
+}
+
 /* Moves sysfs and the state machine to next. Failure-atomic: if a knob cannot be
  * written, sysfs is put back and the state stays where it was. */
 static int daemon_enter(struct daemon *d, const struct throttle *next, const char *reason, sd_bus_error *error) {
@@ -56,6 +70,7 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
         }
         throttle_settings(&d->config.throttle, next->state, anon_pages, &d->host, &target);
 
+        struct ksm_settings before = d->applied;
         r = ksm_settings_apply(d->ksm_dirfd, &d->applied, &target, &now, &failed);
         d->applied = now;
         if (r < 0) {
@@ -81,7 +96,7 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
 
         if (previous != next->state) {
                 log_info("State %s (was %s, %s): %s", throttle_state_to_string(next->state),
-                         throttle_state_to_string(previous), reason, ksm_settings_format(&d->applied, written, sizeof written));
+                         throttle_state_to_string(previous), reason, format_written(&before, &d->applied, written, sizeof written));
                 notify_status(d);
         } else
                 log_debug("State %s (%s): %d knob(s) written", throttle_state_to_string(next->state), reason, r);

@@ -121,8 +121,12 @@ static int parse_arguments(int argc, char *argv[], struct arguments *args) {
 }
 
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        (void) userdata;
+        struct daemon *d = userdata;
+
         log_info("Received SIG%s, restoring the host's KSM settings and exiting", sigabbrev_np((int) si->ssi_signo));
+        sd_notify(false, "STOPPING=1\nSTATUS=Restoring the host's KSM settings");
+        /* Restore while the bus is still up, so that watchers see the return to initial. */
+        (void) daemon_restore(d);
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
@@ -225,10 +229,10 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 log_error_errno(r, "Event loop failed: %m");
 
-        sd_notify(false, "STOPPING=1\nSTATUS=Restoring the host's KSM settings");
 finish:
         if (r < 0)
                 exit_status = EXIT_FAILURE;
+        /* Also after the bus went away or the loop failed; a no-op if already restored. */
         if (daemon_restore(&daemon) < 0)
                 exit_status = EXIT_FAILURE;
         daemon_done(&daemon);

@@ -40,6 +40,8 @@ int parse_int64(const char *s, int64_t *ret) {
         if (*s == '-') {
                 negative = true;
                 s++;
+                if (!isdigit((unsigned char) *s))
+                        return -EINVAL; /* "- 5" */
         }
         r = parse_uint64(s, &magnitude);
         if (r < 0)

@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The configuration file and its drop-ins (SPEC §6), against files in a temporary directory. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "parse-util.h"
+
+static char tmpdir[] = "/tmp/test-config-XXXXXX";
+static char conf[PATH_MAX];   /* tmpdir/ksm-throttler.conf */
+static char stderr_text[8192]; /* what the last load_capturing() logged */
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        return remove(path);
+}
+
+static void setup(void) {
+        cr_assert_not_null(mkdtemp(tmpdir));
+        snprintf(conf, sizeof conf, "%s/ksm-throttler.conf", tmpdir);
+}
+
+static void teardown(void) {
+        nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(config, .init = setup, .fini = teardown);
+
+/* Writes text to tmpdir/name and returns the full path (static buffer, valid until the next call). */
+static const char *write_file(const char *name, const char *text) {
+        static char path[PATH_MAX];
+        FILE *f;
+
+        snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+        f = fopen(path, "we");
+        cr_assert_not_null(f, "cannot create %s", path);
+        cr_assert_geq(fputs(text, f), 0);
+        cr_assert_eq(fclose(f), 0);
+        return path;
+}
+
+static void make_dropin_dir(void) {
+        char path[PATH_MAX + 8];
+        snprintf(path, sizeof path, "%s.d", conf);
+        cr_assert_eq(mkdir(path, 0755), 0);
+}
+
+/* config_load() with stderr captured into stderr_text. */
+static int load_capturing(struct config *c, const char *path, bool required) {
+        FILE *capture = tmpfile();
+        int saved, r;
+        size_t n;
+
+        cr_assert_not_null(capture);
+        fflush(stderr);
+        saved = dup(STDERR_FILENO);
+        cr_assert_geq(saved, 0);
+        dup2(fileno(capture), STDERR_FILENO);
+        r = config_load(c, path, required);
+        fflush(stderr);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+
+        rewind(capture);
+        n = fread(stderr_text, 1, sizeof stderr_text - 1, capture);
+        stderr_text[n] = '\0';
+        fclose(capture);
+        return r;
+}
+
+static void assert_logged(const char *path, unsigned line) {
+        char where[PATH_MAX + 16];
+        snprintf(where, sizeof where, "%s:%u:", path, line);
+        cr_assert_not_null(strstr(stderr_text, where), "expected a message naming %s, got:\n%s", where, stderr_text);
+}
+
+static void assert_default_throttle(const struct throttle_config *t) {
+        struct throttle_config def;
+        throttle_config_default(&def);
+        cr_assert_eq(memcmp(t, &def, sizeof def), 0, "throttle settings differ from the built-in defaults");
+}
+
+Test(config, defaults_without_a_file) {
+        struct config c;
+        config_init(&c);
+        cr_assert_eq(load_capturing(&c, conf, false), 0, "%s", stderr_text);
+
+        cr_assert_str_eq(c.ksm_directory, "/sys/kernel/mm/ksm");
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].duration_usec, 30 * USEC_PER_SEC);
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].pages_per_scan_factor, 10);
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].sleep_millisecs, 1);
+        cr_assert_eq(c.throttle.level[THROTTLE_STANDARD].duration_usec, 120 * USEC_PER_SEC);
+        cr_assert_eq(c.throttle.level[THROTTLE_STANDARD].pages_per_scan_factor, 100);
+        cr_assert_eq(c.throttle.level[THROTTLE_STANDARD].sleep_millisecs, 10);
+        cr_assert_eq(c.throttle.level[THROTTLE_SLOW].duration_usec, 120 * USEC_PER_SEC);
+        cr_assert_eq(c.throttle.level[THROTTLE_SLOW].pages_per_scan_factor, 500);
+        cr_assert_eq(c.throttle.level[THROTTLE_SLOW].sleep_millisecs, 100);
+        cr_assert_eq(c.throttle.min_pages_to_scan, 64);
+        cr_assert_eq(c.throttle.max_pages_to_scan, 30000);
+        assert_default_throttle(&c.throttle);
+        config_done(&c);
+}
+
+Test(config, empty_file_keeps_defaults) {
+        struct config c;
+        config_init(&c);
+        write_file("ksm-throttler.conf", "; nothing here\n# nor here\n\n");
+        cr_assert_eq(load_capturing(&c, conf, true), 0, "%s", stderr_text);
+        cr_assert_str_eq(c.ksm_directory, KSM_DEFAULT_DIRECTORY);
+        assert_default_throttle(&c.throttle);
+        config_done(&c);
+}
+
+Test(config, good_file_sets_every_key) {
+        struct config c;
+        config_init(&c);
+        write_file("ksm-throttler.conf",
+                   "# a full configuration\n"
+                   "[Throttler]\n"
+                   "KsmDirectory=/tmp/fake-ksm\n"
+                   "MinPagesToScan=32\n"
+                   "MaxPagesToScan=50000\n"
+                   "\n"
+                   "[Aggressive]\n"
+                   "DurationSec=500ms\n"
+                   "PagesPerScanFactor=8\n"
+                   "SleepMillisecs=2\n"
+                   "[Standard]\n"
+                   "DurationSec=2min\n"
+                   "PagesPerScanFactor=80\n"
+                   "SleepMillisecs=20\n"
+                   "[Slow]\n"
+                   "DurationSec = 1h\n"
+                   "PagesPerScanFactor = 800\n"
+                   "SleepMillisecs = 200\n");
+        cr_assert_eq(load_capturing(&c, conf, true), 0, "%s", stderr_text);
+        cr_assert_eq(strstr(stderr_text, "<4>"), NULL, "a good file logged a warning:\n%s", stderr_text);
+
+        cr_assert_str_eq(c.ksm_directory, "/tmp/fake-ksm");
+        cr_assert_eq(c.throttle.min_pages_to_scan, 32);
+        cr_assert_eq(c.throttle.max_pages_to_scan, 50000);
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].duration_usec, 500 * USEC_PER_MSEC);
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].pages_per_scan_factor, 8);
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].sleep_millisecs, 2);
+        cr_assert_eq(c.throttle.level[THROTTLE_STANDARD].duration_usec, 2 * USEC_PER_MINUTE);
+        cr_assert_eq(c.throttle.level[THROTTLE_STANDARD].pages_per_scan_factor, 80);
+        cr_assert_eq(c.throttle.level[THROTTLE_STANDARD].sleep_millisecs, 20);
+        cr_assert_eq(c.throttle.level[THROTTLE_SLOW].duration_usec, USEC_PER_HOUR);
+        cr_assert_eq(c.throttle.level[THROTTLE_SLOW].pages_per_scan_factor, 800);
+        cr_assert_eq(c.throttle.level[THROTTLE_SLOW].sleep_millisecs, 200);
+        config_done(&c);
+}
+
+Test(config, bare_number_duration_is_seconds_and_inline_comments_are_allowed) {
+        struct config c;
+        config_init(&c);
+        /* As in the SPEC §6 example. */
+        write_file("ksm-throttler.conf",
+                   "[Aggressive]\n"
+                   "DurationSec=45\n"
+                   "PagesPerScanFactor=20    ; pages_to_scan = AnonPages / factor\n");
+        cr_assert_eq(load_capturing(&c, conf, true), 0, "%s", stderr_text);
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].duration_usec, 45 * USEC_PER_SEC);
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].pages_per_scan_factor, 20);
+        config_done(&c);
+}
+
+Test(config, dropins_apply_in_lexical_order) {
+        struct config c;
+        config_init(&c);
+        write_file("ksm-throttler.conf", "[Aggressive]\nDurationSec=10s\nSleepMillisecs=3\n");
+        make_dropin_dir();
+        /* Lexical, not numeric: "10-…" sorts before "9-…", so 9 wins. */
+        write_file("ksm-throttler.conf.d/9-late.conf", "[Aggressive]\nDurationSec=40s\n");
+        write_file("ksm-throttler.conf.d/10-early.conf", "[Aggressive]\nDurationSec=20s\nPagesPerScanFactor=5\n");
+        write_file("ksm-throttler.conf.d/99-disabled.conf.bak", "[Aggressive]\nSleepMillisecs=999\n");
+        write_file("ksm-throttler.conf.d/README", "[Aggressive]\nSleepMillisecs=998\n");
+        write_file("ksm-throttler.conf.d/conf", "[Aggressive]\nSleepMillisecs=997\n");
+
+        cr_assert_eq(load_capturing(&c, conf, true), 0, "%s", stderr_text);
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].duration_usec, 40 * USEC_PER_SEC);
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].pages_per_scan_factor, 5);
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].sleep_millisecs, 3, "a file not ending in .conf was read");
+        config_done(&c);
+}
+
+Test(config, dropins_apply_without_a_main_file) {
+        struct config c;
+        config_init(&c);
+        make_dropin_dir();
+        write_file("ksm-throttler.conf.d/50-local.conf", "[Throttler]\nMaxPagesToScan=1000\n");
+        cr_assert_eq(load_capturing(&c, conf, false), 0, "%s", stderr_text);
+        cr_assert_eq(c.throttle.max_pages_to_scan, 1000);
+        config_done(&c);
+}
+
+Test(config, unknown_keys_and_sections_warn_with_file_and_line) {
+        struct config c;
+        config_init(&c);
+        write_file("ksm-throttler.conf",
+                   "[Throttler]\n"
+                   "Frobnicate=yes\n"      /* line 2 */
+                   "MinPagesToScan=128\n"
+                   "[Aggressive]\n"
+                   "Speed=fast\n"          /* line 5 */
+                   "[NoSuchSection]\n"
+                   "Key=value\n"           /* line 7 */
+                   "[Slow]\n"
+                   "SleepMillisecs=250\n");
+        cr_assert_eq(load_capturing(&c, conf, true), 0, "%s", stderr_text);
+        assert_logged(conf, 2);
+        assert_logged(conf, 5);
+        assert_logged(conf, 7);
+        cr_assert_not_null(strstr(stderr_text, "Frobnicate"), "%s", stderr_text);
+        cr_assert_not_null(strstr(stderr_text, "NoSuchSection"), "%s", stderr_text);
+        /* The known keys around them still count. */
+        cr_assert_eq(c.throttle.min_pages_to_scan, 128);
+        cr_assert_eq(c.throttle.level[THROTTLE_SLOW].sleep_millisecs, 250);
+        config_done(&c);
+}
+
+Test(config, invalid_values_are_rejected_with_file_and_line_and_leave_config_unchanged) {
+        static const struct {
+                const char *text;
+                unsigned line;
+        } bad[] = {
+                { "[Aggressive]\nSleepMillisecs=7\nDurationSec=0\n", 3 },
+                { "[Aggressive]\nSleepMillisecs=7\nDurationSec=abc\n", 3 },
+                { "[Standard]\nSleepMillisecs=7\nDurationSec=\n", 3 },
+                { "[Slow]\nSleepMillisecs=7\nDurationSec=-5s\n", 3 },
+                { "[Aggressive]\nSleepMillisecs=7\nPagesPerScanFactor=0\n", 3 },
+                { "[Standard]\nSleepMillisecs=7\nPagesPerScanFactor=ten\n", 3 },
+                { "[Slow]\nPagesPerScanFactor=7\nSleepMillisecs=0\n", 3 },
+                { "[Slow]\nPagesPerScanFactor=7\nSleepMillisecs=1.5\n", 3 },
+                { "[Throttler]\nMaxPagesToScan=7000\nMinPagesToScan=x\n", 3 },
+                { "[Throttler]\nMinPagesToScan=7\nMaxPagesToScan=-1\n", 3 },
+                { "[Throttler]\nMinPagesToScan=0\n", 2 },
+                { "[Throttler]\nMaxPagesToScan=99999999999\n", 2 },
+                { "[Throttler]\nMinPagesToScan=7\nKsmDirectory=relative/ksm\n", 3 },
+                { "# comment\n\n[Throttler]\nMinPagesToScan=7\n[Aggressive]\nDurationSec=5 fortnights\n", 6 },
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                struct config c;
+                char *dir_before;
+                config_init(&c);
+                /* A non-default config, to check that a failed load keeps it. */
+                c.throttle.level[THROTTLE_SLOW].sleep_millisecs = 123;
+                c.throttle.min_pages_to_scan = 65;
+                struct throttle_config before = c.throttle;
+                dir_before = c.ksm_directory;
+
+                write_file("ksm-throttler.conf", bad[i].text);
+                int r = load_capturing(&c, conf, true);
+                cr_assert_eq(r, -EINVAL, "case %zu:\n%s\nreturned %d, expected -EINVAL", i, bad[i].text, r);
+                assert_logged(conf, bad[i].line);
+                cr_assert_eq(memcmp(&c.throttle, &before, sizeof before), 0, "case %zu:\n%s\nchanged the config", i,
+                             bad[i].text);
+                cr_assert_eq(c.ksm_directory, dir_before);
+                cr_assert_str_eq(c.ksm_directory, KSM_DEFAULT_DIRECTORY);
+                config_done(&c);
+        }
+}
+
+Test(config, invalid_value_in_a_dropin_names_the_dropin) {
+        struct config c;
+        char dropin[PATH_MAX];
+        config_init(&c);
+        write_file("ksm-throttler.conf", "[Aggressive]\nDurationSec=10s\n");
+        make_dropin_dir();
+        snprintf(dropin, sizeof dropin, "%s", write_file("ksm-throttler.conf.d/50-bad.conf", "\n[Standard]\nSleepMillisecs=0\n"));
+
+        cr_assert_eq(load_capturing(&c, conf, true), -EINVAL);
+        assert_logged(dropin, 3);
+        /* The good main file is not half-applied. */
+        assert_default_throttle(&c.throttle);
+        config_done(&c);
+}
+
+Test(config, min_greater_than_max_is_rejected) {
+        struct config c;
+        config_init(&c);
+        write_file("ksm-throttler.conf", "[Throttler]\nMinPagesToScan=5000\nMaxPagesToScan=4000\n");
+        cr_assert_eq(load_capturing(&c, conf, true), -EINVAL);
+        cr_assert_not_null(strstr(stderr_text, "MinPagesToScan"), "%s", stderr_text);
+        assert_logged(conf, 2);
+        assert_default_throttle(&c.throttle);
+
+        /* Also against the built-in maximum. */
+        write_file("ksm-throttler.conf", "[Throttler]\nMinPagesToScan=40000\n");
+        cr_assert_eq(load_capturing(&c, conf, true), -EINVAL);
+        assert_default_throttle(&c.throttle);
+
+        /* Equal bounds are fine. */
+        write_file("ksm-throttler.conf", "[Throttler]\nMinPagesToScan=4000\nMaxPagesToScan=4000\n");
+        cr_assert_eq(load_capturing(&c, conf, true), 0, "%s", stderr_text);
+        cr_assert_eq(c.throttle.min_pages_to_scan, 4000);
+        cr_assert_eq(c.throttle.max_pages_to_scan, 4000);
+        config_done(&c);
+}
+
+Test(config, required_file_must_exist) {
+        struct config c;
+        config_init(&c);
+        cr_assert_eq(load_capturing(&c, conf, true), -EINVAL);
+        cr_assert_not_null(strstr(stderr_text, conf), "the error does not name the file:\n%s", stderr_text);
+        cr_assert_str_eq(c.ksm_directory, KSM_DEFAULT_DIRECTORY);
+        assert_default_throttle(&c.throttle);
+        config_done(&c);
+}
+
+Test(config, syntax_error_names_file_and_line) {
+        struct config c;
+        config_init(&c);
+        write_file("ksm-throttler.conf", "[Throttler]\nMinPagesToScan=100\n\ngarbage\n");
+        cr_assert_eq(load_capturing(&c, conf, true), -EINVAL);
+        assert_logged(conf, 4);
+        assert_default_throttle(&c.throttle);
+        config_done(&c);
+}
+
+Test(config, every_error_is_reported_not_only_the_first) {
+        struct config c;
+        config_init(&c);
+        write_file("ksm-throttler.conf", "[Throttler]\nMinPagesToScan=0\n[Slow]\ngarbage\n");
+        cr_assert_eq(load_capturing(&c, conf, true), -EINVAL);
+        assert_logged(conf, 2);
+        assert_logged(conf, 4);
+        config_done(&c);
+}
+
+Test(config, overlong_value_line_is_reported_at_its_own_line) {
+        struct config c;
+        char text[1024];
+        config_init(&c);
+        snprintf(text, sizeof text, "[Throttler]\nKsmDirectory=/%0250d\nMinPagesToScan=100\n", 0);
+        write_file("ksm-throttler.conf", text);
+        cr_assert_eq(load_capturing(&c, conf, true), -EINVAL);
+        assert_logged(conf, 2);
+        cr_assert_null(strstr(stderr_text, "conf:3"), "line 3 is fine: %s", stderr_text);
+        config_done(&c);
+}
+
+Test(config, long_comment_line_is_not_a_syntax_error) {
+        struct config c;
+        char text[1024];
+        config_init(&c);
+        /* A comment longer than inih's default line buffer (200 bytes). */
+        snprintf(text, sizeof text, "# %0300d\n[Throttler]\nMinPagesToScan=100\n", 0);
+        write_file("ksm-throttler.conf", text);
+        cr_assert_eq(load_capturing(&c, conf, true), 0, "%s", stderr_text);
+        cr_assert_eq(c.throttle.min_pages_to_scan, 100);
+        config_done(&c);
+}
+
+Test(config, successful_reload_replaces_previous_values) {
+        struct config c;
+        config_init(&c);
+        write_file("ksm-throttler.conf", "[Throttler]\nKsmDirectory=/one\n[Slow]\nSleepMillisecs=300\n");
+        cr_assert_eq(load_capturing(&c, conf, true), 0, "%s", stderr_text);
+        cr_assert_str_eq(c.ksm_directory, "/one");
+
+        /* A rejected reload keeps the loaded values (SIGHUP in SPEC §6). */
+        write_file("ksm-throttler.conf", "[Throttler]\nKsmDirectory=/two\n[Slow]\nSleepMillisecs=0\n");
+        cr_assert_eq(load_capturing(&c, conf, true), -EINVAL);
+        cr_assert_str_eq(c.ksm_directory, "/one");
+        cr_assert_eq(c.throttle.level[THROTTLE_SLOW].sleep_millisecs, 300);
+
+        write_file("ksm-throttler.conf", "[Throttler]\nKsmDirectory=/three\n");
+        cr_assert_eq(load_capturing(&c, conf, true), 0, "%s", stderr_text);
+        cr_assert_str_eq(c.ksm_directory, "/three");
+        config_done(&c);
+        cr_assert_null(c.ksm_directory);
+}

@@ -1,0 +1,458 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* KSM sysfs access (SPEC §4) against a temporary directory of fake knob files. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ksm.h"
+
+static char tmpdir[] = "/tmp/test-ksm-XXXXXX";
+static int ksm_fd = -1;
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        return remove(path);
+}
+
+static void put(const char *name, const char *text) {
+        int fd = openat(ksm_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        cr_assert_geq(fd, 0, "cannot create %s", name);
+        cr_assert_eq(write(fd, text, strlen(text)), (ssize_t) strlen(text));
+        close(fd);
+}
+
+/* The whole content of a knob file (static buffer). */
+static const char *get(const char *name) {
+        static char buf[256];
+        int fd = openat(ksm_fd, name, O_RDONLY | O_CLOEXEC);
+        ssize_t n;
+        cr_assert_geq(fd, 0, "cannot open %s", name);
+        n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        cr_assert_geq(n, 0);
+        buf[n] = '\0';
+        return buf;
+}
+
+/* Replaces a knob with a directory, so that writing (and reading) it fails. */
+static void make_unwritable(const char *name) {
+        cr_assert_eq(unlinkat(ksm_fd, name, 0), 0);
+        cr_assert_eq(mkdirat(ksm_fd, name, 0755), 0);
+}
+
+/* Backdates a file, so that was_written() tells whether anything wrote it since. */
+static void backdate(const char *name) {
+        const struct timespec old[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+        cr_assert_eq(utimensat(ksm_fd, name, old, 0), 0);
+}
+
+static bool was_written(const char *name) {
+        struct stat st;
+        cr_assert_eq(fstatat(ksm_fd, name, &st, 0), 0);
+        return st.st_mtim.tv_sec != 1000000000;
+}
+
+static void setup(void) {
+        cr_assert_not_null(mkdtemp(tmpdir));
+        ksm_fd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        cr_assert_geq(ksm_fd, 0);
+        put("run", "0\n");
+        put("pages_to_scan", "100\n");
+        put("sleep_millisecs", "20\n");
+}
+
+static void teardown(void) {
+        close(ksm_fd);
+        nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(ksm, .init = setup, .fini = teardown);
+
+static struct ksm_settings settings(int advisor, uint32_t pages, uint32_t sleep_ms, uint32_t run) {
+        struct ksm_settings s = {};
+        if (advisor >= 0)
+                ksm_settings_set(&s, KSM_KNOB_ADVISOR_MODE, (uint32_t) advisor);
+        ksm_settings_set(&s, KSM_KNOB_PAGES_TO_SCAN, pages);
+        ksm_settings_set(&s, KSM_KNOB_SLEEP_MILLISECS, sleep_ms);
+        ksm_settings_set(&s, KSM_KNOB_RUN, run);
+        return s;
+}
+
+static void assert_settings_eq(const struct ksm_settings *a, const struct ksm_settings *b) {
+        char x[256], y[256];
+        cr_assert(ksm_settings_equal(a, b), "settings differ: {%s} vs {%s}", ksm_settings_format(a, x, sizeof x),
+                  ksm_settings_format(b, y, sizeof y));
+}
+
+Test(ksm, knob_parse_numbers) {
+        uint32_t v = 7;
+        cr_assert_eq(ksm_knob_parse(KSM_KNOB_PAGES_TO_SCAN, "100\n", &v), 0);
+        cr_assert_eq(v, 100);
+        cr_assert_eq(ksm_knob_parse(KSM_KNOB_RUN, "0", &v), 0);
+        cr_assert_eq(v, 0);
+        cr_assert_eq(ksm_knob_parse(KSM_KNOB_SLEEP_MILLISECS, "4294967295\n", &v), 0);
+        cr_assert_eq(v, UINT32_MAX);
+
+        v = 7;
+        cr_assert_eq(ksm_knob_parse(KSM_KNOB_SLEEP_MILLISECS, "4294967296\n", &v), -ERANGE);
+        cr_assert_eq(ksm_knob_parse(KSM_KNOB_RUN, "", &v), -EINVAL);
+        cr_assert_eq(ksm_knob_parse(KSM_KNOB_RUN, "on\n", &v), -EINVAL);
+        cr_assert_eq(ksm_knob_parse(KSM_KNOB_PAGES_TO_SCAN, "-1\n", &v), -EINVAL);
+        cr_assert_eq(ksm_knob_parse(KSM_KNOB_PAGES_TO_SCAN, "1 2\n", &v), -EINVAL);
+        cr_assert_eq(v, 7);
+}
+
+Test(ksm, knob_parse_advisor_mode) {
+        static const struct {
+                const char *text;
+                uint32_t mode;
+        } good[] = {
+                { "[none] scan-time\n", KSM_ADVISOR_NONE },
+                { "none [scan-time]\n", KSM_ADVISOR_SCAN_TIME },
+                { "none\n", KSM_ADVISOR_NONE },
+                { "none", KSM_ADVISOR_NONE },
+                { "scan-time\n", KSM_ADVISOR_SCAN_TIME },
+        };
+        static const char *const bad[] = { "bogus", "bogus\n", "[bogus] none\n", "[none", "[] none", "", "\n",
+                                           "none scan-time\n", "nonesuch" };
+
+        for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+                uint32_t v = 99;
+                cr_assert_eq(ksm_knob_parse(KSM_KNOB_ADVISOR_MODE, good[i].text, &v), 0, "\"%s\" rejected", good[i].text);
+                cr_assert_eq(v, good[i].mode, "\"%s\" gave mode %u", good[i].text, v);
+        }
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                uint32_t v = 99;
+                cr_assert_eq(ksm_knob_parse(KSM_KNOB_ADVISOR_MODE, bad[i], &v), -EINVAL, "\"%s\" accepted", bad[i]);
+                cr_assert_eq(v, 99);
+        }
+}
+
+Test(ksm, knob_write_then_read_round_trips) {
+        uint32_t v = 0;
+        put("pages_to_scan", "100000\n");
+        cr_assert_eq(ksm_knob_write(ksm_fd, KSM_KNOB_PAGES_TO_SCAN, 5), 0);
+        cr_assert_str_eq(get("pages_to_scan"), "5\n"); /* exactly, no tail of the longer old value */
+        cr_assert_eq(ksm_knob_read(ksm_fd, KSM_KNOB_PAGES_TO_SCAN, &v), 0);
+        cr_assert_eq(v, 5);
+
+        cr_assert_eq(ksm_knob_write(ksm_fd, KSM_KNOB_RUN, 1), 0);
+        cr_assert_str_eq(get("run"), "1\n");
+        cr_assert_eq(ksm_knob_read(ksm_fd, KSM_KNOB_RUN, &v), 0);
+        cr_assert_eq(v, 1);
+
+        put("advisor_mode", "[none] scan-time\n");
+        cr_assert_eq(ksm_knob_write(ksm_fd, KSM_KNOB_ADVISOR_MODE, KSM_ADVISOR_SCAN_TIME), 0);
+        cr_assert_str_eq(get("advisor_mode"), "scan-time\n");
+        cr_assert_eq(ksm_knob_read(ksm_fd, KSM_KNOB_ADVISOR_MODE, &v), 0);
+        cr_assert_eq(v, KSM_ADVISOR_SCAN_TIME);
+        cr_assert_eq(ksm_knob_write(ksm_fd, KSM_KNOB_ADVISOR_MODE, KSM_ADVISOR_NONE), 0);
+        cr_assert_str_eq(get("advisor_mode"), "none\n");
+}
+
+Test(ksm, knob_read_and_write_report_errors) {
+        uint32_t v = 42;
+        cr_assert_eq(ksm_knob_read(ksm_fd, KSM_KNOB_ADVISOR_MODE, &v), -ENOENT);
+        cr_assert_eq(ksm_knob_write(ksm_fd, KSM_KNOB_ADVISOR_MODE, KSM_ADVISOR_NONE), -ENOENT,
+                     "writing a knob the kernel lacks must not create it");
+        cr_assert_eq(faccessat(ksm_fd, "advisor_mode", F_OK, 0), -1);
+        put("run", "yes\n");
+        cr_assert_eq(ksm_knob_read(ksm_fd, KSM_KNOB_RUN, &v), -EINVAL);
+        make_unwritable("sleep_millisecs");
+        cr_assert_lt(ksm_knob_write(ksm_fd, KSM_KNOB_SLEEP_MILLISECS, 3), 0);
+        cr_assert_eq(v, 42);
+}
+
+Test(ksm, settings_read_without_advisor) {
+        struct ksm_settings s;
+        cr_assert_eq(ksm_settings_read(ksm_fd, &s, NULL), 0);
+        cr_assert_not(ksm_settings_has(&s, KSM_KNOB_ADVISOR_MODE));
+        cr_assert(ksm_settings_has(&s, KSM_KNOB_RUN));
+        cr_assert(ksm_settings_has(&s, KSM_KNOB_PAGES_TO_SCAN));
+        cr_assert(ksm_settings_has(&s, KSM_KNOB_SLEEP_MILLISECS));
+        cr_assert_eq(s.value[KSM_KNOB_RUN], 0);
+        cr_assert_eq(s.value[KSM_KNOB_PAGES_TO_SCAN], 100);
+        cr_assert_eq(s.value[KSM_KNOB_SLEEP_MILLISECS], 20);
+}
+
+Test(ksm, settings_read_with_advisor) {
+        struct ksm_settings s, expected = settings(KSM_ADVISOR_SCAN_TIME, 100, 20, 0);
+        enum ksm_knob failed = _KSM_KNOB_MAX;
+        put("advisor_mode", "none [scan-time]\n");
+        cr_assert_eq(ksm_settings_read(ksm_fd, &s, &failed), 0);
+        cr_assert_eq(failed, _KSM_KNOB_MAX, "ret_failed set on success");
+        assert_settings_eq(&s, &expected);
+}
+
+Test(ksm, settings_read_fails_on_missing_or_bad_required_knob) {
+        struct ksm_settings s;
+        enum ksm_knob failed = _KSM_KNOB_MAX;
+        cr_assert_eq(unlinkat(ksm_fd, "sleep_millisecs", 0), 0);
+        cr_assert_eq(ksm_settings_read(ksm_fd, &s, &failed), -ENOENT);
+        cr_assert_eq(failed, KSM_KNOB_SLEEP_MILLISECS);
+        cr_assert_lt(ksm_settings_read(ksm_fd, &s, NULL), 0);
+
+        put("sleep_millisecs", "20\n");
+        put("pages_to_scan", "lots\n");
+        cr_assert_eq(ksm_settings_read(ksm_fd, &s, &failed), -EINVAL);
+        cr_assert_eq(failed, KSM_KNOB_PAGES_TO_SCAN);
+
+        put("pages_to_scan", "100\n");
+        put("advisor_mode", "bogus\n");
+        cr_assert_eq(ksm_settings_read(ksm_fd, &s, &failed), -EINVAL, "a present but unreadable advisor_mode was ignored");
+        cr_assert_eq(failed, KSM_KNOB_ADVISOR_MODE);
+}
+
+Test(ksm, directory_open) {
+        char path[PATH_MAX];
+        uint32_t v;
+        int fd;
+
+        snprintf(path, sizeof path, "%s/no-such-dir", tmpdir);
+        cr_assert_lt(ksm_directory_open(path), 0);
+
+        fd = ksm_directory_open(tmpdir);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(ksm_knob_read(fd, KSM_KNOB_PAGES_TO_SCAN, &v), 0);
+        cr_assert_eq(v, 100);
+        close(fd);
+
+        put("advisor_mode", "[none] scan-time\n");
+        fd = ksm_directory_open(tmpdir);
+        cr_assert_geq(fd, 0);
+        close(fd);
+
+        put("run", "garbage\n");
+        cr_assert_lt(ksm_directory_open(tmpdir), 0, "a knob holding garbage was accepted");
+        put("run", "0\n");
+
+        cr_assert_eq(unlinkat(ksm_fd, "run", 0), 0);
+        cr_assert_lt(ksm_directory_open(tmpdir), 0, "a missing run knob was accepted");
+
+        /* A file is not a KSM directory. */
+        put("run", "0\n");
+        snprintf(path, sizeof path, "%s/run", tmpdir);
+        cr_assert_lt(ksm_directory_open(path), 0);
+}
+
+Test(ksm, counter_read) {
+        int64_t v = 1;
+        put("general_profit", "-4096\n");
+        cr_assert_eq(ksm_counter_read(ksm_fd, "general_profit", &v), 0);
+        cr_assert_eq(v, -4096);
+        put("pages_sharing", "123456789\n");
+        cr_assert_eq(ksm_counter_read(ksm_fd, "pages_sharing", &v), 0);
+        cr_assert_eq(v, 123456789);
+        v = 1;
+        cr_assert_eq(ksm_counter_read(ksm_fd, "ksm_zero_pages", &v), -ENOENT);
+        cr_assert_eq(v, 1);
+}
+
+Test(ksm, apply_writes_only_changed_knobs) {
+        struct ksm_settings current = settings(-1, 100, 20, 0), target = settings(-1, 500, 20, 0), now;
+        enum ksm_knob failed = _KSM_KNOB_MAX;
+
+        /* Writing run or sleep_millisecs would fail: apply must not touch them. */
+        make_unwritable("run");
+        make_unwritable("sleep_millisecs");
+        cr_assert_eq(ksm_settings_apply(ksm_fd, &current, &target, &now, &failed), 1);
+        cr_assert_str_eq(get("pages_to_scan"), "500\n");
+        assert_settings_eq(&now, &target);
+        cr_assert_eq(failed, _KSM_KNOB_MAX, "ret_failed set on success");
+}
+
+Test(ksm, apply_with_nothing_to_change_writes_nothing) {
+        struct ksm_settings current = settings(-1, 100, 20, 0), now;
+        enum ksm_knob failed;
+        backdate("run");
+        backdate("pages_to_scan");
+        backdate("sleep_millisecs");
+        cr_assert_eq(ksm_settings_apply(ksm_fd, &current, &current, &now, &failed), 0);
+        cr_assert_not(was_written("run"));
+        cr_assert_not(was_written("pages_to_scan"));
+        cr_assert_not(was_written("sleep_millisecs"));
+        assert_settings_eq(&now, &current);
+}
+
+Test(ksm, apply_returns_number_of_writes) {
+        struct ksm_settings current = settings(-1, 100, 20, 0), target = settings(-1, 3000, 1, 1), now;
+        enum ksm_knob failed;
+        cr_assert_eq(ksm_settings_apply(ksm_fd, &current, &target, &now, &failed), 3);
+        cr_assert_str_eq(get("run"), "1\n");
+        cr_assert_str_eq(get("pages_to_scan"), "3000\n");
+        cr_assert_str_eq(get("sleep_millisecs"), "1\n");
+        assert_settings_eq(&now, &target);
+}
+
+Test(ksm, apply_failing_on_run_puts_back_earlier_knobs) {
+        struct ksm_settings current = settings(KSM_ADVISOR_NONE, 100, 20, 0), target = settings(KSM_ADVISOR_NONE, 3000, 1, 1);
+        struct ksm_settings now;
+        enum ksm_knob failed = _KSM_KNOB_MAX;
+        int r;
+
+        put("advisor_mode", "none\n");
+        backdate("pages_to_scan");
+        backdate("sleep_millisecs");
+        make_unwritable("run");
+        r = ksm_settings_apply(ksm_fd, &current, &target, &now, &failed);
+        cr_assert_lt(r, 0);
+        cr_assert_eq(failed, KSM_KNOB_RUN);
+        /* run comes last: the other two were written first, then put back. */
+        cr_assert(was_written("pages_to_scan"));
+        cr_assert(was_written("sleep_millisecs"));
+        cr_assert_str_eq(get("pages_to_scan"), "100\n");
+        cr_assert_str_eq(get("sleep_millisecs"), "20\n");
+        cr_assert_str_eq(get("advisor_mode"), "none\n");
+        /* sysfs cannot be re-read (run is broken), so ret_now is what was there before. */
+        assert_settings_eq(&now, &current);
+}
+
+Test(ksm, apply_failing_on_sleep_puts_back_pages_and_leaves_run) {
+        struct ksm_settings current = settings(-1, 100, 20, 0), target = settings(-1, 3000, 1, 1), now;
+        enum ksm_knob failed = _KSM_KNOB_MAX;
+
+        backdate("run");
+        backdate("pages_to_scan");
+        make_unwritable("sleep_millisecs");
+        cr_assert_lt(ksm_settings_apply(ksm_fd, &current, &target, &now, &failed), 0);
+        cr_assert_eq(failed, KSM_KNOB_SLEEP_MILLISECS);
+        cr_assert(was_written("pages_to_scan"), "pages_to_scan is written before sleep_millisecs");
+        cr_assert_str_eq(get("pages_to_scan"), "100\n");
+        cr_assert_not(was_written("run"), "run is written after sleep_millisecs");
+        cr_assert_str_eq(get("run"), "0\n");
+}
+
+Test(ksm, apply_writes_advisor_mode_first) {
+        struct ksm_settings current = settings(KSM_ADVISOR_SCAN_TIME, 100, 20, 0);
+        struct ksm_settings target = settings(KSM_ADVISOR_NONE, 3000, 1, 1), now;
+        enum ksm_knob failed = _KSM_KNOB_MAX;
+
+        backdate("run");
+        backdate("pages_to_scan");
+        backdate("sleep_millisecs");
+        put("advisor_mode", "none [scan-time]\n");
+        make_unwritable("advisor_mode");
+        cr_assert_lt(ksm_settings_apply(ksm_fd, &current, &target, &now, &failed), 0);
+        cr_assert_eq(failed, KSM_KNOB_ADVISOR_MODE);
+        cr_assert_not(was_written("pages_to_scan"));
+        cr_assert_not(was_written("sleep_millisecs"));
+        cr_assert_not(was_written("run"));
+}
+
+Test(ksm, apply_switches_advisor_off_before_writing_pages) {
+        struct ksm_settings current = settings(KSM_ADVISOR_SCAN_TIME, 100, 20, 1);
+        struct ksm_settings target = settings(KSM_ADVISOR_NONE, 3000, 1, 1), now;
+        enum ksm_knob failed;
+
+        put("advisor_mode", "none [scan-time]\n");
+        cr_assert_eq(ksm_settings_apply(ksm_fd, &current, &target, &now, &failed), 3);
+        cr_assert_str_eq(get("advisor_mode"), "none\n");
+        cr_assert_str_eq(get("pages_to_scan"), "3000\n");
+        cr_assert_str_eq(get("sleep_millisecs"), "1\n");
+        assert_settings_eq(&now, &target);
+}
+
+Test(ksm, apply_leaves_pages_alone_while_advisor_owns_it) {
+        struct ksm_settings current = settings(KSM_ADVISOR_SCAN_TIME, 100, 20, 1);
+        struct ksm_settings target = settings(KSM_ADVISOR_SCAN_TIME, 3000, 1, 1), now;
+        enum ksm_knob failed;
+
+        put("advisor_mode", "none [scan-time]\n");
+        backdate("pages_to_scan");
+        cr_assert_eq(ksm_settings_apply(ksm_fd, &current, &target, &now, &failed), 1);
+        cr_assert_not(was_written("pages_to_scan"));
+        cr_assert_str_eq(get("pages_to_scan"), "100\n");
+        cr_assert_str_eq(get("sleep_millisecs"), "1\n");
+        cr_assert_eq(now.value[KSM_KNOB_PAGES_TO_SCAN], 100);
+        cr_assert_eq(now.value[KSM_KNOB_SLEEP_MILLISECS], 1);
+}
+
+Test(ksm, apply_restoring_the_host_advisor_skips_pages) {
+        /* Back to initial on a host whose advisor was on: advisor_mode first, then not pages_to_scan. */
+        struct ksm_settings current = settings(KSM_ADVISOR_NONE, 3000, 1, 1);
+        struct ksm_settings host = settings(KSM_ADVISOR_SCAN_TIME, 100, 20, 0), now;
+        enum ksm_knob failed;
+
+        put("advisor_mode", "none\n");
+        put("pages_to_scan", "3000\n");
+        put("sleep_millisecs", "1\n");
+        put("run", "1\n");
+        backdate("pages_to_scan");
+        cr_assert_eq(ksm_settings_apply(ksm_fd, &current, &host, &now, &failed), 3);
+        cr_assert_str_eq(get("advisor_mode"), "scan-time\n");
+        cr_assert_not(was_written("pages_to_scan"));
+        cr_assert_str_eq(get("sleep_millisecs"), "20\n");
+        cr_assert_str_eq(get("run"), "0\n");
+        cr_assert_eq(now.value[KSM_KNOB_ADVISOR_MODE], KSM_ADVISOR_SCAN_TIME);
+        /* ret_now tells what sysfs holds (re-read after the advisor_mode change). */
+        cr_assert_eq(now.value[KSM_KNOB_PAGES_TO_SCAN], 3000);
+}
+
+Test(ksm, apply_ignores_knobs_the_kernel_lacks) {
+        struct ksm_settings current = settings(-1, 100, 20, 0), target = settings(KSM_ADVISOR_NONE, 100, 20, 1), now;
+        enum ksm_knob failed;
+        cr_assert_eq(ksm_settings_apply(ksm_fd, &current, &target, &now, &failed), 1);
+        cr_assert_eq(faccessat(ksm_fd, "advisor_mode", F_OK, 0), -1, "advisor_mode was created");
+        cr_assert_str_eq(get("run"), "1\n");
+        cr_assert_not(ksm_settings_has(&now, KSM_KNOB_ADVISOR_MODE));
+}
+
+static const char meminfo[] =
+        "MemTotal:       32594948 kB\n"
+        "MemFree:         9876543 kB\n"
+        "MemAvailable:   20000000 kB\n"
+        "Buffers:          123456 kB\n"
+        "Cached:          9000000 kB\n"
+        "SwapCached:            0 kB\n"
+        "Active:          8000000 kB\n"
+        "Inactive:        7000000 kB\n"
+        "Active(anon):     900000 kB\n"
+        "Inactive(anon):   124000 kB\n"
+        "AnonPages:        1024000 kB\n"
+        "Mapped:           800000 kB\n"
+        "Shmem:            200000 kB\n"
+        "AnonHugePages:    409600 kB\n"
+        "HugePages_Total:       0\n";
+
+Test(ksm, meminfo_parse_anon_pages) {
+        uint64_t pages = 1;
+        cr_assert_eq(meminfo_parse_anon_pages(meminfo, 4096, &pages), 0);
+        cr_assert_eq(pages, 256000);
+        cr_assert_eq(meminfo_parse_anon_pages(meminfo, 16384, &pages), 0);
+        cr_assert_eq(pages, 64000);
+        cr_assert_eq(meminfo_parse_anon_pages("AnonPages: 0 kB\n", 4096, &pages), 0);
+        cr_assert_eq(pages, 0);
+        /* The last line need not end with a newline. */
+        cr_assert_eq(meminfo_parse_anon_pages("MemTotal: 1 kB\nAnonPages: 8 kB", 4096, &pages), 0);
+        cr_assert_eq(pages, 2);
+}
+
+Test(ksm, meminfo_parse_anon_pages_rejects) {
+        uint64_t pages = 77;
+        cr_assert_eq(meminfo_parse_anon_pages("MemTotal: 1 kB\nAnonHugePages: 2048 kB\n", 4096, &pages), -ENODATA);
+        cr_assert_eq(meminfo_parse_anon_pages("", 4096, &pages), -ENODATA);
+        cr_assert_eq(meminfo_parse_anon_pages("MemTotal: 1 kB\nXAnonPages: 4096 kB\n", 4096, &pages), -ENODATA);
+        cr_assert_eq(meminfo_parse_anon_pages("AnonPages: lots kB\n", 4096, &pages), -EINVAL);
+        cr_assert_eq(meminfo_parse_anon_pages("AnonPages: 1024\n", 4096, &pages), -EINVAL);
+        cr_assert_eq(meminfo_parse_anon_pages("AnonPages: -1024 kB\n", 4096, &pages), -EINVAL);
+        cr_assert_eq(pages, 77);
+}
+
+Test(ksm, meminfo_read_anon_pages) {
+        char path[PATH_MAX];
+        uint64_t pages = 0, expected = 0;
+
+        put("meminfo", meminfo);
+        snprintf(path, sizeof path, "%s/meminfo", tmpdir);
+        cr_assert_eq(meminfo_read_anon_pages(path, &pages), 0);
+        cr_assert_eq(meminfo_parse_anon_pages(meminfo, (uint64_t) sysconf(_SC_PAGESIZE), &expected), 0);
+        cr_assert_eq(pages, expected);
+
+        snprintf(path, sizeof path, "%s/no-meminfo", tmpdir);
+        cr_assert_eq(meminfo_read_anon_pages(path, &pages), -ENOENT);
+}
