@@ -213,7 +213,10 @@ static pid_t spawn(struct harness *h, const char *const argv[], int out_fd, bool
                 const char *nobody_argv[64] = { "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                                                 "--inh-caps=-all" };
                 setenv("DBUS_SYSTEM_BUS_ADDRESS", h->bus_address, 1);
-                unsetenv("NOTIFY_SOCKET");
+                if (h->notify_socket[0])
+                        setenv("NOTIFY_SOCKET", h->notify_socket, 1);
+                else
+                        unsetenv("NOTIFY_SOCKET");
                 unsetenv("RUNTIME_DIRECTORY");
                 if (out_fd >= 0) {
                         dup2(out_fd, STDOUT_FILENO);

@@ -11,13 +11,14 @@
 #include <systemd/sd-bus.h>
 
 struct harness {
-        char dir[PATH_MAX];          /* temporary directory for everything below */
+        char dir[64];                /* temporary directory for everything below */
         char ksm_dir[PATH_MAX];      /* fake /sys/kernel/mm/ksm, or the real one */
         char runtime_dir[PATH_MAX];
         char meminfo[PATH_MAX];
         char config[PATH_MAX];
         char daemon_log[PATH_MAX];
         char bus_address[PATH_MAX + 32];
+        char notify_socket[PATH_MAX]; /* NOTIFY_SOCKET for the daemon, when set */
         pid_t bus_pid;
         pid_t daemon_pid;
 };

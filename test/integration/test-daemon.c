@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -471,4 +473,50 @@ Test(advisor, host_without_advisor_keeps_it_untouched) {
         cr_assert_str_eq(text, "[none] scan-time\n", "advisor_mode already none must not be written");
         cr_assert(before.tv_sec == after.tv_sec && before.tv_nsec == after.tv_nsec);
         sd_bus_flush_close_unref(bus);
+}
+
+/* Reads the notifications that arrived so far, one after another, into buf. */
+static void read_notifications(int fd, char *buf, size_t size) {
+        size_t used = strlen(buf);
+        ssize_t n;
+        while (used < size - 2 && (n = recv(fd, buf + used, size - used - 2, MSG_DONTWAIT)) > 0) {
+                used += (size_t) n;
+                buf[used++] = '\n';
+        }
+        buf[used] = '\0';
+}
+
+Test(daemon, notifies_systemd_of_readiness_state_and_stopping) {
+        struct sockaddr_un address = { .sun_family = AF_UNIX };
+        char messages[8192] = "";
+        sd_bus *bus;
+        int fd;
+
+        snprintf(h.notify_socket, sizeof h.notify_socket, "%s/notify", h.dir);
+        cr_assert_lt(strlen(h.notify_socket), sizeof address.sun_path);
+        memcpy(address.sun_path, h.notify_socket, strlen(h.notify_socket) + 1);
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(bind(fd, (struct sockaddr *) &address, sizeof address), 0);
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        harness_start_daemon(&h, NULL);
+        /* READY=1 comes once the name is owned, which harness_start_daemon waited for. */
+        usleep(100 * 1000);
+        read_notifications(fd, messages, sizeof messages);
+        cr_assert_not_null(strstr(messages, "READY=1"), "%s", messages);
+        cr_assert_not_null(strstr(messages, "STATUS=State: initial"), "%s", messages);
+
+        bus = harness_bus(&h);
+        harness_kick(bus);
+        sd_bus_flush_close_unref(bus);
+        usleep(100 * 1000);
+        read_notifications(fd, messages, sizeof messages);
+        cr_assert_not_null(strstr(messages, "STATUS=State: aggressive (run=1 pages_to_scan=10000 sleep_millisecs=1)"), "%s",
+                           messages);
+
+        cr_assert_eq(harness_stop_daemon(&h, SIGTERM), 0);
+        read_notifications(fd, messages, sizeof messages);
+        cr_assert_not_null(strstr(messages, "STOPPING=1"), "%s", messages);
+        close(fd);
 }
