@@ -1,24 +1,232 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "authorize.h"
 
+#include <errno.h>
 #include <linux/capability.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "fd-util.h"
 #include "log.h"
+#include "parse-util.h"
 
-int authorize_kick(sd_bus_message *m, authorize_callback_t callback, void *userdata) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
+/* polkit CheckAuthorization flag: the caller may be asked for a password. */
+#define POLKIT_ALLOW_USER_INTERACTION 1u
+
+struct waiter {
+        sd_bus_message *message;
+        authorize_callback_t callback;
+        void *userdata;
+        struct waiter *next;
+};
+
+/* One polkit call in flight, shared by every request of one sender, action and interactivity. */
+struct check {
+        struct authorizer *authorizer;
+        char *sender;
+        char *action;
+        bool interactive;
+        sd_bus_slot *slot;
+        struct waiter *waiters;
+        struct check *next;
+};
+
+struct authorizer {
+        sd_bus *bus;
+        uint64_t timeout_usec;
+        struct check *checks;
+};
+
+int authorizer_new(sd_bus *bus, uint64_t polkit_timeout_usec, struct authorizer **ret) {
+        struct authorizer *a = calloc(1, sizeof *a);
+        if (!a)
+                return -ENOMEM;
+        a->bus = sd_bus_ref(bus);
+        a->timeout_usec = polkit_timeout_usec;
+        *ret = a;
+        return 0;
+}
+
+void authorizer_set_timeout(struct authorizer *a, uint64_t polkit_timeout_usec) {
+        a->timeout_usec = polkit_timeout_usec;
+}
+
+unsigned authorizer_pending(const struct authorizer *a) {
+        unsigned n = 0;
+        for (const struct check *c = a->checks; c; c = c->next)
+                n++;
+        return n;
+}
+
+static struct check *check_free(struct check *c);
+
+/* Unlinks the check, answers each waiter, and frees it. */
+static void check_finish(struct check *c, const sd_bus_error *verdict) {
+        struct check **p = &c->authorizer->checks;
+
+        while (*p != c)
+                p = &(*p)->next;
+        *p = c->next;
+        for (struct waiter *w = c->waiters, *next; w; w = next) {
+                next = w->next;
+                w->callback(w->message, verdict, w->userdata);
+                sd_bus_message_unref(w->message);
+                free(w);
+        }
+        check_free(c);
+}
+
+static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        struct check *c = userdata;
+        sd_bus_error verdict = SD_BUS_ERROR_NULL;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        int authorized = 0, challenge = 0, r;
+        (void) ret_error;
+
+        if (e) {
+                if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
+                        log_notice("Kick from %s refused: polkit is not running, so only root may kick", c->sender);
+                        sd_bus_error_set(&verdict, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "polkit is not available to authorize this call; only root may kick");
+                } else if (sd_bus_error_has_names(e, SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_TIMEOUT)) {
+                        char timeout[32];
+                        log_warning("Kick from %s refused: polkit did not answer within %s", c->sender,
+                                    format_duration_usec(timeout, sizeof timeout, c->authorizer->timeout_usec));
+                        sd_bus_error_setf(&verdict, SD_BUS_ERROR_ACCESS_DENIED,
+                                          "polkit did not answer within %s; not authorized", timeout);
+                } else {
+                        log_warning("Kick from %s refused: polkit failed: %s: %s", c->sender, e->name, e->message);
+                        sd_bus_error_setf(&verdict, SD_BUS_ERROR_ACCESS_DENIED, "polkit failed to check authorization: %s",
+                                          e->message ?: e->name);
+                }
+                check_finish(c, &verdict);
+                sd_bus_error_free(&verdict);
+                return 0;
+        }
+
+        r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
+        if (r < 0) {
+                log_warning("Kick from %s refused: cannot parse polkit's answer: %s", c->sender, strerror(-r));
+                sd_bus_error_set(&verdict, SD_BUS_ERROR_ACCESS_DENIED, "polkit gave an answer that cannot be read");
+        } else if (authorized) {
+                log_debug("polkit authorized %s for %s", c->sender, c->action);
+        } else if (challenge) {
+                sd_bus_error_set(&verdict, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
+                                 "Authentication is required to kick the KSM throttler; allow interactive authorization");
+        } else {
+                log_notice("Kick from %s refused by polkit (action %s)", c->sender, c->action);
+                sd_bus_error_set(&verdict, SD_BUS_ERROR_ACCESS_DENIED, "Not authorized by polkit to kick the KSM throttler");
+        }
+        check_finish(c, r >= 0 && authorized ? NULL : &verdict);
+        sd_bus_error_free(&verdict);
+        return 0;
+}
+
+static struct check *check_free(struct check *c) {
+        if (!c)
+                return NULL;
+        sd_bus_slot_unref(c->slot);
+        free(c->sender);
+        free(c->action);
+        free(c);
+        return NULL;
+}
+
+static void check_freep(struct check **c) {
+        check_free(*c);
+}
+
+static int check_start(struct authorizer *a, const char *sender, const char *action, bool interactive,
+                       struct check **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        _cleanup_(check_freep) struct check *c = NULL;
         int r;
 
-        /* Root and CAP_SYS_ADMIN pass (sd-bus also passes senders with our own uid). */
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->authorizer = a;
+        c->interactive = interactive;
+        c->sender = strdup(sender);
+        c->action = strdup(action);
+        if (!c->sender || !c->action)
+                return -ENOMEM;
+
+        r = sd_bus_message_new_method_call(a->bus, &call, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority",
+                                           "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(call, "(sa{sv})sa{ss}us", "system-bus-name", 1, "name", "s", sender, action, 0,
+                                  interactive ? POLKIT_ALLOW_USER_INTERACTION : 0u, "");
+        if (r < 0)
+                return r;
+        /* The timeout bounds how long a caller waits; the loop never blocks on polkit. */
+        r = sd_bus_call_async(a->bus, &c->slot, call, on_polkit_reply, c, a->timeout_usec);
+        if (r < 0)
+                return r;
+
+        c->next = a->checks;
+        a->checks = c;
+        *ret = c;
+        c = NULL;
+        return 0;
+}
+
+int authorize(struct authorizer *a, sd_bus_message *m, const char *action, authorize_callback_t callback,
+              void *userdata) {
+        const char *sender = sd_bus_message_get_sender(m);
+        bool interactive = sd_bus_message_get_allow_interactive_authorization(m) > 0;
+        struct waiter *w;
+        struct check *c;
+        int r;
+
+        /* Root and CAP_SYS_ADMIN pass without polkit (sd-bus also passes our own uid). */
         r = sd_bus_query_sender_privilege(m, CAP_SYS_ADMIN);
         if (r < 0)
-                return log_error_errno(r, "Cannot determine the privileges of %s: %m", sd_bus_message_get_sender(m));
-        if (r == 0) {
-                log_notice("Kick from %s refused: caller lacks CAP_SYS_ADMIN", sd_bus_message_get_sender(m));
-                sd_bus_error_set(&error, SD_BUS_ERROR_ACCESS_DENIED,
-                                 "Kicking the KSM throttler requires CAP_SYS_ADMIN");
+                return log_error_errno(r, "Cannot determine the privileges of %s: %m", sender);
+        if (r > 0) {
+                callback(m, NULL, userdata);
+                return 0;
         }
-        callback(m, r > 0 ? NULL : &error, userdata);
-        sd_bus_error_free(&error);
+        if (!sender)
+                return -EBADMSG;
+
+        for (c = a->checks; c; c = c->next)
+                if (c->interactive == interactive && strcmp(c->sender, sender) == 0 && strcmp(c->action, action) == 0)
+                        break;
+
+        w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        if (!c) {
+                r = check_start(a, sender, action, interactive, &c);
+                if (r < 0) {
+                        free(w);
+                        return log_error_errno(r, "Cannot ask polkit about %s: %m", sender);
+                }
+        }
+        w->message = sd_bus_message_ref(m);
+        w->callback = callback;
+        w->userdata = userdata;
+        /* Answered in the order they came. */
+        struct waiter **tail = &c->waiters;
+        while (*tail)
+                tail = &(*tail)->next;
+        *tail = w;
         return 0;
+}
+
+struct authorizer *authorizer_free(struct authorizer *a) {
+        sd_bus_error shutting_down = SD_BUS_ERROR_MAKE_CONST(SD_BUS_ERROR_ACCESS_DENIED,
+                                                             "ksm-throttler is shutting down; not authorized");
+        if (!a)
+                return NULL;
+        while (a->checks)
+                check_finish(a->checks, &shutting_down);
+        sd_bus_unref(a->bus);
+        free(a);
+        return NULL;
 }

@@ -1,11 +1,28 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Who may kick (SPEC §5). The answer may come later, so it is delivered through a callback. */
+/* Who may kick (SPEC §5): root and CAP_SYS_ADMIN at once, everyone else through an
+ * asynchronous polkit CheckAuthorization. Never fails open. */
 #pragma once
 
+#include <stdint.h>
 #include <systemd/sd-bus.h>
 
-/* Called once with the caller's message; error is unset when authorized. */
+#define POLKIT_ACTION_KICK "org.kata.ksmthrottler.kick"
+
+/* Called once per request with the caller's message; error is NULL when authorized. */
 typedef void (*authorize_callback_t)(sd_bus_message *m, const sd_bus_error *error, void *userdata);
 
-/* Checks whether the sender of m may kick and calls callback with the verdict. Returns 0 or -errno. */
-int authorize_kick(sd_bus_message *m, authorize_callback_t callback, void *userdata);
+struct authorizer;
+
+int authorizer_new(sd_bus *bus, uint64_t polkit_timeout_usec, struct authorizer **ret);
+/* Answers every pending request with AccessDenied ("shutting down") and frees. */
+struct authorizer *authorizer_free(struct authorizer *a);
+void authorizer_set_timeout(struct authorizer *a, uint64_t polkit_timeout_usec);
+
+/* Decides whether the sender of m may perform action, now or when polkit answers, and
+ * calls callback with the verdict. Concurrent requests of one sender for the same
+ * action and interactivity share one polkit call. Returns 0 or -errno. */
+int authorize(struct authorizer *a, sd_bus_message *m, const char *action, authorize_callback_t callback,
+              void *userdata);
+
+/* Number of polkit calls in flight (for tests and logs). */
+unsigned authorizer_pending(const struct authorizer *a);

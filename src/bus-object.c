@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "authorize.h"
 #include "log.h"
 
 static int append_settings(sd_bus_message *reply, const struct ksm_settings *s) {
@@ -91,10 +90,11 @@ static void on_kick_authorized(sd_bus_message *m, const sd_bus_error *denied, vo
 }
 
 static int method_kick(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct daemon *d = userdata;
         int r;
         (void) error;
 
-        r = authorize_kick(m, on_kick_authorized, userdata);
+        r = authorize(d->authorizer, m, POLKIT_ACTION_KICK, on_kick_authorized, d);
         if (r < 0)
                 return r;
         return 1; /* replied (now or later) by on_kick_authorized */

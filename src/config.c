@@ -53,7 +53,7 @@ static int handle_level_key(struct parse_context *ctx, struct throttle_level *le
                             const char *key, const char *value) {
         if (strcmp(key, "DurationSec") == 0) {
                 uint64_t usec;
-                if (parse_duration_usec(value, &usec) < 0 || usec == 0 || usec > 24 * USEC_PER_HOUR)
+                if (parse_duration_usec(value, &usec) < 0 || usec < USEC_PER_MSEC || usec > 24 * USEC_PER_HOUR)
                         return invalid_value(ctx, section, key, value,
                                              "a duration between 1ms and 24h such as 500ms, 30s, 2min (a bare number is seconds)");
                 level->duration_usec = usec;
@@ -80,6 +80,11 @@ static int handle_throttler_key(struct parse_context *ctx, const char *section, 
                         return log_error("Out of memory"), 0;
                 free(c->ksm_directory);
                 c->ksm_directory = copy;
+        } else if (strcmp(key, "PolkitTimeoutSec") == 0) {
+                uint64_t usec;
+                if (parse_duration_usec(value, &usec) < 0 || usec < USEC_PER_MSEC || usec > 10 * USEC_PER_MINUTE)
+                        return invalid_value(ctx, section, key, value, "a duration between 1ms and 10min such as 25s");
+                c->polkit_timeout_usec = usec;
         } else if (strcmp(key, "MinPagesToScan") == 0) {
                 if (parse_uint32_in_range(value, 1, UINT32_MAX, &c->throttle.min_pages_to_scan) < 0)
                         return invalid_value(ctx, section, key, value, "a whole number of at least 1");
@@ -147,7 +152,7 @@ static char *config_ini_reader(char *str, int num, void *user) {
                 snprintf(str, (size_t) num, "\n");
                 return str;
         }
-        if (*text != '[' && !strchr(text, '=')) {
+        if (*text == '[' ? !strchr(text, ']') : !strchr(text, '=')) {
                 log_error("%s:%u: syntax error: expected [Section] or Key=Value", ctx->file, ctx->line);
                 ctx->n_errors++;
                 snprintf(str, (size_t) num, "\n");
@@ -239,10 +244,14 @@ int config_load(struct config *c, const char *path, bool required) {
         return 0;
 }
 
-void config_init(struct config *c) {
+int config_init(struct config *c) {
         *c = (struct config) {};
         c->ksm_directory = strdup(KSM_DEFAULT_DIRECTORY);
+        if (!c->ksm_directory)
+                return -ENOMEM;
+        c->polkit_timeout_usec = 25 * USEC_PER_SEC; /* sd-bus's own default method call timeout */
         throttle_config_default(&c->throttle);
+        return 0;
 }
 
 void config_done(struct config *c) {

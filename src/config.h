@@ -9,10 +9,12 @@
 
 struct config {
         char *ksm_directory;
+        uint64_t polkit_timeout_usec; /* how long a Kick waits for polkit before it is denied */
         struct throttle_config throttle;
 };
 
-void config_init(struct config *c);
+/* Built-in defaults; -ENOMEM on allocation failure. */
+int config_init(struct config *c);
 void config_done(struct config *c);
 
 /* Reads path (which must exist when required, else defaults stand) and then

@@ -2,6 +2,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -160,6 +161,33 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+int daemon_reload_config(struct daemon *d, const char *path, bool required) {
+        struct config fresh;
+        int r;
+
+        r = config_init(&fresh);
+        if (r < 0)
+                return log_error_errno(r, "Cannot reload the configuration: %m");
+        r = config_load(&fresh, path, required);
+        if (r < 0) {
+                config_done(&fresh);
+                return log_error_errno(r, "Configuration reload rejected; the running configuration stays in force");
+        }
+        /* The knobs' directory is opened once at start; moving it needs a restart. */
+        if (strcmp(fresh.ksm_directory, d->config.ksm_directory) != 0 && d->ksm_directory_from_config)
+                log_warning("KsmDirectory=%s takes effect only after a restart; still using %s", fresh.ksm_directory,
+                            d->config.ksm_directory);
+        free(fresh.ksm_directory);
+        fresh.ksm_directory = d->config.ksm_directory;
+        d->config.ksm_directory = NULL;
+        config_done(&d->config);
+        d->config = fresh;
+        if (d->authorizer)
+                authorizer_set_timeout(d->authorizer, d->config.polkit_timeout_usec);
+        log_info("Reloaded the configuration from %s; new values apply from the next transition", path);
+        return 0;
+}
+
 int daemon_restore(struct daemon *d) {
         struct throttle initial;
         int r;
@@ -231,6 +259,7 @@ int daemon_init(struct daemon *d, sd_event *event) {
 
 void daemon_done(struct daemon *d) {
         d->timer = sd_event_source_disable_unref(d->timer);
+        d->authorizer = authorizer_free(d->authorizer);
         d->bus = sd_bus_flush_close_unref(d->bus);
         d->event = sd_event_unref(d->event);
         if (d->ksm_dirfd >= 0)

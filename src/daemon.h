@@ -5,6 +5,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "authorize.h"
 #include "config.h"
 #include "ksm.h"
 #include "state-machine.h"
@@ -26,6 +27,7 @@ struct daemon {
         struct config config;
         const char *meminfo_path;
         const char *runtime_directory;
+        bool ksm_directory_from_config; /* false when --ksm-dir overrides it */
         int ksm_dirfd;
 
         struct throttle throttle;
@@ -39,6 +41,7 @@ struct daemon {
         sd_event *event;
         sd_bus *bus;
         sd_event_source *timer;
+        struct authorizer *authorizer;
         struct published_state published;
 };
 
@@ -52,6 +55,10 @@ void daemon_done(struct daemon *d);
 
 /* A kick: aggressive now. On failure error names the knob and errno. */
 int daemon_kick(struct daemon *d, sd_bus_error *error);
+
+/* Re-reads the configuration from defaults and path (+ drop-ins). An invalid one is
+ * rejected and the running one kept. The KSM directory stays as started. */
+int daemon_reload_config(struct daemon *d, const char *path, bool required);
 
 /* Puts the host's values back and ends the cycle (shutdown). */
 int daemon_restore(struct daemon *d);

@@ -25,6 +25,7 @@ struct arguments {
         const char *meminfo_path;
         const char *runtime_directory;
         bool restore_only;
+        struct daemon *daemon; /* for the SIGHUP handler */
 };
 
 static void help(void) {
@@ -130,6 +131,16 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
+static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        const struct arguments *args = userdata;
+        struct daemon *d = args->daemon;
+        (void) s, (void) si;
+
+        log_info("Received SIGHUP, reloading the configuration");
+        (void) daemon_reload_config(d, args->config_path, args->config_required);
+        return 0;
+}
+
 static int run(int argc, char *argv[]) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         struct daemon daemon = { .ksm_dirfd = -EBADF };
@@ -140,18 +151,21 @@ static int run(int argc, char *argv[]) {
         r = parse_arguments(argc, argv, &args);
         if (r <= 0)
                 return -r;
+        args.daemon = &daemon;
 
-        config_init(&daemon.config);
-        if (!daemon.config.ksm_directory)
+        if (config_init(&daemon.config) < 0)
                 return log_error("Out of memory"), EXIT_FAILURE;
         if (config_load(&daemon.config, args.config_path, args.config_required) < 0) {
                 log_error("Invalid configuration, not starting");
                 config_done(&daemon.config);
                 return EX_CONFIG;
         }
+        daemon.ksm_directory_from_config = !args.ksm_directory;
         if (args.ksm_directory) {
                 free(daemon.config.ksm_directory);
                 daemon.config.ksm_directory = strdup(args.ksm_directory);
+                if (!daemon.config.ksm_directory)
+                        return log_error("Out of memory"), EXIT_FAILURE;
         }
         daemon.meminfo_path = args.meminfo_path;
         daemon.runtime_directory = args.runtime_directory;
@@ -179,6 +193,7 @@ static int run(int argc, char *argv[]) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
         r = sd_event_default(&event);
@@ -190,7 +205,8 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 goto finish;
         if ((r = sd_event_add_signal(event, NULL, SIGTERM, on_exit_signal, &daemon)) < 0 ||
-            (r = sd_event_add_signal(event, NULL, SIGINT, on_exit_signal, &daemon)) < 0) {
+            (r = sd_event_add_signal(event, NULL, SIGINT, on_exit_signal, &daemon)) < 0 ||
+            (r = sd_event_add_signal(event, NULL, SIGHUP, on_reload_signal, &args)) < 0) {
                 log_error_errno(r, "Cannot watch signals: %m");
                 goto finish;
         }
@@ -198,6 +214,11 @@ static int run(int argc, char *argv[]) {
         r = sd_bus_open_system(&daemon.bus);
         if (r < 0) {
                 log_error_errno(r, "Cannot connect to the system bus: %m");
+                goto finish;
+        }
+        r = authorizer_new(daemon.bus, daemon.config.polkit_timeout_usec, &daemon.authorizer);
+        if (r < 0) {
+                log_error_errno(r, "Out of memory");
                 goto finish;
         }
         if ((r = bus_object_add(&daemon)) < 0)
@@ -228,6 +249,11 @@ static int run(int argc, char *argv[]) {
         r = sd_event_loop(event);
         if (r < 0)
                 log_error_errno(r, "Event loop failed: %m");
+        else if (r > 0) {
+                /* Not a signal: sd-bus ended the loop because the bus went away. */
+                log_error("Lost the connection to the system bus, exiting");
+                r = -ECONNRESET;
+        }
 
 finish:
         if (r < 0)

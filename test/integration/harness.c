@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -129,7 +130,13 @@ void harness_setup(struct harness *h, const char *advisor) {
                  HARNESS_ANON_KB);
         write_file(h->meminfo, text);
 
-        start_bus(h, "");
+        /* As on a system with polkit installed: its policy lets anyone call it. The mock runs as root. */
+        start_bus(h, "  <policy user=\"root\">\n"
+                     "    <allow own=\"org.freedesktop.PolicyKit1\"/>\n"
+                     "  </policy>\n"
+                     "  <policy context=\"default\">\n"
+                     "    <allow send_destination=\"org.freedesktop.PolicyKit1\"/>\n"
+                     "  </policy>\n");
 }
 
 void harness_use_real_ksm(struct harness *h) {
@@ -170,6 +177,7 @@ static void stop_process(pid_t *pid, int sig) {
 
 void harness_teardown(struct harness *h) {
         stop_process(&h->daemon_pid, SIGTERM);
+        stop_process(&h->polkit_pid, SIGTERM);
         stop_process(&h->bus_pid, SIGTERM);
         if (h->dir[0] && getenv("KSM_THROTTLER_TEST_KEEP") == NULL)
                 nftw(h->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -416,4 +424,150 @@ uint64_t harness_get_u64(sd_bus *bus, const char *property) {
         cr_assert_geq(r, 0, "Get %s failed: %s", property, error.message ?: strerror(-r));
         sd_bus_error_free(&error);
         return value;
+}
+
+pid_t harness_spawn(struct harness *h, bool as_nobody, const char *output_path, const char *const argv[]) {
+        int fd = open(output_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        pid_t pid;
+
+        cr_assert_geq(fd, 0);
+        pid = spawn(h, argv, fd, as_nobody);
+        close(fd);
+        return pid;
+}
+
+static bool name_has_owner(sd_bus *bus, const char *name) {
+        sd_bus_message *reply = NULL;
+        int owned = 0;
+
+        if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner",
+                               NULL, &reply, "s", name) >= 0)
+                (void) sd_bus_message_read(reply, "b", &owned);
+        sd_bus_message_unref(reply);
+        return owned;
+}
+
+void harness_start_polkit(struct harness *h, bool template) {
+        const char *with_template[] = { "/usr/bin/python3", "-m", "dbusmock", "--system", "--template", "polkitd", NULL };
+        const char *bare[] = { "/usr/bin/python3", "-m", "dbusmock", "--system", "org.freedesktop.PolicyKit1",
+                               "/org/freedesktop/PolicyKit1/Authority", "org.freedesktop.PolicyKit1.Authority", NULL };
+        char log_path[PATH_MAX + 32];
+        sd_bus *bus = harness_bus(h);
+
+        path_join(log_path, sizeof log_path, h->dir, "polkit.log");
+        h->polkit_pid = harness_spawn(h, false, log_path, template ? with_template : bare);
+        for (int i = 0; i < 1000 && !name_has_owner(bus, "org.freedesktop.PolicyKit1"); i++) {
+                struct timespec delay = { 0, 10 * 1000 * 1000 };
+                cr_assert_eq(waitpid(h->polkit_pid, NULL, WNOHANG), 0, "the polkit mock exited; see %s", log_path);
+                nanosleep(&delay, NULL);
+        }
+        cr_assert(name_has_owner(bus, "org.freedesktop.PolicyKit1"), "the polkit mock did not come up");
+        sd_bus_flush_close_unref(bus);
+}
+
+void harness_polkit_call(struct harness *h, const char *member, const char *signature, ...) {
+        sd_bus *bus = harness_bus(h);
+        sd_bus_message *call = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        va_list ap;
+        int r;
+
+        cr_assert_geq(sd_bus_message_new_method_call(bus, &call, "org.freedesktop.PolicyKit1",
+                                                     "/org/freedesktop/PolicyKit1/Authority", "org.freedesktop.DBus.Mock",
+                                                     member),
+                      0);
+        va_start(ap, signature);
+        r = sd_bus_message_appendv(call, signature, ap);
+        va_end(ap);
+        cr_assert_geq(r, 0);
+        r = sd_bus_call(bus, call, 0, &error, NULL);
+        cr_assert_geq(r, 0, "mock %s failed: %s", member, error.message ?: strerror(-r));
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(call);
+        sd_bus_flush_close_unref(bus);
+}
+
+unsigned harness_polkit_checks(struct harness *h) {
+        sd_bus *bus = harness_bus(h);
+        sd_bus_message *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        unsigned n = 0;
+        int r;
+
+        r = sd_bus_call_method(bus, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority",
+                               "org.freedesktop.DBus.Mock", "GetMethodCalls", &error, &reply, "s", "CheckAuthorization");
+        cr_assert_geq(r, 0, "GetMethodCalls failed: %s", error.message ?: strerror(-r));
+        cr_assert_geq(sd_bus_message_enter_container(reply, 'a', "(tav)"), 0);
+        while ((r = sd_bus_message_skip(reply, "(tav)")) > 0)
+                n++;
+        cr_assert_geq(r, 0);
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(reply);
+        sd_bus_flush_close_unref(bus);
+        return n;
+}
+
+struct kick_result {
+        bool done;
+        char line[256];
+};
+
+static int on_kick_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct kick_result *result = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        (void) ret_error;
+        if (e)
+                snprintf(result->line, sizeof result->line, "%s: %s", e->name, e->message ?: "");
+        else
+                snprintf(result->line, sizeof result->line, "OK");
+        result->done = true;
+        return 0;
+}
+
+/* In the child: drop to nobody, fire n Kick() calls at once, print one line per reply. */
+static int kick_as_nobody_child(struct harness *h, unsigned n, bool interactive, int out_fd) {
+        struct kick_result results[64] = {};
+        sd_bus *bus = NULL;
+        unsigned done = 0;
+
+        if (n > 64 || setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+                return 2;
+        if (sd_bus_new(&bus) < 0 || sd_bus_set_address(bus, h->bus_address) < 0 || sd_bus_set_bus_client(bus, true) < 0 ||
+            sd_bus_start(bus) < 0)
+                return 3;
+        sd_bus_set_allow_interactive_authorization(bus, interactive);
+        for (unsigned i = 0; i < n; i++)
+                if (sd_bus_call_method_async(bus, NULL, "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
+                                             "org.kata.KsmThrottler", "Kick", on_kick_reply, &results[i], NULL) < 0)
+                        return 4;
+        while (done < n) {
+                if (sd_bus_process(bus, NULL) == 0 && sd_bus_wait(bus, UINT64_MAX) < 0)
+                        return 5;
+                done = 0;
+                for (unsigned i = 0; i < n; i++)
+                        done += results[i].done;
+        }
+        for (unsigned i = 0; i < n; i++)
+                dprintf(out_fd, "%s\n", results[i].line);
+        sd_bus_flush_close_unref(bus);
+        return 0;
+}
+
+int harness_kick_as_nobody(struct harness *h, unsigned n, bool interactive, char *results, size_t size) {
+        int pipefd[2], status, ok = 0;
+        pid_t pid;
+
+        cr_assert_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                close(pipefd[0]);
+                _exit(kick_as_nobody_child(h, n, interactive, pipefd[1]));
+        }
+        close(pipefd[1]);
+        status = collect(pid, pipefd[0], results, size);
+        cr_assert_eq(status, 0, "the unprivileged client failed with %d", status);
+        for (const char *line = results; (line = strstr(line, "OK\n")); line += 3)
+                ok++;
+        return ok;
 }

@@ -21,6 +21,7 @@ struct harness {
         char notify_socket[PATH_MAX]; /* NOTIFY_SOCKET for the daemon, when set */
         pid_t bus_pid;
         pid_t daemon_pid;
+        pid_t polkit_pid;
 };
 
 /* AnonPages in the fake meminfo: 100000 pages of 4 KiB, so that
@@ -67,6 +68,22 @@ void harness_get_state(sd_bus *bus, char *buf, size_t size);
 bool harness_wait_state(sd_bus *bus, const char *state, double timeout_sec);
 void harness_kick(sd_bus *bus);
 uint64_t harness_get_u64(sd_bus *bus, const char *property);
+
+/* Starts python3-dbusmock as org.freedesktop.PolicyKit1: with its polkitd template,
+ * or bare (for tests that add their own CheckAuthorization), and waits for the name. */
+void harness_start_polkit(struct harness *h, bool template);
+/* Calls a method of the mock (interface org.freedesktop.DBus.Mock unless given). */
+void harness_polkit_call(struct harness *h, const char *member, const char *signature, ...);
+/* How many CheckAuthorization calls the mock received. */
+unsigned harness_polkit_checks(struct harness *h);
+
+/* Makes n concurrent Kick() calls from one connection as uid 65534 (in a child
+ * process), with or without interactive authorization allowed. results gets one
+ * line per call, in order: "OK" or "ERROR.NAME: message". Returns how many were OK. */
+int harness_kick_as_nobody(struct harness *h, unsigned n, bool interactive, char *results, size_t size);
+
+/* Starts argv in the background (as uid 65534 with as_nobody), output into a file; returns its PID. */
+pid_t harness_spawn(struct harness *h, bool as_nobody, const char *output_path, const char *const argv[]);
 
 /* Reads the whole daemon log into buf. */
 void harness_daemon_log(struct harness *h, char *buf, size_t size);

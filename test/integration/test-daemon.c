@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -519,4 +520,60 @@ Test(daemon, notifies_systemd_of_readiness_state_and_stopping) {
         read_notifications(fd, messages, sizeof messages);
         cr_assert_not_null(strstr(messages, "STOPPING=1"), "%s", messages);
         close(fd);
+}
+
+/* Waits (bounded) until the daemon log contains text. */
+static bool wait_log(const char *text) {
+        static char log[65536];
+        for (int i = 0; i < 1000; i++) {
+                harness_daemon_log(&h, log, sizeof log);
+                if (strstr(log, text))
+                        return true;
+                usleep(10 * 1000);
+        }
+        return false;
+}
+
+Test(daemon, sighup_reloads_and_keeps_the_old_config_when_the_new_is_invalid) {
+        char where[PATH_MAX + 64];
+        sd_bus *bus;
+
+        harness_write_config(&h, "[Aggressive]\nDurationSec=1h\n");
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+
+        harness_write_config(&h, "[Aggressive]\nDurationSec=1h\nPagesPerScanFactor=0\n");
+        cr_assert_eq(kill(h.daemon_pid, SIGHUP), 0);
+        cr_assert(wait_log("Configuration reload rejected"), "no rejection in the log");
+        snprintf(where, sizeof where, "%s:3:", h.config);
+        cr_assert(wait_log(where), "the rejection does not name %s", where);
+        harness_kick(bus);
+        assert_knobs(1, 10000, 1, "the old factor (10) still applies");
+
+        harness_write_config(&h, "[Aggressive]\nDurationSec=1h\nPagesPerScanFactor=20\nSleepMillisecs=5\n");
+        cr_assert_eq(kill(h.daemon_pid, SIGHUP), 0);
+        cr_assert(wait_log("Reloaded the configuration"), "no reload in the log");
+        harness_kick(bus);
+        assert_knobs(1, 5000, 5, "the new factor (20) and sleep (5 ms) apply from the next kick");
+        sd_bus_flush_close_unref(bus);
+}
+
+Test(daemon, losing_the_bus_restores_and_exits_with_failure) {
+        sd_bus *bus;
+        int status;
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+        harness_kick(bus);
+        sd_bus_flush_close_unref(bus);
+        assert_knobs(1, 10000, 1, "aggressive");
+
+        cr_assert_eq(kill(h.bus_pid, SIGKILL), 0);
+        cr_assert_eq(waitpid(h.bus_pid, NULL, 0), h.bus_pid);
+        h.bus_pid = 0;
+        cr_assert_eq(waitpid(h.daemon_pid, &status, 0), h.daemon_pid);
+        h.daemon_pid = 0;
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "exit status %d", status);
+        assert_host_knobs("after the bus went away");
 }
