@@ -1,0 +1,27 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# The installed systemd unit: systemd-analyze verify reports nothing, and
+# systemd-analyze security --offline scores it at most 1.5 (SPEC §5, issue 3).
+# Usage: test-unit-file.sh BUILD_DIR
+set -euo pipefail
+build=$1
+command -v systemd-analyze >/dev/null || { echo "SKIP: systemd-analyze is not installed"; exit 77; }
+
+dest=$(mktemp -d /tmp/ksm-throttler-unit.XXXXXX)
+trap 'rm -rf "$dest"' EXIT
+meson install -C "$build" --destdir "$dest" --no-rebuild --quiet >/dev/null
+unit=$(find "$dest" -name ksm-throttler.service -path '*systemd/system*')
+[ -n "$unit" ] || { echo "FAIL: meson install put no ksm-throttler.service in a systemd unit directory"; exit 1; }
+
+score=$(systemd-analyze security --offline=yes "$unit" 2>&1 | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p')
+echo "exposure: $score"
+awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 1.5) }' || {
+    systemd-analyze security --offline=yes "$unit" | grep -v '✓' || true
+    echo "FAIL: exposure $score is above 1.5"; exit 1; }
+
+# verify resolves Exec paths on this host: point them at the installed copies.
+libexecdir=$(sed -n 's|^ExecStart=\(.*\)/ksm-throttler$|\1|p' "$unit")
+sed "s|$libexecdir/|$dest$libexecdir/|" "$unit" >"$dest/ksm-throttler.service"
+out=$(systemd-analyze verify --man=no "$dest/ksm-throttler.service" 2>&1) || { echo "$out"; echo "FAIL: verify failed"; exit 1; }
+[ -z "$out" ] || { echo "$out"; echo "FAIL: systemd-analyze verify reported something"; exit 1; }
+echo "verify: clean"
