@@ -32,10 +32,23 @@ struct check {
         struct check *next;
 };
 
+/* Whether a connection is privileged (root). A connection's uid is fixed when it
+ * authenticates and unique names are never reused on a bus, so the answer holds for
+ * the connection's life: remembering it saves a GetConnectionCredentials round trip
+ * per call. This is not a cache of polkit grants, which are asked for every call. */
+#define PRIVILEGE_CACHE_SIZE 32
+struct privilege_entry {
+        char sender[64];
+        bool privileged;
+        uint64_t last_used;
+};
+
 struct authorizer {
         sd_bus *bus;
         uint64_t timeout_usec;
         struct check *checks;
+        struct privilege_entry privilege_cache[PRIVILEGE_CACHE_SIZE];
+        uint64_t privilege_clock;
 };
 
 int authorizer_new(sd_bus *bus, uint64_t polkit_timeout_usec, struct authorizer **ret) {
@@ -175,6 +188,32 @@ static int check_start(struct authorizer *a, const char *sender, const char *act
         return 0;
 }
 
+/* Returns 1 if the sender is root (or has CAP_SYS_ADMIN, where the bus tells), 0 if not. */
+static int sender_is_privileged(struct authorizer *a, sd_bus_message *m, const char *sender) {
+        struct privilege_entry *entry = &a->privilege_cache[0];
+        int r;
+
+        for (size_t i = 0; i < PRIVILEGE_CACHE_SIZE; i++) {
+                struct privilege_entry *e = &a->privilege_cache[i];
+                if (strcmp(e->sender, sender) == 0) {
+                        e->last_used = ++a->privilege_clock;
+                        return e->privileged;
+                }
+                if (e->last_used < entry->last_used)
+                        entry = e; /* least recently used, or an empty slot */
+        }
+
+        r = sd_bus_query_sender_privilege(m, CAP_SYS_ADMIN);
+        if (r < 0)
+                return r;
+        if (strlen(sender) < sizeof entry->sender) {
+                strcpy(entry->sender, sender);
+                entry->privileged = r > 0;
+                entry->last_used = ++a->privilege_clock;
+        }
+        return r > 0;
+}
+
 int authorize(struct authorizer *a, sd_bus_message *m, const char *action, authorize_callback_t callback,
               void *userdata) {
         const char *sender = sd_bus_message_get_sender(m);
@@ -183,16 +222,16 @@ int authorize(struct authorizer *a, sd_bus_message *m, const char *action, autho
         struct check *c;
         int r;
 
+        if (!sender)
+                return -EBADMSG;
         /* Root and CAP_SYS_ADMIN pass without polkit (sd-bus also passes our own uid). */
-        r = sd_bus_query_sender_privilege(m, CAP_SYS_ADMIN);
+        r = sender_is_privileged(a, m, sender);
         if (r < 0)
                 return log_error_errno(r, "Cannot determine the privileges of %s: %m", sender);
         if (r > 0) {
                 callback(m, NULL, userdata);
                 return 0;
         }
-        if (!sender)
-                return -EBADMSG;
 
         for (c = a->checks; c; c = c->next)
                 if (c->interactive == interactive && strcmp(c->sender, sender) == 0 && strcmp(c->action, action) == 0)
