@@ -148,6 +148,14 @@ static int run(int argc, char *argv[]) {
         sigset_t mask;
         int r, exit_status = EXIT_SUCCESS;
 
+        /* Blocked from the start, so that an early SIGHUP or SIGTERM is handled by the
+         * loop rather than killing the daemon half-way through a restore. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+
         r = parse_arguments(argc, argv, &args);
         if (r <= 0)
                 return -r;
@@ -189,12 +197,6 @@ static int run(int argc, char *argv[]) {
                 daemon_done(&daemon);
                 return EXIT_FAILURE;
         }
-
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGHUP);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
 
         r = sd_event_default(&event);
         if (r < 0) {

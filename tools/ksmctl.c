@@ -39,6 +39,7 @@
 
 #define USEC_PER_SEC UINT64_C(1000000)
 #define BYTES_PER_MIB (1024.0 * 1024.0)
+#define KICK_TIMEOUT_USEC (120 * USEC_PER_SEC)
 
 enum exit_status {
         EXIT_STATUS_OK = 0,
@@ -509,8 +510,15 @@ static int verb_kick(void) {
                 return EXIT_STATUS_FAILED;
         }
 
-        r = sd_bus_call_method(bus, SERVICE_NAME, OBJECT_PATH, INTERFACE_NAME, "Kick",
-                               &error, NULL, NULL);
+        /* Wait longer than the daemon waits for polkit (PolkitTimeoutSec=, 25 s by default),
+         * so that its verdict arrives here instead of a local time-out. */
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        r = sd_bus_message_new_method_call(bus, &call, SERVICE_NAME, OBJECT_PATH, INTERFACE_NAME, "Kick");
+        if (r < 0) {
+                log_error("failed to create the Kick call: %s", strerror(-r));
+                return EXIT_STATUS_FAILED;
+        }
+        r = sd_bus_call(bus, call, KICK_TIMEOUT_USEC, &error, NULL);
         if (r < 0)
                 return report_call_failure("kick", &error, r);
 
