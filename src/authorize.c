@@ -128,7 +128,10 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                 log_debug("polkit authorized %s for %s", c->sender, c->action);
         } else if (challenge) {
                 sd_bus_error_set(&verdict, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
-                                 "Authentication is required to kick the KSM throttler; allow interactive authorization");
+                                 c->interactive ? "Authentication is required to kick the KSM throttler, and no polkit "
+                                                  "authentication agent could ask for it"
+                                                : "Authentication is required to kick the KSM throttler; call with "
+                                                  "interactive authorization allowed (e.g. ksmctl kick from a terminal)");
         } else {
                 log_notice("Kick from %s refused by polkit (action %s)", c->sender, c->action);
                 sd_bus_error_set(&verdict, SD_BUS_ERROR_ACCESS_DENIED, "Not authorized by polkit to kick the KSM throttler");
