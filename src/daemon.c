@@ -106,10 +106,49 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
         return 0;
 }
 
+/* If a knob no longer holds what the throttler wrote, an administrator or another tool
+ * (ksmtuned, tuned) is managing KSM: the cycle ends in initial without a write, and
+ * the values now in sysfs become the host's own. Returns 1 if that happened. */
+static int daemon_detect_outside_change(struct daemon *d) {
+        struct ksm_settings now;
+        char wrote[256], holds[256];
+        bool changed = false;
+
+        if (d->throttle.state == THROTTLE_INITIAL || ksm_settings_read(d->ksm_dirfd, &now, NULL) < 0)
+                return 0; /* nothing of ours in sysfs, or unreadable: the next write reports it */
+
+        for (int k = 0; k < _KSM_KNOB_MAX; k++) {
+                if (!ksm_settings_has(&now, k) || !ksm_settings_has(&d->applied, k))
+                        continue;
+                /* Under the scan-time advisor the kernel itself moves pages_to_scan. */
+                if (k == KSM_KNOB_PAGES_TO_SCAN && ksm_settings_has(&now, KSM_KNOB_ADVISOR_MODE) &&
+                    now.value[KSM_KNOB_ADVISOR_MODE] == KSM_ADVISOR_SCAN_TIME)
+                        continue;
+                changed = changed || now.value[k] != d->applied.value[k];
+        }
+        if (!changed)
+                return 0;
+
+        log_notice("KSM knobs were changed from outside during %s (the throttler wrote %s; they hold %s): "
+                   "ending the cycle without writing; these are now the host's values",
+                   throttle_state_to_string(d->throttle.state), format_written(&now, &d->applied, wrote, sizeof wrote),
+                   format_written(&d->applied, &now, holds, sizeof holds));
+        d->host = d->applied = now;
+        throttle_reset(&d->throttle);
+        d->next_transition_usec = 0;
+        (void) timer_arm(d, 0);
+        (void) saved_state_remove(d->runtime_directory);
+        notify_status(d);
+        bus_publish_changes(d);
+        return 1;
+}
+
 int daemon_kick(struct daemon *d, sd_bus_error *error) {
-        struct throttle next = d->throttle;
+        struct throttle next;
         int r;
 
+        (void) daemon_detect_outside_change(d);
+        next = d->throttle;
         if (d->throttle.state == THROTTLE_INITIAL) {
                 /* A new cycle starts from whatever the host has now. */
                 struct ksm_settings host;
@@ -151,6 +190,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         (void) s;
         (void) usec;
 
+        if (now_usec(CLOCK_MONOTONIC) >= d->throttle.deadline_usec && daemon_detect_outside_change(d) > 0)
+                return 0;
         if (!throttle_on_timer(&next, &d->config.throttle, now_usec(CLOCK_MONOTONIC))) {
                 /* Woken early (timer slack): wait for the real deadline. */
                 timer_arm(d, d->throttle.deadline_usec);
@@ -192,7 +233,7 @@ int daemon_restore(struct daemon *d) {
         struct throttle initial;
         int r;
 
-        if (d->throttle.state == THROTTLE_INITIAL)
+        if (d->throttle.state == THROTTLE_INITIAL || daemon_detect_outside_change(d) > 0)
                 return 0;
         throttle_init(&initial);
         r = daemon_enter(d, &initial, "shutting down", NULL);
