@@ -203,6 +203,14 @@ static int run(int argc, char *argv[]) {
                 log_error_errno(r, "Cannot create the event loop: %m");
                 goto finish;
         }
+        /* Pings systemd's watchdog when the unit sets WatchdogSec= (and only then). */
+        r = sd_event_set_watchdog(event, true);
+        if (r < 0) {
+                log_error_errno(r, "Cannot set up the watchdog: %m");
+                goto finish;
+        }
+        if (r > 0)
+                log_debug("Watchdog enabled");
         r = daemon_init(&daemon, event);
         if (r < 0)
                 goto finish;

@@ -165,6 +165,30 @@ for _ in $(seq 50); do  # polkitd picks up new rules files by itself
     sleep 0.2
 done
 check "nobody is allowed by a rules file" test $allowed = yes
+# A crash in aggressive: ExecStopPost=ksm-throttler --restore gives the knobs back.
+kick in_container
+killed_in_aggressive=$(knob sleep_millisecs)
+in_container systemctl kill -s KILL ksm-throttler
+restored() { for _ in $(seq 100); do [ "$(knob run)" = 0 ] && [ "$(knob sleep_millisecs)" = 20 ] && return 0; sleep 0.1; done; return 1; }
+check "systemctl kill -s KILL in aggressive (sleep_millisecs=$killed_in_aggressive): the host's knobs are back within 10 s" restored
+check "systemd restarted the killed service (Restart=on-failure)" bash -c "for _ in \$(seq 100); do nsenter -t $LEADER -a systemctl is-active --quiet ksm-throttler && exit 0; sleep 0.1; done; exit 1"
+
+# The watchdog: with WatchdogSec=1s the daemon must ping and stay up across several periods.
+mkdir -p "$ROOTFS/etc/systemd/system/ksm-throttler.service.d"
+printf '[Service]\nWatchdogSec=1s\n' >"$ROOTFS/etc/systemd/system/ksm-throttler.service.d/50-e2e-watchdog.conf"
+in_container systemctl daemon-reload
+in_container systemctl restart ksm-throttler
+kick in_container
+restarts_before=$(in_container systemctl show -p NRestarts --value ksm-throttler)
+sleep 4
+watchdog_ok() {
+    in_container systemctl is-active --quiet ksm-throttler &&
+    [ "$(in_container systemctl show -p NRestarts --value ksm-throttler)" = "$restarts_before" ] &&
+    [ "$(in_container systemctl show -p WatchdogUSec --value ksm-throttler)" = 1s ] &&
+    ! journal | grep -q 'Watchdog timeout'
+}
+check "the service stays active across 4 watchdog periods of 1s (no restart, no timeout)" watchdog_ok
+
 in_container systemctl stop ksm-throttler
 check "systemctl stop restores the host's run" test "$(knob run)" = 0
 check "systemctl stop restores the host's sleep_millisecs" test "$(knob sleep_millisecs)" = 20
