@@ -596,3 +596,23 @@ int harness_kick_as_nobody(struct harness *h, unsigned n, bool interactive, char
                 ok++;
         return ok;
 }
+
+void harness_start_aggressive(struct harness *h) {
+        sd_bus *bus;
+
+        harness_write_fast_config(h, "1h", NULL, NULL);
+        harness_start_daemon(h, NULL);
+        bus = harness_bus(h);
+        harness_kick(bus);
+        sd_bus_flush_close_unref(bus);
+}
+
+void harness_assert_knobs(struct harness *h, uint32_t run, uint32_t pages, uint32_t sleep_ms, const char *when) {
+        uint32_t now;
+        now = harness_knob(h, "run");
+        cr_assert_eq(now, run, "%s: run is %u, expected %u", when, now, run);
+        now = harness_knob(h, "pages_to_scan");
+        cr_assert_eq(now, pages, "%s: pages_to_scan is %u, expected %u", when, now, pages);
+        now = harness_knob(h, "sleep_millisecs");
+        cr_assert_eq(now, sleep_ms, "%s: sleep_millisecs is %u, expected %u", when, now, sleep_ms);
+}

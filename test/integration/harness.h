@@ -45,6 +45,12 @@ void harness_write_fast_config(struct harness *h, const char *aggressive, const 
 /* Starts the daemon with --config, --ksm-dir, --meminfo, --runtime-dir and extra
  * arguments (NULL-terminated), and waits until it owns its name. */
 void harness_start_daemon(struct harness *h, ...);
+/* The common start of a test: a schedule whose aggressive state lasts an hour, the
+ * daemon started, and one kick (from root) so that it is aggressive. */
+void harness_start_aggressive(struct harness *h);
+/* Asserts the three knobs the schedule writes; when says at what point. */
+void harness_assert_knobs(struct harness *h, uint32_t run, uint32_t pages, uint32_t sleep_ms, const char *when);
+
 /* Sends sig and waits for the exit; returns the exit status (or 128+signal). */
 int harness_stop_daemon(struct harness *h, int sig);
 /* Runs the daemon in the foreground until it exits; returns its exit status. */

@@ -34,10 +34,7 @@ TestSuite(daemon, .init = setup_plain, .fini = teardown, .timeout = 60);
 TestSuite(advisor, .init = setup_advisor, .fini = teardown, .timeout = 60);
 
 static void assert_knobs(uint32_t run, uint32_t pages, uint32_t sleep_ms, const char *when) {
-        cr_assert_eq(harness_knob(&h, "run"), run, "%s: run", when);
-        cr_assert_eq(harness_knob(&h, "pages_to_scan"), pages, "%s: pages_to_scan is %u, expected %u", when,
-                     harness_knob(&h, "pages_to_scan"), pages);
-        cr_assert_eq(harness_knob(&h, "sleep_millisecs"), sleep_ms, "%s: sleep_millisecs", when);
+        harness_assert_knobs(&h, run, pages, sleep_ms, when);
 }
 
 static void assert_host_knobs(const char *when) {
@@ -231,15 +228,10 @@ Test(daemon, thousand_kicks_in_aggressive_write_nothing) {
 }
 
 Test(daemon, sigterm_restores_every_knob) {
-        sd_bus *bus;
         char log[16384];
 
-        harness_write_fast_config(&h, "1h", NULL, NULL);
-        harness_start_daemon(&h, NULL);
-        bus = harness_bus(&h);
-        harness_kick(bus);
+        harness_start_aggressive(&h);
         assert_knobs(1, 10000, 1, "aggressive");
-        sd_bus_flush_close_unref(bus);
 
         cr_assert_eq(harness_stop_daemon(&h, SIGTERM), 0, "SIGTERM must exit 0");
         assert_host_knobs("after SIGTERM");
@@ -248,13 +240,7 @@ Test(daemon, sigterm_restores_every_knob) {
 }
 
 Test(daemon, sigint_restores_every_knob) {
-        sd_bus *bus;
-
-        harness_write_fast_config(&h, "1h", NULL, NULL);
-        harness_start_daemon(&h, NULL);
-        bus = harness_bus(&h);
-        harness_kick(bus);
-        sd_bus_flush_close_unref(bus);
+        harness_start_aggressive(&h);
         cr_assert_eq(harness_stop_daemon(&h, SIGINT), 0, "SIGINT must exit 0");
         assert_host_knobs("after SIGINT");
 }
@@ -318,8 +304,7 @@ Test(daemon, unprivileged_kick_is_denied_and_properties_readable) {
         harness_write_config(&h, "");
         harness_start_daemon(&h, NULL);
         cr_assert_neq(harness_run(&h, true, output, sizeof output, kick), 0, "nobody could kick: %s", output);
-        cr_assert_not_null(strstr(output, "Access denied") ?: strstr(output, "AccessDenied") ?: strstr(output, "CAP_SYS_ADMIN"),
-                           "%s", output);
+        cr_assert_not_null(strstr(output, "Access denied"), "%s", output);
         assert_host_knobs("after a refused kick");
         cr_assert_eq(harness_run(&h, true, output, sizeof output, get), 0, "nobody cannot read properties: %s", output);
         cr_assert_not_null(strstr(output, "s \"initial\""), "%s", output);
@@ -559,14 +544,9 @@ Test(daemon, sighup_reloads_and_keeps_the_old_config_when_the_new_is_invalid) {
 }
 
 Test(daemon, losing_the_bus_restores_and_exits_with_failure) {
-        sd_bus *bus;
         int status;
 
-        harness_write_fast_config(&h, "1h", NULL, NULL);
-        harness_start_daemon(&h, NULL);
-        bus = harness_bus(&h);
-        harness_kick(bus);
-        sd_bus_flush_close_unref(bus);
+        harness_start_aggressive(&h);
         assert_knobs(1, 10000, 1, "aggressive");
 
         cr_assert_eq(kill(h.bus_pid, SIGKILL), 0);

@@ -22,20 +22,11 @@ static void teardown(void) {
 TestSuite(recovery, .init = setup, .fini = teardown, .timeout = 60);
 
 static void assert_knobs(uint32_t run, uint32_t pages, uint32_t sleep_ms, const char *when) {
-        cr_assert_eq(harness_knob(&h, "run"), run, "%s: run is %u", when, harness_knob(&h, "run"));
-        cr_assert_eq(harness_knob(&h, "pages_to_scan"), pages, "%s: pages_to_scan is %u", when,
-                     harness_knob(&h, "pages_to_scan"));
-        cr_assert_eq(harness_knob(&h, "sleep_millisecs"), sleep_ms, "%s: sleep_millisecs is %u", when,
-                     harness_knob(&h, "sleep_millisecs"));
+        harness_assert_knobs(&h, run, pages, sleep_ms, when);
 }
 
 static void kick_to_aggressive_then_sigkill(void) {
-        sd_bus *bus;
-        harness_write_fast_config(&h, "1h", NULL, NULL);
-        harness_start_daemon(&h, NULL);
-        bus = harness_bus(&h);
-        harness_kick(bus);
-        sd_bus_flush_close_unref(bus);
+        harness_start_aggressive(&h);
         assert_knobs(1, 10000, 1, "aggressive");
         cr_assert_eq(harness_stop_daemon(&h, SIGKILL), 128 + SIGKILL);
         assert_knobs(1, 10000, 1, "a killed daemon restores nothing");
@@ -118,13 +109,7 @@ Test(recovery, outside_change_during_a_cycle_ends_it_without_writing) {
 }
 
 Test(recovery, outside_change_then_stop_leaves_the_administrators_values) {
-        sd_bus *bus;
-
-        harness_write_fast_config(&h, "1h", NULL, NULL);
-        harness_start_daemon(&h, NULL);
-        bus = harness_bus(&h);
-        harness_kick(bus);
-        sd_bus_flush_close_unref(bus);
+        harness_start_aggressive(&h);
         harness_set_knob(&h, "pages_to_scan", "777\n");
         cr_assert_eq(harness_stop_daemon(&h, SIGTERM), 0);
         /* The stale snapshot (100) must not overwrite the administrator's 777 (SPEC §9). */
