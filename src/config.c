@@ -49,8 +49,8 @@ static int parse_uint32_in_range(const char *value, uint32_t min, uint32_t max, 
         return 0;
 }
 
-static int handle_level_key(struct parse_context *ctx, struct throttle_level *level, const char *section,
-                            const char *key, const char *value) {
+static int handle_level_key(struct parse_context *ctx, struct throttle_level *level, struct adaptive_level *adaptive,
+                            const char *section, const char *key, const char *value) {
         if (strcmp(key, "DurationSec") == 0) {
                 uint64_t usec;
                 if (parse_duration_usec(value, &usec) < 0 || usec < USEC_PER_MSEC || usec > 24 * USEC_PER_HOUR)
@@ -63,6 +63,14 @@ static int handle_level_key(struct parse_context *ctx, struct throttle_level *le
         } else if (strcmp(key, "SleepMillisecs") == 0) {
                 if (parse_uint32_in_range(value, 1, 60000, &level->sleep_millisecs) < 0)
                         return invalid_value(ctx, section, key, value, "a whole number of milliseconds from 1 to 60000");
+        } else if (strcmp(key, "FullScanSec") == 0) {
+                uint64_t usec;
+                if (parse_duration_usec(value, &usec) < 0 || usec < 10 * USEC_PER_MSEC || usec > 24 * USEC_PER_HOUR)
+                        return invalid_value(ctx, section, key, value, "a duration between 10ms and 24h such as 1s or 2min");
+                adaptive->full_scan_usec = usec;
+        } else if (strcmp(key, "MaxCpuPercent") == 0) {
+                if (parse_uint32_in_range(value, 1, 100, &adaptive->max_cpu_percent) < 0)
+                        return invalid_value(ctx, section, key, value, "a whole percentage of one CPU from 1 to 100");
         } else
                 log_warning("%s:%u: unknown key %s in [%s], ignoring", ctx->file, ctx->line, key, section);
         return 1;
@@ -80,6 +88,15 @@ static int handle_throttler_key(struct parse_context *ctx, const char *section, 
                         return log_error("Out of memory"), 0;
                 free(c->ksm_directory);
                 c->ksm_directory = copy;
+        } else if (strcmp(key, "Adaptive") == 0) {
+                if (parse_boolean(value, &c->adaptive) < 0)
+                        return invalid_value(ctx, section, key, value, "yes or no");
+        } else if (strcmp(key, "ConvergedPercent") == 0) {
+                if (parse_uint32_in_range(value, 1, 100, &c->adaptive_config.converged_percent) < 0)
+                        return invalid_value(ctx, section, key, value, "a whole percentage from 1 to 100");
+        } else if (strcmp(key, "ConvergedScans") == 0) {
+                if (parse_uint32_in_range(value, 1, 100, &c->adaptive_config.converged_scans) < 0)
+                        return invalid_value(ctx, section, key, value, "a whole number of full scans from 1 to 100");
         } else if (strcmp(key, "PolkitTimeoutSec") == 0) {
                 uint64_t usec;
                 if (parse_duration_usec(value, &usec) < 0 || usec < USEC_PER_MSEC || usec > 10 * USEC_PER_MINUTE)
@@ -113,8 +130,9 @@ static int config_ini_handler(void *user, const char *section, const char *key, 
                 return handle_throttler_key(ctx, section, key, value);
         for (size_t i = 0; i < sizeof level_sections / sizeof level_sections[0]; i++)
                 if (strcmp(section, level_sections[i].name) == 0)
-                        return handle_level_key(ctx, &ctx->config->throttle.level[level_sections[i].state], section, key,
-                                                value);
+                        return handle_level_key(ctx, &ctx->config->throttle.level[level_sections[i].state],
+                                                &ctx->config->adaptive_config.level[level_sections[i].state], section,
+                                                key, value);
 
         if (section[0] == '\0')
                 log_warning("%s:%u: key %s outside any section, ignoring", ctx->file, ctx->line, key);
@@ -251,6 +269,8 @@ int config_init(struct config *c) {
                 return -ENOMEM;
         c->polkit_timeout_usec = 25 * USEC_PER_SEC; /* sd-bus's own default method call timeout */
         throttle_config_default(&c->throttle);
+        c->adaptive = true;
+        adaptive_config_default(&c->adaptive_config);
         return 0;
 }
 

@@ -2,6 +2,7 @@
 /* The configuration file (SPEC §6): the main file and its drop-ins, parsed with libinih. */
 #pragma once
 
+#include "adaptive.h"
 #include "state-machine.h"
 
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/ksm-throttler/ksm-throttler.conf"
@@ -11,6 +12,8 @@ struct config {
         char *ksm_directory;
         uint64_t polkit_timeout_usec; /* how long a Kick waits for polkit before it is denied */
         struct throttle_config throttle;
+        bool adaptive; /* leave aggressive once merging settled, size scans from KSM's counters */
+        struct adaptive_config adaptive_config;
 };
 
 /* Built-in defaults; -ENOMEM on allocation failure. */

@@ -2,6 +2,8 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
@@ -40,6 +42,30 @@ static void notify_status(struct daemon *d) {
                    ksm_settings_format(&d->applied, settings, sizeof settings));
 }
 
+/* Adaptive mode samples KSM's counters while a cycle runs, at a pace set by the state. */
+static void sample_timer_arm(struct daemon *d) {
+        uint64_t interval = d->config.adaptive ? adaptive_sample_interval_usec(d->throttle.state) : 0;
+        int r;
+
+        if (interval == 0) {
+                (void) sd_event_source_set_enabled(d->sample_timer, SD_EVENT_OFF);
+                return;
+        }
+        r = sd_event_source_set_time_relative(d->sample_timer, interval);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(d->sample_timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_error_errno(r, "Cannot arm the sampling timer: %m");
+}
+
+static int sample_read(struct daemon *d, struct ksm_sample *ret) {
+        int r = ksm_sample_read(d->ksm_dirfd, d->ksmd_pid, ret);
+        if (r < 0)
+                return log_debug("Cannot read the KSM counters: %s", strerror(-r)), r;
+        ret->time_usec = now_usec(CLOCK_MONOTONIC);
+        return 0;
+}
+
 /* The knobs of to whose value differs from from: what a transition wrote. */
 static const char *format_written(const struct ksm_settings *from, const struct ksm_settings *to, char *buf, size_t size) {
         struct ksm_settings written = *to;
@@ -70,6 +96,16 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
                         log_warning_errno(r, "Cannot read AnonPages from %s (%m); using MinPagesToScan", d->meminfo_path);
         }
         throttle_settings(&d->config.throttle, next->state, anon_pages, &d->host, &target);
+        if (d->config.adaptive && next->state != THROTTLE_INITIAL) {
+                uint32_t pages;
+                if (next->state != previous)
+                        adaptive_on_state_change(&d->adaptive);
+                pages = adaptive_pages_to_scan(&d->adaptive, &d->config.adaptive_config, &d->config.throttle, next->state,
+                                               d->applied.value[KSM_KNOB_PAGES_TO_SCAN],
+                                               target.value[KSM_KNOB_PAGES_TO_SCAN]);
+                if (pages > 0)
+                        target.value[KSM_KNOB_PAGES_TO_SCAN] = pages;
+        }
 
         struct ksm_settings before = d->applied;
         r = ksm_settings_apply(d->ksm_dirfd, &d->applied, &target, &now, &failed);
@@ -85,15 +121,20 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
                 return r;
         }
 
+        bool deadline_moved = next->deadline_usec != d->throttle.deadline_usec || next->state != previous;
         d->throttle = *next;
         if (next->state == THROTTLE_INITIAL)
                 (void) saved_state_remove(d->runtime_directory); /* the host has its values back */
-        d->next_transition_usec =
-                next->deadline_usec == 0 ? 0
-                                         : now_usec(CLOCK_REALTIME) + (next->deadline_usec - now_usec(CLOCK_MONOTONIC));
-        r = timer_arm(d, next->deadline_usec);
-        if (r < 0)
-                log_error_errno(r, "Cannot arm the decay timer: %m");
+        if (deadline_moved) {
+                d->next_transition_usec = next->deadline_usec == 0 ? 0
+                                                                   : now_usec(CLOCK_REALTIME) +
+                                                                             (next->deadline_usec - now_usec(CLOCK_MONOTONIC));
+                r = timer_arm(d, next->deadline_usec);
+                if (r < 0)
+                        log_error_errno(r, "Cannot arm the decay timer: %m");
+        }
+        if (next->state != previous)
+                sample_timer_arm(d);
 
         if (previous != next->state) {
                 log_info("State %s (was %s, %s): %s", throttle_state_to_string(next->state),
@@ -117,15 +158,10 @@ static int daemon_detect_outside_change(struct daemon *d) {
         if (d->throttle.state == THROTTLE_INITIAL || ksm_settings_read(d->ksm_dirfd, &now, NULL) < 0)
                 return 0; /* nothing of ours in sysfs, or unreadable: the next write reports it */
 
-        for (int k = 0; k < _KSM_KNOB_MAX; k++) {
-                if (!ksm_settings_has(&now, k) || !ksm_settings_has(&d->applied, k))
-                        continue;
-                /* Under the scan-time advisor the kernel itself moves pages_to_scan. */
-                if (k == KSM_KNOB_PAGES_TO_SCAN && ksm_settings_has(&now, KSM_KNOB_ADVISOR_MODE) &&
-                    now.value[KSM_KNOB_ADVISOR_MODE] == KSM_ADVISOR_SCAN_TIME)
-                        continue;
-                changed = changed || now.value[k] != d->applied.value[k];
-        }
+        /* While throttling, advisor_mode is none: the kernel moves none of these by itself. */
+        for (int k = 0; k < _KSM_KNOB_MAX; k++)
+                if (ksm_settings_has(&now, k) && ksm_settings_has(&d->applied, k))
+                        changed = changed || now.value[k] != d->applied.value[k];
         if (!changed)
                 return 0;
 
@@ -171,6 +207,11 @@ int daemon_kick(struct daemon *d, sd_bus_error *error) {
                 d->host = d->applied = host;
         }
 
+        if (d->config.adaptive) {
+                struct ksm_sample sample;
+                if (sample_read(d, &sample) >= 0)
+                        adaptive_on_kick(&d->adaptive, &sample); /* the convergence watch starts over */
+        }
         throttle_on_kick(&next, &d->config.throttle, now_usec(CLOCK_MONOTONIC));
         r = daemon_enter(d, &next, "kicked", error);
         if (r < 0) {
@@ -202,6 +243,41 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static int on_sample_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+        struct daemon *d = userdata;
+        struct throttle next = d->throttle;
+        struct ksm_sample sample;
+        (void) source;
+        (void) usec;
+
+        if (d->throttle.state == THROTTLE_INITIAL || daemon_detect_outside_change(d) > 0)
+                return 0;
+        if (sample_read(d, &sample) < 0) {
+                sample_timer_arm(d);
+                return 0;
+        }
+
+        if (adaptive_on_sample(&d->adaptive, &d->config.adaptive_config, d->throttle.state,
+                               d->applied.value[KSM_KNOB_PAGES_TO_SCAN], &sample) &&
+            throttle_on_converged(&next, &d->config.throttle, sample.time_usec)) {
+                char reason[128];
+                snprintf(reason, sizeof reason, "merging settled after %" PRIu64 " full scans, %.1f MiB saved",
+                         sample.full_scans - d->adaptive.kick.full_scans,
+                         (double) ksm_sample_saved_pages(&sample) * (double) sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0));
+                if (daemon_enter(d, &next, reason, NULL) >= 0)
+                        return 0; /* daemon_enter armed the sampling for the new state */
+        } else {
+                /* Same state: re-size pages_to_scan from what was measured (written only if it moved). */
+                log_debug("Sample: ksmd at %u.%u%% of a CPU, ceiling %u, %" PRIu64 " pages/s, %" PRIu64
+                          " pages per full scan, pages_to_scan %u",
+                          d->adaptive.cpu_permille / 10, d->adaptive.cpu_permille % 10, d->adaptive.cpu_ceiling,
+                          d->adaptive.scan_rate, d->adaptive.pages_per_full_scan, d->applied.value[KSM_KNOB_PAGES_TO_SCAN]);
+                (void) daemon_enter(d, &next, "re-sized", NULL);
+        }
+        sample_timer_arm(d);
+        return 0;
+}
+
 int daemon_reload_config(struct daemon *d, const char *path, bool required) {
         struct config fresh;
         int r;
@@ -225,6 +301,7 @@ int daemon_reload_config(struct daemon *d, const char *path, bool required) {
         d->config = fresh;
         if (d->authorizer)
                 authorizer_set_timeout(d->authorizer, d->config.polkit_timeout_usec);
+        sample_timer_arm(d); /* Adaptive= may have changed */
         log_info("Reloaded the configuration from %s; new values apply from the next transition", path);
         return 0;
 }
@@ -290,6 +367,17 @@ int daemon_init(struct daemon *d, sd_event *event) {
         if (r < 0)
                 return log_error_errno(r, "Cannot create the decay timer: %m");
 
+        r = sd_event_add_time(event, &d->sample_timer, CLOCK_MONOTONIC, UINT64_MAX, 10 * USEC_PER_MSEC, on_sample_timer, d);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(d->sample_timer, SD_EVENT_OFF);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create the sampling timer: %m");
+        r = ksmd_find("/proc", &d->ksmd_pid);
+        if (r < 0)
+                log_info("ksmd is not visible in /proc; adaptive mode runs without a CPU budget");
+        else
+                log_debug("ksmd is PID %d", (int) d->ksmd_pid);
+
         d->published = (struct published_state) {
                 .state = d->throttle.state,
                 .settings = d->applied,
@@ -300,6 +388,7 @@ int daemon_init(struct daemon *d, sd_event *event) {
 
 void daemon_done(struct daemon *d) {
         d->timer = sd_event_source_disable_unref(d->timer);
+        d->sample_timer = sd_event_source_disable_unref(d->sample_timer);
         d->authorizer = authorizer_free(d->authorizer);
         d->bus = sd_bus_flush_close_unref(d->bus);
         d->event = sd_event_unref(d->event);

@@ -5,6 +5,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "adaptive.h"
 #include "authorize.h"
 #include "config.h"
 #include "ksm.h"
@@ -40,7 +41,10 @@ struct daemon {
 
         sd_event *event;
         sd_bus *bus;
-        sd_event_source *timer;
+        sd_event_source *timer;        /* the decay: fires when the state's time is up */
+        sd_event_source *sample_timer; /* adaptive mode only, and only outside initial */
+        struct adaptive adaptive;
+        pid_t ksmd_pid;                /* for ksmd's CPU time; 0 if not found */
         struct authorizer *authorizer;
         struct published_state published;
 };

@@ -31,3 +31,9 @@ static inline void fclosep(FILE **f) {
         if (*f)
                 fclose(*f);
 }
+
+#include <dirent.h>
+static inline void closedirp(DIR **d) {
+        if (*d)
+                closedir(*d);
+}

@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "ksm.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "adaptive.h"
 #include "fd-util.h"
 #include "log.h"
 #include "parse-util.h"
@@ -323,4 +327,87 @@ int meminfo_read_anon_pages(const char *path, uint64_t *ret_pages) {
         if (r < 0)
                 return r;
         return meminfo_parse_anon_pages(text, (uint64_t) sysconf(_SC_PAGESIZE), ret_pages);
+}
+
+int ksm_sample_read(int dirfd, pid_t ksmd_pid, struct ksm_sample *ret) {
+        static const struct {
+                const char *name;
+                size_t offset;
+        } counters[] = {
+                { "full_scans", offsetof(struct ksm_sample, full_scans) },
+                { "pages_shared", offsetof(struct ksm_sample, pages_shared) },
+                { "pages_sharing", offsetof(struct ksm_sample, pages_sharing) },
+                { "pages_unshared", offsetof(struct ksm_sample, pages_unshared) },
+                { "pages_volatile", offsetof(struct ksm_sample, pages_volatile) },
+                { "ksm_zero_pages", offsetof(struct ksm_sample, ksm_zero_pages) },
+                { "pages_scanned", offsetof(struct ksm_sample, pages_scanned) },
+        };
+        struct ksm_sample s = {};
+        int r;
+
+        for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+                int64_t value;
+                r = ksm_counter_read(dirfd, counters[i].name, &value);
+                if (r == -ENOENT && i > 0)
+                        continue; /* newer counters; full_scans is always there */
+                if (r < 0)
+                        return r;
+                *(uint64_t *) ((char *) &s + counters[i].offset) = value > 0 ? (uint64_t) value : 0;
+                if (strcmp(counters[i].name, "pages_scanned") == 0)
+                        s.has_pages_scanned = true;
+        }
+        if (ksmd_pid > 0 && proc_cpu_usec(ksmd_pid, &s.ksmd_cpu_usec) >= 0)
+                s.has_ksmd_cpu = true;
+        *ret = s;
+        return 0;
+}
+
+int proc_stat_parse_cpu_usec(const char *text, long ticks_per_sec, uint64_t *ret) {
+        /* "pid (comm) state ppid ..." where comm may hold spaces and parentheses:
+         * fields are counted from the last ')'. utime and stime are fields 14 and 15. */
+        const char *p = strrchr(text, ')');
+        unsigned long long utime, stime;
+
+        if (!p || ticks_per_sec <= 0)
+                return -EINVAL;
+        if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+                return -EINVAL;
+        if (utime + stime > UINT64_MAX / 1000000)
+                return -ERANGE;
+        *ret = (uint64_t) (utime + stime) * 1000000 / (uint64_t) ticks_per_sec;
+        return 0;
+}
+
+int proc_cpu_usec(pid_t pid, uint64_t *ret) {
+        char path[64], text[1024];
+        int r;
+
+        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        r = read_small_file_at(AT_FDCWD, path, text, sizeof text);
+        if (r < 0)
+                return r;
+        return proc_stat_parse_cpu_usec(text, sysconf(_SC_CLK_TCK), ret);
+}
+
+int ksmd_find(const char *proc_path, pid_t *ret) {
+        _cleanup_(closedirp) DIR *proc = opendir(proc_path);
+        struct dirent *de;
+
+        if (!proc)
+                return -errno;
+        while ((de = readdir(proc))) {
+                char path[PATH_MAX], comm[32];
+                uint64_t pid;
+
+                if (parse_uint64(de->d_name, &pid) < 0 || pid > INT32_MAX)
+                        continue;
+                snprintf(path, sizeof path, "%s/%s/comm", proc_path, de->d_name);
+                if (read_small_file_at(AT_FDCWD, path, comm, sizeof comm) < 0)
+                        continue;
+                if (strcmp(comm, "ksmd\n") == 0) {
+                        *ret = (pid_t) pid;
+                        return 0;
+                }
+        }
+        return -ESRCH;
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* The knobs the throttler manages, in the order SPEC §4 restores them. */
 enum ksm_knob {
@@ -68,6 +69,18 @@ int ksm_counter_read(int dirfd, const char *name, int64_t *ret);
  * sysfs afterwards; *ret_failed the knob that failed. Returns the number of writes or -errno. */
 int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const struct ksm_settings *target,
                        struct ksm_settings *ret_now, enum ksm_knob *ret_failed);
+
+struct ksm_sample;
+/* Reads the counters adaptive throttling watches (full_scans, pages_scanned, pages_*,
+ * ksm_zero_pages) and, with ksmd_pid > 0, ksmd's CPU time. time_usec is left to the caller. */
+int ksm_sample_read(int dirfd, pid_t ksmd_pid, struct ksm_sample *ret);
+
+/* The PID of the ksmd kernel thread, found once by its name; -ESRCH if not visible. */
+int ksmd_find(const char *proc_path, pid_t *ret);
+/* utime+stime of a process in microseconds, from /proc/PID/stat. */
+int proc_cpu_usec(pid_t pid, uint64_t *ret);
+/* The same, from /proc/PID/stat text and the clock tick rate. */
+int proc_stat_parse_cpu_usec(const char *text, long ticks_per_sec, uint64_t *ret);
 
 /* AnonPages from a meminfo file, in pages. */
 int meminfo_read_anon_pages(const char *path, uint64_t *ret_pages);

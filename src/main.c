@@ -141,6 +141,33 @@ static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *s
         return 0;
 }
 
+/* --restore: what ExecStopPost= runs after the daemon stopped or died. */
+static int restore_only(struct daemon *d) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        /* A running daemon restores on its own when its cycle ends; restoring under it
+         * would look to it like an administrator's change. */
+        if (sd_bus_open_system(&bus) >= 0) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                int owned = 0;
+                if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                       "NameHasOwner", NULL, &reply, "s", KSM_THROTTLER_BUS_NAME) >= 0 &&
+                    sd_bus_message_read(reply, "b", &owned) >= 0 && owned) {
+                        log_error("ksm-throttler is running (it owns %s); it restores the host's settings itself. "
+                                  "Stop it instead.", KSM_THROTTLER_BUS_NAME);
+                        return -EBUSY;
+                }
+        }
+
+        r = daemon_recover(d);
+        if (r == 0)
+                log_info("Nothing to restore: no saved host settings in %s", d->runtime_directory);
+        else if (r > 0)
+                log_info("Restored the host's KSM settings");
+        return r;
+}
+
 static int run(int argc, char *argv[]) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         struct daemon daemon = { .ksm_dirfd = -EBADF };
@@ -164,9 +191,14 @@ static int run(int argc, char *argv[]) {
         if (config_init(&daemon.config) < 0)
                 return log_error("Out of memory"), EXIT_FAILURE;
         if (config_load(&daemon.config, args.config_path, args.config_required) < 0) {
-                log_error("Invalid configuration, not starting");
-                config_done(&daemon.config);
-                return EX_CONFIG;
+                if (!args.restore_only) {
+                        log_error("Invalid configuration, not starting");
+                        config_done(&daemon.config);
+                        return EX_CONFIG;
+                }
+                /* Giving the host its values back must not depend on a well-formed file. */
+                log_warning("Invalid configuration; restoring with the built-in defaults%s",
+                            args.ksm_directory ? " and --ksm-dir" : "");
         }
         daemon.ksm_directory_from_config = !args.ksm_directory;
         if (args.ksm_directory) {
@@ -184,18 +216,10 @@ static int run(int argc, char *argv[]) {
                 return EX_UNAVAILABLE;
         }
 
-        r = daemon_recover(&daemon);
         if (args.restore_only) {
-                if (r == 0)
-                        log_info("Nothing to restore: no saved host settings in %s", daemon.runtime_directory);
-                else if (r > 0)
-                        log_info("Restored the host's KSM settings");
+                r = restore_only(&daemon);
                 daemon_done(&daemon);
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-        }
-        if (r < 0) {
-                daemon_done(&daemon);
-                return EXIT_FAILURE;
         }
 
         r = sd_event_default(&event);
@@ -250,6 +274,11 @@ static int run(int argc, char *argv[]) {
                         log_error_errno(r, "Cannot own %s on the system bus: %m", KSM_THROTTLER_BUS_NAME);
                 goto finish;
         }
+
+        /* Only once the name is ours: a second instance must not undo a running cycle. */
+        r = daemon_recover(&daemon);
+        if (r < 0)
+                goto finish;
 
         char settings[256];
         log_info("ksm-throttler %s ready on %s, KSM in %s, host settings: %s", PROJECT_VERSION, KSM_THROTTLER_BUS_NAME,

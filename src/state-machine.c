@@ -52,6 +52,13 @@ bool throttle_on_timer(struct throttle *t, const struct throttle_config *config,
         return true;
 }
 
+bool throttle_on_converged(struct throttle *t, const struct throttle_config *config, uint64_t now) {
+        if (t->state != THROTTLE_AGGRESSIVE)
+                return false;
+        enter(t, config, THROTTLE_STANDARD, now);
+        return true;
+}
+
 void throttle_reset(struct throttle *t) {
         throttle_init(t);
 }

@@ -49,6 +49,10 @@ void throttle_on_kick(struct throttle *t, const struct throttle_config *config, 
 /* The timer fired at now. Returns true if the state decayed (false if it was not due yet). */
 bool throttle_on_timer(struct throttle *t, const struct throttle_config *config, uint64_t now);
 
+/* Adaptive mode saw merging settle: aggressive gives way to the next state now.
+ * Returns true if the state changed. */
+bool throttle_on_converged(struct throttle *t, const struct throttle_config *config, uint64_t now);
+
 /* Forget the cycle: back to initial with no deadline (the host's values are in sysfs). */
 void throttle_reset(struct throttle *t);
 

@@ -7,8 +7,9 @@
 #   bus activation through SystemdService=, the hardened unit writing the knobs,
 #   StatusText, nobody refused by default and allowed by a rules file,
 #   systemctl stop restoring the host's knobs, systemd-analyze verify.
-# Exit 77 (skip) only where systemd-nspawn cannot run; with KSM_THROTTLER_E2E_REQUIRED=1
-# (CI) that is a failure too. The rootfs is cached in $KSM_THROTTLER_E2E_CACHE.
+# Exit 77 (skip) where it cannot run: not root, no systemd-nspawn or debootstrap, KSM not
+# writable, no Debian 12 image to be had, or a container that does not boot; with
+# KSM_THROTTLER_E2E_REQUIRED=1 (CI) each of these is a failure instead. The rootfs is cached in $KSM_THROTTLER_E2E_CACHE.
 set -euo pipefail
 
 SOURCE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

@@ -138,3 +138,36 @@ Test(recovery, missing_knob_fails_the_kick_naming_it) {
         sd_bus_error_free(&error);
         sd_bus_flush_close_unref(bus);
 }
+
+Test(recovery, restore_works_even_with_an_invalid_configuration) {
+        char output[4096];
+
+        kick_to_aggressive_then_sigkill();
+        harness_write_config(&h, "[Aggressive]\nDurationSec=never\n");
+        cr_assert_eq(harness_run_daemon(&h, output, sizeof output, "--restore", NULL), 0, "%s", output);
+        cr_assert_not_null(strstr(output, "restoring with the built-in defaults"), "%s", output);
+        assert_knobs(0, 100, 20, "after --restore with a broken configuration");
+}
+
+Test(recovery, restore_refuses_while_the_daemon_runs) {
+        char output[4096];
+
+        harness_start_aggressive(&h);
+        cr_assert_eq(harness_run_daemon(&h, output, sizeof output, "--restore", NULL), 1, "%s", output);
+        cr_assert_not_null(strstr(output, "ksm-throttler is running"), "%s", output);
+        assert_knobs(1, 10000, 1, "the running cycle is untouched");
+}
+
+Test(recovery, second_instance_does_not_undo_a_running_cycle) {
+        char output[4096];
+
+        harness_start_aggressive(&h);
+        cr_assert_eq(harness_run_daemon(&h, output, sizeof output, NULL), 1, "%s", output);
+        cr_assert_not_null(strstr(output, "already running"), "%s", output);
+        assert_knobs(1, 10000, 1, "the running cycle is untouched");
+        sd_bus *bus = harness_bus(&h);
+        char state[32];
+        harness_get_state(bus, state, sizeof state);
+        cr_assert_str_eq(state, "aggressive");
+        sd_bus_flush_close_unref(bus);
+}

@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "adaptive.h"
+
+#include "parse-util.h"
+
+/* A scan that covered this much more memory than the one before means memory is still
+ * appearing (a VM filling its RAM): not settled. */
+#define SCAN_GROWTH_PERCENT 10
+/* pages_to_scan moves by at most this factor per sample, so that one noisy
+ * measurement cannot swing ksmd from idle to flat out. */
+#define MAX_STEP_FACTOR 4
+
+void adaptive_config_default(struct adaptive_config *ret) {
+        *ret = (struct adaptive_config) {
+                .converged_percent = 1,
+                .converged_scans = 2,
+                .level = {
+                        [THROTTLE_AGGRESSIVE] = { .full_scan_usec = 1 * USEC_PER_SEC, .max_cpu_percent = 50 },
+                        [THROTTLE_STANDARD] = { .full_scan_usec = 60 * USEC_PER_SEC, .max_cpu_percent = 10 },
+                        [THROTTLE_SLOW] = { .full_scan_usec = 180 * USEC_PER_SEC, .max_cpu_percent = 3 },
+                },
+        };
+}
+
+uint64_t adaptive_sample_interval_usec(enum throttle_state state) {
+        switch (state) {
+        case THROTTLE_AGGRESSIVE:
+                return 200 * USEC_PER_MSEC; /* a full scan of a large VM takes about a second here */
+        case THROTTLE_STANDARD:
+                return 2 * USEC_PER_SEC;
+        case THROTTLE_SLOW:
+                return 5 * USEC_PER_SEC;
+        default:
+                return 0; /* no sampling in initial */
+        }
+}
+
+void adaptive_on_kick(struct adaptive *a, const struct ksm_sample *sample) {
+        a->kick = *sample;
+        a->scans_seen = sample->full_scans;
+        a->saved_at_scan = ksm_sample_saved_pages(sample);
+        a->pages_at_scan = sample->pages_scanned;
+        a->last_scan_size = 0;
+        a->settled_scans = 0;
+        a->converged = false;
+        a->pages_per_full_scan = 0;
+}
+
+void adaptive_on_state_change(struct adaptive *a) {
+        /* The scan rate and CPU seen so far belong to the old state's settings and budget. */
+        a->scan_rate = 0;
+        a->cpu_valid = false;
+        a->cpu_ceiling = 0;
+}
+
+/* Keeps ksmd within the state's CPU budget: multiplicative decrease when over it, a
+ * gentle increase while well under it (a ceiling that jumped back at once would make
+ * ksmd swing between flat out and idle). */
+static void update_cpu_ceiling(struct adaptive *a, const struct adaptive_level *level, uint32_t current) {
+        uint64_t budget = (uint64_t) level->max_cpu_percent * 10;
+
+        if (!a->cpu_valid || budget == 0 || current == 0)
+                return;
+        if (a->cpu_permille > budget) {
+                uint64_t fit = (uint64_t) current * budget / a->cpu_permille;
+                a->cpu_ceiling = fit > 0 ? (uint32_t) fit : 1;
+        } else if (a->cpu_ceiling > 0 && a->cpu_permille * 4 < budget * 3) {
+                uint64_t raised = (uint64_t) a->cpu_ceiling * 5 / 4 + 1;
+                a->cpu_ceiling = raised >= UINT32_MAX ? 0 : (uint32_t) raised;
+        }
+}
+
+static uint64_t rmap_estimate(const struct ksm_sample *s) {
+        return s->pages_shared + s->pages_sharing + s->pages_unshared + s->pages_volatile;
+}
+
+bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config, enum throttle_state state,
+                        uint32_t current_pages_to_scan, const struct ksm_sample *s) {
+        bool measured = false;
+
+        if (a->have_previous && s->time_usec > a->previous.time_usec) {
+                uint64_t dt = s->time_usec - a->previous.time_usec;
+                if (s->has_ksmd_cpu && a->previous.has_ksmd_cpu && s->ksmd_cpu_usec >= a->previous.ksmd_cpu_usec) {
+                        a->cpu_permille = (uint32_t) ((s->ksmd_cpu_usec - a->previous.ksmd_cpu_usec) * 1000 / dt);
+                        a->cpu_valid = true;
+                        measured = true;
+                }
+                if (s->has_pages_scanned && s->pages_scanned >= a->previous.pages_scanned)
+                        a->scan_rate = (s->pages_scanned - a->previous.pages_scanned) * USEC_PER_SEC / dt;
+        }
+        a->previous = *s;
+        a->have_previous = true;
+        if (measured && state != THROTTLE_INITIAL)
+                update_cpu_ceiling(a, &config->level[state], current_pages_to_scan);
+
+        if (s->full_scans <= a->scans_seen)
+                return a->converged;
+
+        /* One or more full scans ended since the last look. */
+        uint64_t n = s->full_scans - a->scans_seen;
+        uint64_t saved = ksm_sample_saved_pages(s);
+        uint64_t size = s->has_pages_scanned && s->pages_scanned >= a->pages_at_scan ? (s->pages_scanned - a->pages_at_scan) / n
+                                                                                      : rmap_estimate(s);
+        uint64_t growth = saved > a->saved_at_scan ? saved - a->saved_at_scan : 0;
+
+        /* The first two scans after a kick are the merge's chance (a page merges on its second scan). */
+        if (s->full_scans - a->kick.full_scans > 2) {
+                bool little_growth = growth == 0 || growth * 100 < (uint64_t) config->converged_percent * a->saved_at_scan * n;
+                bool memory_stable = a->last_scan_size == 0 ||
+                                     size * 100 <= a->last_scan_size * (100 + SCAN_GROWTH_PERCENT);
+                if (little_growth && memory_stable)
+                        a->settled_scans += n > UINT32_MAX ? UINT32_MAX : (uint32_t) n;
+                else
+                        a->settled_scans = 0;
+                if (a->settled_scans >= config->converged_scans)
+                        a->converged = true;
+        }
+
+        a->pages_per_full_scan = size;
+        a->last_scan_size = size;
+        a->scans_seen = s->full_scans;
+        a->saved_at_scan = saved;
+        a->pages_at_scan = s->pages_scanned;
+        return a->converged;
+}
+
+uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_config *config,
+                                const struct throttle_config *throttle, enum throttle_state state,
+                                uint32_t current_pages_to_scan, uint32_t fallback_pages) {
+        const struct adaptive_level *level = &config->level[state];
+        uint64_t pages = 0;
+
+        if (state == THROTTLE_INITIAL)
+                return 0;
+
+        if (a->pages_per_full_scan > 0 && level->full_scan_usec > 0) {
+                /* Pages a second that make one full scan last full_scan_usec. */
+                uint64_t needed_rate = a->pages_per_full_scan * USEC_PER_SEC / level->full_scan_usec + 1;
+
+                if (a->scan_rate > 0 && current_pages_to_scan > 0) {
+                        /* Closed loop on what ksmd really scans: covers the tick rounding of
+                         * sleep_millisecs and a ksmd that is short of CPU. */
+                        pages = (uint64_t) current_pages_to_scan * needed_rate / a->scan_rate;
+                        if (pages > (uint64_t) current_pages_to_scan * MAX_STEP_FACTOR)
+                                pages = (uint64_t) current_pages_to_scan * MAX_STEP_FACTOR;
+                        if (pages < current_pages_to_scan / MAX_STEP_FACTOR)
+                                pages = current_pages_to_scan / MAX_STEP_FACTOR;
+                } else {
+                        uint32_t sleep_ms = throttle->level[state].sleep_millisecs ?: 1;
+                        pages = needed_rate * sleep_ms / 1000 + 1;
+                }
+        }
+
+        /* In aggressive, never below the AnonPages rule: a VM whose memory appears after the
+         * kick must not wait for a full scan of the old, smaller memory to be measured. */
+        if (state == THROTTLE_AGGRESSIVE && pages < fallback_pages)
+                pages = fallback_pages;
+        if (pages == 0)
+                return 0;
+
+        /* The CPU budget comes last and wins. */
+        if (a->cpu_ceiling > 0 && pages > a->cpu_ceiling)
+                pages = a->cpu_ceiling;
+
+        if (pages < throttle->min_pages_to_scan)
+                pages = throttle->min_pages_to_scan;
+        if (pages > throttle->max_pages_to_scan)
+                pages = throttle->max_pages_to_scan;
+        /* Within a tenth of what is set: not worth a write. */
+        if (current_pages_to_scan > 0 && pages * 10 > (uint64_t) current_pages_to_scan * 9 &&
+            pages * 10 < (uint64_t) current_pages_to_scan * 11)
+                return current_pages_to_scan;
+        return (uint32_t) pages;
+}

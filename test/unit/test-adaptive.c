@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Adaptive throttling with injected counter sequences: convergence, sizing, CPU budget. */
+#include <criterion/criterion.h>
+#include <errno.h>
+
+#include "adaptive.h"
+#include "ksm.h"
+#include "parse-util.h"
+
+static struct adaptive_config config;
+static struct throttle_config throttle;
+
+static void setup(void) {
+        adaptive_config_default(&config);
+        throttle_config_default(&throttle);
+}
+
+TestSuite(adaptive, .init = setup);
+
+/* A sample at t seconds after 0 with the given full scan count and saved pages; each full
+ * scan covers 262144 pages (1 GiB), so pages_scanned follows the scan count. */
+static struct ksm_sample sample(double t, uint64_t full_scans, uint64_t saved) {
+        return (struct ksm_sample) {
+                .time_usec = (uint64_t) (t * USEC_PER_SEC),
+                .full_scans = full_scans,
+                .pages_scanned = full_scans * 262144,
+                .has_pages_scanned = true,
+                .pages_sharing = saved,
+        };
+}
+
+static bool feed(struct adaptive *a, struct ksm_sample s) {
+        return adaptive_on_sample(a, &config, THROTTLE_AGGRESSIVE, 30000, &s);
+}
+
+Test(adaptive, settles_after_two_scans_of_little_growth_following_the_merge) {
+        struct adaptive a = {};
+        struct ksm_sample kick = sample(0, 10, 0);
+
+        adaptive_on_kick(&a, &kick);
+        cr_assert_not(feed(&a, sample(0.5, 11, 100000)), "scan 1 after the kick: the merge's chance");
+        cr_assert_not(feed(&a, sample(1.0, 12, 190000)), "scan 2 after the kick: the merge's chance");
+        cr_assert_not(feed(&a, sample(1.5, 13, 195000)), "2.6 %% growth is not settled");
+        cr_assert_not(feed(&a, sample(2.0, 14, 195500)), "one settled scan of two");
+        cr_assert(feed(&a, sample(2.5, 15, 195600)), "two settled scans in a row");
+}
+
+Test(adaptive, never_before_two_full_scans_after_the_kick) {
+        struct adaptive a = {};
+        struct ksm_sample kick = sample(0, 10, 5000);
+
+        adaptive_on_kick(&a, &kick);
+        /* Nothing new to merge at all: growth 0 from the start. */
+        cr_assert_not(feed(&a, sample(0.2, 11, 5000)));
+        cr_assert_not(feed(&a, sample(0.4, 12, 5000)));
+        cr_assert_not(feed(&a, sample(0.6, 13, 5000)), "only one counted scan so far");
+        cr_assert(feed(&a, sample(0.8, 14, 5000)));
+}
+
+Test(adaptive, samples_between_scan_ends_change_nothing) {
+        struct adaptive a = {};
+        struct ksm_sample kick = sample(0, 10, 0);
+
+        adaptive_on_kick(&a, &kick);
+        for (int i = 1; i <= 20; i++)
+                cr_assert_not(feed(&a, sample(0.1 * i, 10, (uint64_t) i * 1000)), "no full scan ended yet");
+}
+
+Test(adaptive, a_settling_streak_is_broken_by_growth) {
+        struct adaptive a = {};
+        struct ksm_sample kick = sample(0, 0, 0);
+
+        adaptive_on_kick(&a, &kick);
+        feed(&a, sample(1, 1, 1000));
+        feed(&a, sample(2, 2, 100000));
+        cr_assert_not(feed(&a, sample(3, 3, 100100)), "settled 1");
+        cr_assert_not(feed(&a, sample(4, 4, 120000)), "a new VM's pages merge: streak broken");
+        cr_assert_not(feed(&a, sample(5, 5, 120100)), "settled 1 again");
+        cr_assert(feed(&a, sample(6, 6, 120200)));
+}
+
+Test(adaptive, memory_still_appearing_is_not_settled) {
+        struct adaptive a = {};
+        struct ksm_sample kick = sample(0, 0, 0), s;
+
+        adaptive_on_kick(&a, &kick);
+        /* Each scan covers 20 % more memory than the one before (a VM filling its RAM), and
+         * nothing merges yet: growth 0, but not settled. */
+        uint64_t scanned = 0, size = 10000;
+        for (int scan = 1; scan <= 8; scan++) {
+                scanned += size;
+                size = size * 6 / 5;
+                s = sample(scan, (uint64_t) scan, 0);
+                s.pages_scanned = scanned;
+                cr_assert_not(feed(&a, s), "scan %d of growing memory", scan);
+        }
+        /* Then the memory stops growing: scan 9 still covers the last growth, scans 10
+         * and 11 are the same size and settle it. */
+        for (int scan = 9; scan <= 11; scan++) {
+                scanned += size;
+                s = sample(scan, (uint64_t) scan, 0);
+                s.pages_scanned = scanned;
+                cr_assert_eq(feed(&a, s), scan == 11, "scan %d", scan);
+        }
+}
+
+Test(adaptive, a_kick_restarts_the_watch) {
+        struct adaptive a = {};
+        struct ksm_sample kick = sample(0, 0, 0), again = sample(5, 6, 1000);
+
+        adaptive_on_kick(&a, &kick);
+        for (int scan = 1; scan <= 6; scan++)
+                feed(&a, sample(scan * 0.8, (uint64_t) scan, 1000));
+        cr_assert(a.converged);
+        adaptive_on_kick(&a, &again);
+        cr_assert_not(a.converged);
+        cr_assert_not(feed(&a, sample(6, 7, 1000)));
+        cr_assert_not(feed(&a, sample(7, 8, 1000)));
+        cr_assert_not(feed(&a, sample(8, 9, 1000)));
+        cr_assert(feed(&a, sample(9, 10, 1000)));
+}
+
+Test(adaptive, several_scans_between_samples_count_each) {
+        struct adaptive a = {};
+        struct ksm_sample kick = sample(0, 0, 50000);
+
+        adaptive_on_kick(&a, &kick);
+        cr_assert_not(feed(&a, sample(1, 2, 50000)), "the merge's two scans");
+        cr_assert(feed(&a, sample(2, 4, 50000)), "two more scans without growth in one look");
+}
+
+Test(adaptive, measures_pages_per_full_scan_and_rate) {
+        struct adaptive a = {};
+        struct ksm_sample kick = sample(0, 0, 0);
+
+        adaptive_on_kick(&a, &kick);
+        feed(&a, sample(1, 0, 0));
+        feed(&a, sample(2, 1, 0));
+        cr_assert_eq(a.pages_per_full_scan, 262144);
+        cr_assert_eq(a.scan_rate, 262144, "one full scan in the last second");
+}
+
+Test(adaptive, no_opinion_without_a_measured_scan_outside_aggressive) {
+        struct adaptive a = {};
+        cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_STANDARD, 1000, 3000), 0);
+        cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_INITIAL, 1000, 3000), 0);
+}
+
+Test(adaptive, aggressive_never_below_the_anonpages_rule) {
+        struct adaptive a = { .pages_per_full_scan = 1000 };
+        cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 0, 26000), 26000);
+}
+
+Test(adaptive, standard_sizes_from_the_scan_and_its_full_scan_time) {
+        struct adaptive a = { .pages_per_full_scan = 2621440 }; /* 10 GiB mergeable */
+        /* 60 s per full scan at 100 wake-ups a second (10 ms): 43691 pages/s -> 437 per wake-up. */
+        cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_STANDARD, 0, 9999), 437);
+        /* A small VM: the floor is MinPagesToScan. */
+        a.pages_per_full_scan = 1000;
+        cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_STANDARD, 0, 9999), 64);
+}
+
+Test(adaptive, closed_loop_on_the_measured_rate) {
+        struct adaptive a = { .pages_per_full_scan = 2621440, .scan_rate = 20000 };
+        /* Needs 43691 pages/s; at 400 pages per wake-up ksmd did 20000: about 874. */
+        uint32_t pages = adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_STANDARD, 400, 9999);
+        cr_assert(pages >= 870 && pages <= 880, "pages_to_scan %u", pages);
+        /* Far too slow: at most four times per step. */
+        a.scan_rate = 100;
+        cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_STANDARD, 400, 9999), 1600);
+        /* Far too fast: at most a quarter per step. */
+        a.scan_rate = 10000000;
+        cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_STANDARD, 400, 9999), 100);
+}
+
+Test(adaptive, small_changes_are_not_worth_a_write) {
+        struct adaptive a = { .pages_per_full_scan = 2621440, .scan_rate = 42000 };
+        cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_STANDARD, 437, 9999), 437);
+}
+
+Test(adaptive, cpu_budget_cuts_and_lets_up_slowly) {
+        struct adaptive a = {};
+        struct ksm_sample s0 = sample(0, 0, 0), s1 = sample(1, 0, 0), s2 = sample(2, 0, 0), s3 = sample(3, 0, 0);
+
+        s0.has_ksmd_cpu = s1.has_ksmd_cpu = s2.has_ksmd_cpu = s3.has_ksmd_cpu = true;
+        s0.ksmd_cpu_usec = 0;
+        s1.ksmd_cpu_usec = 900000; /* 90 % of a CPU over the second */
+        adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 30000, &s0);
+        adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 30000, &s1);
+        cr_assert_eq(a.cpu_permille, 900);
+        /* Budget 50 %: 30000 x 500/900. */
+        cr_assert_eq(a.cpu_ceiling, 16666);
+        cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 30000, 30000), 16666,
+                     "the budget wins over the AnonPages floor");
+
+        s2.ksmd_cpu_usec = s1.ksmd_cpu_usec + 450000; /* 45 %: within, but not well under */
+        adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 16666, &s2);
+        cr_assert_eq(a.cpu_ceiling, 16666);
+        s3.ksmd_cpu_usec = s2.ksmd_cpu_usec + 100000; /* 10 %: a quarter up */
+        adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 16666, &s3);
+        cr_assert_eq(a.cpu_ceiling, 20833);
+
+        adaptive_on_state_change(&a);
+        cr_assert_eq(a.cpu_ceiling, 0, "a new state has a new budget");
+}
+
+Test(adaptive, sampling_only_outside_initial) {
+        cr_assert_eq(adaptive_sample_interval_usec(THROTTLE_INITIAL), 0);
+        cr_assert_gt(adaptive_sample_interval_usec(THROTTLE_AGGRESSIVE), 0);
+        cr_assert_lt(adaptive_sample_interval_usec(THROTTLE_AGGRESSIVE), adaptive_sample_interval_usec(THROTTLE_SLOW));
+}
+
+Test(adaptive, proc_stat_cpu_time) {
+        uint64_t usec;
+        /* A comm with spaces and parentheses; utime 150, stime 250 ticks at 100 Hz. */
+        cr_assert_eq(proc_stat_parse_cpu_usec("37 (ks md) (x)) S 2 0 0 0 -1 2129984 0 0 0 0 150 250 0 0 39 19 1 0 5",
+                                              100, &usec),
+                     0);
+        cr_assert_eq(usec, 4000000);
+        cr_assert_eq(proc_stat_parse_cpu_usec("37 ksmd S 2", 100, &usec), -EINVAL);
+        cr_assert_eq(proc_stat_parse_cpu_usec("37 (ksmd) S 2 0", 100, &usec), -EINVAL);
+}
