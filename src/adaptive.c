@@ -15,7 +15,7 @@ void adaptive_config_default(struct adaptive_config *ret) {
                 .converged_percent = 1,
                 .converged_scans = 2,
                 .level = {
-                        [THROTTLE_AGGRESSIVE] = { .full_scan_usec = 1 * USEC_PER_SEC, .max_cpu_percent = 50 },
+                        [THROTTLE_AGGRESSIVE] = { .full_scan_usec = 1 * USEC_PER_SEC, .max_cpu_percent = 100 },
                         [THROTTLE_STANDARD] = { .full_scan_usec = 60 * USEC_PER_SEC, .max_cpu_percent = 10 },
                         [THROTTLE_SLOW] = { .full_scan_usec = 180 * USEC_PER_SEC, .max_cpu_percent = 3 },
                 },
@@ -116,6 +116,11 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
                         a->converged = true;
         }
 
+        if (a->pages_per_full_scan == 0 || (a->scans_seen - a->kick.full_scans < 2 && s->full_scans - a->kick.full_scans >= 2))
+                /* From now on sizing follows the measured scan: start it from the estimate,
+                 * not from the rate under the AnonPages rule (ksmd scans fewer pages a second
+                 * with huge batches than with moderate ones, which would mislead the loop). */
+                a->scan_rate = 0;
         a->pages_per_full_scan = size;
         a->last_scan_size = size;
         a->scans_seen = s->full_scans;
@@ -132,10 +137,18 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
 
         if (state == THROTTLE_INITIAL)
                 return 0;
+        /* During the merge's two full scans after a kick, aggressive follows the AnonPages
+         * rule (re-read at each sample, so memory appearing after the kick counts): the
+         * merge is never slower than with the fixed schedule. */
+        bool merging = state == THROTTLE_AGGRESSIVE && a->scans_seen - a->kick.full_scans < 2;
 
-        if (a->pages_per_full_scan > 0 && level->full_scan_usec > 0) {
+        if (!merging && a->pages_per_full_scan > 0 && level->full_scan_usec > 0) {
+                /* The scan under way may already have covered more than the last full one
+                 * (memory appeared): a scan overrunning its target speeds itself up. */
+                uint64_t progress = a->previous.pages_scanned > a->pages_at_scan ? a->previous.pages_scanned - a->pages_at_scan : 0;
+                uint64_t size = progress > a->pages_per_full_scan ? progress : a->pages_per_full_scan;
                 /* Pages a second that make one full scan last full_scan_usec. */
-                uint64_t needed_rate = a->pages_per_full_scan * USEC_PER_SEC / level->full_scan_usec + 1;
+                uint64_t needed_rate = size * USEC_PER_SEC / level->full_scan_usec + 1;
 
                 if (a->scan_rate > 0 && current_pages_to_scan > 0) {
                         /* Closed loop on what ksmd really scans: covers the tick rounding of
@@ -150,13 +163,11 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
                         pages = needed_rate * sleep_ms / 1000 + 1;
                 }
         }
-
-        /* In aggressive, never below the AnonPages rule: a VM whose memory appears after the
-         * kick must not wait for a full scan of the old, smaller memory to be measured. */
-        if (state == THROTTLE_AGGRESSIVE && pages < fallback_pages)
+        if (pages == 0) {
+                if (state != THROTTLE_AGGRESSIVE)
+                        return 0; /* no measurement yet: the caller keeps the AnonPages rule */
                 pages = fallback_pages;
-        if (pages == 0)
-                return 0;
+        }
 
         /* The CPU budget comes last and wins. */
         if (a->cpu_ceiling > 0 && pages > a->cpu_ceiling)

@@ -71,11 +71,11 @@ void adaptive_on_state_change(struct adaptive *a);
 bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config, enum throttle_state state,
                         uint32_t current_pages_to_scan, const struct ksm_sample *sample);
 
-/* pages_to_scan for state: with a measured scan size, what makes one full scan take the
- * state's full_scan_usec at the observed scan rate (current_pages_to_scan gave it) or, with
- * no rate yet, at 1000/sleep_millisecs wake-ups a second; never less than fallback_pages
- * in aggressive (the AnonPages rule, which also covers memory appearing after the kick);
- * and never above the CPU ceiling: cut to what fits the state's budget whenever ksmd is
+/* pages_to_scan for state: with a measured scan size (or the scan under way, if it has
+ * already covered more), what makes one full scan take the state's full_scan_usec at the
+ * observed scan rate (current_pages_to_scan gave it) or, with no rate yet, at
+ * 1000/sleep_millisecs wake-ups a second; in aggressive before any measured scan, the
+ * AnonPages rule (fallback_pages), as in the fixed schedule; and never above the CPU ceiling: cut to what fits the state's budget whenever ksmd is
  * over it, let up by a quarter per sample while ksmd stays well under it.
  * 0 means no opinion: use fallback. */
 uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_config *config,

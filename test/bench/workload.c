@@ -17,7 +17,9 @@
 static void usage(FILE *out) {
         fprintf(out, "Usage: ksm-workload [--mib N] [--duplicate-percent P] [--rewrite-percent R] [--seconds S]\n"
                      "  --mib N                 anonymous memory to hold (default 64)\n"
-                     "  --duplicate-percent P   share of pages with identical content (default 75)\n"
+                     "  --duplicate-percent P   share of pages that duplicate others (default 75)\n"
+                     "  --copies C              each duplicate content appears on C pages (default 0:\n"
+                     "                          all duplicate pages share one content)\n"
                      "  --rewrite-percent R     share of pages rewritten every second (default 0)\n"
                      "  --seconds S             exit after S seconds (default: run until killed)\n");
 }
@@ -44,9 +46,10 @@ int main(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "mib", required_argument, NULL, 'm' },     { "duplicate-percent", required_argument, NULL, 'd' },
                 { "rewrite-percent", required_argument, NULL, 'r' }, { "seconds", required_argument, NULL, 's' },
+                { "copies", required_argument, NULL, 'c' },
                 { "help", no_argument, NULL, 'h' },          {},
         };
-        unsigned long mib = 64, duplicate = 75, rewrite = 0, seconds = 0;
+        unsigned long mib = 64, duplicate = 75, rewrite = 0, seconds = 0, copies = 0;
         size_t page_size = (size_t) sysconf(_SC_PAGESIZE), size, n_pages, n_duplicate;
         uint64_t salt = (uint64_t) getpid() * 0x9e3779b97f4a7c15ULL;
         char *memory;
@@ -59,6 +62,7 @@ int main(int argc, char *argv[]) {
                 case 'd': r = parse_number(optarg, "--duplicate-percent", 100, &duplicate); break;
                 case 'r': r = parse_number(optarg, "--rewrite-percent", 100, &rewrite); break;
                 case 's': r = parse_number(optarg, "--seconds", 1UL << 31, &seconds); break;
+                case 'c': r = parse_number(optarg, "--copies", 1UL << 31, &copies); break;
                 case 'h': usage(stdout); return 0;
                 default: usage(stderr); return 2;
                 }
@@ -81,8 +85,12 @@ int main(int argc, char *argv[]) {
         }
         for (size_t i = 0; i < n_pages; i++) {
                 char *page = memory + i * page_size;
-                if (i < n_duplicate)
+                if (i < n_duplicate && copies == 0)
                         memset(page, 0x5a, page_size);
+                else if (i < n_duplicate)
+                        /* Groups of copies: same content within a group, and the same in every
+                         * run and process (the salt is fixed), as pages of one guest image are. */
+                        fill_unique((uint64_t *) page, page_size / 8, i / copies, 0x5a5a5a5a5a5a5a5aULL);
                 else
                         fill_unique((uint64_t *) page, page_size / 8, i, salt);
         }

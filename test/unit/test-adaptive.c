@@ -137,7 +137,24 @@ Test(adaptive, measures_pages_per_full_scan_and_rate) {
         feed(&a, sample(1, 0, 0));
         feed(&a, sample(2, 1, 0));
         cr_assert_eq(a.pages_per_full_scan, 262144);
+        cr_assert_eq(a.scan_rate, 0, "the first measured scan restarts the rate measurement");
+        feed(&a, sample(3, 2, 0));
+        cr_assert_eq(a.scan_rate, 0, "so does the end of the merge's two scans");
+        feed(&a, sample(4, 3, 0));
         cr_assert_eq(a.scan_rate, 262144, "one full scan in the last second");
+}
+
+Test(adaptive, aggressive_follows_the_anonpages_rule_during_the_merge) {
+        struct adaptive a = {};
+        struct ksm_sample kick = sample(0, 10, 0);
+
+        adaptive_on_kick(&a, &kick);
+        feed(&a, sample(0.5, 11, 100000));
+        cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 26000, 26000), 26000,
+                     "one scan after the kick: as the fixed schedule");
+        feed(&a, sample(1.0, 12, 190000));
+        /* Two scans done: 1 GiB in FullScanSec=1s at 1000 wake-ups a second. */
+        cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 26000, 26000), 263);
 }
 
 Test(adaptive, no_opinion_without_a_measured_scan_outside_aggressive) {
@@ -146,8 +163,8 @@ Test(adaptive, no_opinion_without_a_measured_scan_outside_aggressive) {
         cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_INITIAL, 1000, 3000), 0);
 }
 
-Test(adaptive, aggressive_never_below_the_anonpages_rule) {
-        struct adaptive a = { .pages_per_full_scan = 1000 };
+Test(adaptive, aggressive_without_a_measured_scan_follows_the_anonpages_rule) {
+        struct adaptive a = {};
         cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 0, 26000), 26000);
 }
 
@@ -180,6 +197,7 @@ Test(adaptive, small_changes_are_not_worth_a_write) {
 
 Test(adaptive, cpu_budget_cuts_and_lets_up_slowly) {
         struct adaptive a = {};
+        config.level[THROTTLE_AGGRESSIVE].max_cpu_percent = 50;
         struct ksm_sample s0 = sample(0, 0, 0), s1 = sample(1, 0, 0), s2 = sample(2, 0, 0), s3 = sample(3, 0, 0);
 
         s0.has_ksmd_cpu = s1.has_ksmd_cpu = s2.has_ksmd_cpu = s3.has_ksmd_cpu = true;
