@@ -250,3 +250,49 @@ Test(real_ksm, advisor_scan_time_is_handed_back) {
         /* The kernel resets pages_to_scan when the advisor comes back; it owns that knob. */
         assert_knobs_as_expected(true);
 }
+
+Test(real_ksm, adaptive_leaves_aggressive_once_merging_settled) {
+        long pages = (WORKLOAD_MIB << 20) / sysconf(_SC_PAGESIZE), before;
+        char log[65536], state[32];
+        sd_bus *bus;
+
+        skip_unless_writable();
+        if (access(KSM_DIR "/advisor_mode", F_OK) == 0)
+                cr_assert_eq(write_text("advisor_mode", "none"), 0);
+        cr_assert_eq(write_text("run", "0"), 0);
+        save_knobs(&expected);
+
+        start_workload();
+        before = counter("pages_sharing");
+        /* Aggressive would last an hour on the fixed schedule. */
+        harness_write_config(&h, "[Throttler]\nAdaptive=yes\n[Aggressive]\nDurationSec=1h\n");
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+        harness_kick(bus);
+        cr_assert(harness_wait_state(bus, "standard", 60), "adaptive mode did not leave aggressive within 60 s");
+        cr_assert_geq(counter("pages_sharing") - before, pages / 2, "it left before merging");
+        harness_get_state(bus, state, sizeof state);
+        harness_daemon_log(&h, log, sizeof log);
+        cr_assert_not_null(strstr(log, "(was aggressive, merging settled after "), "%s", log);
+        sd_bus_flush_close_unref(bus);
+
+        cr_assert_eq(harness_stop_daemon(&h, SIGTERM), 0);
+        assert_knobs_as_expected(false);
+}
+
+Test(real_ksm, fixed_schedule_stays_aggressive) {
+        sd_bus *bus;
+        char state[32];
+
+        skip_unless_writable();
+        start_workload();
+        harness_write_config(&h, "[Throttler]\nAdaptive=no\n[Aggressive]\nDurationSec=1h\n");
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+        harness_kick(bus);
+        /* Long enough for adaptive mode to have settled on this workload. */
+        sleep(10);
+        harness_get_state(bus, state, sizeof state);
+        cr_assert_str_eq(state, "aggressive", "Adaptive=no keeps the fixed schedule");
+        sd_bus_flush_close_unref(bus);
+}

@@ -127,15 +127,23 @@ Test(config, good_file_sets_every_key) {
                    "KsmDirectory=/tmp/fake-ksm\n"
                    "MinPagesToScan=32\n"
                    "MaxPagesToScan=50000\n"
+                   "PolkitTimeoutSec=10s\n"
+                   "Adaptive=no\n"
+                   "ConvergedPercent=5\n"
+                   "ConvergedScans=3\n"
                    "\n"
                    "[Aggressive]\n"
                    "DurationSec=500ms\n"
                    "PagesPerScanFactor=8\n"
                    "SleepMillisecs=2\n"
+                   "FullScanSec=2s\n"
+                   "MaxCpuPercent=80\n"
                    "[Standard]\n"
                    "DurationSec=2min\n"
                    "PagesPerScanFactor=80\n"
                    "SleepMillisecs=20\n"
+                   "FullScanSec=90s\n"
+                   "MaxCpuPercent=5\n"
                    "[Slow]\n"
                    "DurationSec = 1h\n"
                    "PagesPerScanFactor = 800\n"
@@ -155,6 +163,26 @@ Test(config, good_file_sets_every_key) {
         cr_assert_eq(c.throttle.level[THROTTLE_SLOW].duration_usec, USEC_PER_HOUR);
         cr_assert_eq(c.throttle.level[THROTTLE_SLOW].pages_per_scan_factor, 800);
         cr_assert_eq(c.throttle.level[THROTTLE_SLOW].sleep_millisecs, 200);
+        cr_assert_eq(c.polkit_timeout_usec, 10 * USEC_PER_SEC);
+        cr_assert_eq(c.adaptive, false);
+        cr_assert_eq(c.adaptive_config.converged_percent, 5);
+        cr_assert_eq(c.adaptive_config.converged_scans, 3);
+        cr_assert_eq(c.adaptive_config.level[THROTTLE_AGGRESSIVE].full_scan_usec, 2 * USEC_PER_SEC);
+        cr_assert_eq(c.adaptive_config.level[THROTTLE_AGGRESSIVE].max_cpu_percent, 80);
+        cr_assert_eq(c.adaptive_config.level[THROTTLE_STANDARD].full_scan_usec, 90 * USEC_PER_SEC);
+        cr_assert_eq(c.adaptive_config.level[THROTTLE_STANDARD].max_cpu_percent, 5);
+        /* Not in the file: the defaults. */
+        cr_assert_eq(c.adaptive_config.level[THROTTLE_SLOW].full_scan_usec, 180 * USEC_PER_SEC);
+        cr_assert_eq(c.adaptive_config.level[THROTTLE_SLOW].max_cpu_percent, 3);
+        config_done(&c);
+}
+
+Test(config, adaptive_is_on_by_default) {
+        struct config c;
+        config_init(&c);
+        cr_assert(c.adaptive);
+        cr_assert_eq(c.adaptive_config.converged_percent, 1);
+        cr_assert_eq(c.adaptive_config.converged_scans, 2);
         config_done(&c);
 }
 
@@ -245,6 +273,12 @@ Test(config, invalid_values_are_rejected_with_file_and_line_and_leave_config_unc
                 { "[Throttler]\nMaxPagesToScan=99999999999\n", 2 },
                 { "[Throttler]\nMinPagesToScan=7\nKsmDirectory=relative/ksm\n", 3 },
                 { "# comment\n\n[Throttler]\nMinPagesToScan=7\n[Aggressive]\nDurationSec=5 fortnights\n", 6 },
+                { "[Throttler]\nMinPagesToScan=7\nAdaptive=perhaps\n", 3 },
+                { "[Throttler]\nMinPagesToScan=7\nConvergedPercent=0\n", 3 },
+                { "[Throttler]\nMinPagesToScan=7\nConvergedScans=1000\n", 3 },
+                { "[Throttler]\nMinPagesToScan=7\nPolkitTimeoutSec=0\n", 3 },
+                { "[Aggressive]\nSleepMillisecs=7\nFullScanSec=1ms\n", 3 },
+                { "[Standard]\nSleepMillisecs=7\nMaxCpuPercent=101\n", 3 },
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 struct config c;
