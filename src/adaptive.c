@@ -10,6 +10,12 @@
  * measurement cannot swing ksmd from idle to flat out. */
 #define MAX_STEP_FACTOR 4
 
+/* a * b / c without overflow in a * b; saturates at UINT64_MAX. */
+static uint64_t mul_div_saturating(uint64_t a, uint64_t b, uint64_t c) {
+        unsigned __int128 product = (unsigned __int128) a * b / (c ? c : 1);
+        return product > UINT64_MAX ? UINT64_MAX : (uint64_t) product;
+}
+
 void adaptive_config_default(struct adaptive_config *ret) {
         *ret = (struct adaptive_config) {
                 .converged_percent = 1,
@@ -36,14 +42,18 @@ uint64_t adaptive_sample_interval_usec(enum throttle_state state) {
 }
 
 void adaptive_on_kick(struct adaptive *a, const struct ksm_sample *sample) {
-        a->kick = *sample;
-        a->scans_seen = sample->full_scans;
-        a->saved_at_scan = ksm_sample_saved_pages(sample);
-        a->pages_at_scan = sample->pages_scanned;
         a->last_scan_size = 0;
         a->settled_scans = 0;
         a->converged = false;
         a->pages_per_full_scan = 0;
+        a->have_previous = false; /* rates over the idle gap before the kick mean nothing */
+        a->kick_pending = !sample;
+        if (!sample)
+                return;
+        a->kick = *sample;
+        a->scans_seen = sample->full_scans;
+        a->saved_at_scan = ksm_sample_saved_pages(sample);
+        a->pages_at_scan = sample->pages_scanned;
 }
 
 void adaptive_on_state_change(struct adaptive *a) {
@@ -51,6 +61,7 @@ void adaptive_on_state_change(struct adaptive *a) {
         a->scan_rate = 0;
         a->cpu_valid = false;
         a->cpu_ceiling = 0;
+        a->have_previous = false;
 }
 
 /* Keeps ksmd within the state's CPU budget: multiplicative decrease when over it, a
@@ -78,15 +89,23 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
                         uint32_t current_pages_to_scan, const struct ksm_sample *s) {
         bool measured = false;
 
+        if (a->kick_pending) {
+                /* The counters could not be read at the kick: this sample stands in for it. */
+                adaptive_on_kick(a, s);
+                a->previous = *s;
+                a->have_previous = true;
+                return false;
+        }
         if (a->have_previous && s->time_usec > a->previous.time_usec) {
                 uint64_t dt = s->time_usec - a->previous.time_usec;
                 if (s->has_ksmd_cpu && a->previous.has_ksmd_cpu && s->ksmd_cpu_usec >= a->previous.ksmd_cpu_usec) {
-                        a->cpu_permille = (uint32_t) ((s->ksmd_cpu_usec - a->previous.ksmd_cpu_usec) * 1000 / dt);
+                        uint64_t permille = mul_div_saturating(s->ksmd_cpu_usec - a->previous.ksmd_cpu_usec, 1000, dt);
+                        a->cpu_permille = permille > UINT32_MAX ? UINT32_MAX : (uint32_t) permille;
                         a->cpu_valid = true;
                         measured = true;
                 }
                 if (s->has_pages_scanned && s->pages_scanned >= a->previous.pages_scanned)
-                        a->scan_rate = (s->pages_scanned - a->previous.pages_scanned) * USEC_PER_SEC / dt;
+                        a->scan_rate = mul_div_saturating(s->pages_scanned - a->previous.pages_scanned, USEC_PER_SEC, dt);
         }
         a->previous = *s;
         a->have_previous = true;
@@ -148,19 +167,19 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
                 uint64_t progress = a->previous.pages_scanned > a->pages_at_scan ? a->previous.pages_scanned - a->pages_at_scan : 0;
                 uint64_t size = progress > a->pages_per_full_scan ? progress : a->pages_per_full_scan;
                 /* Pages a second that make one full scan last full_scan_usec. */
-                uint64_t needed_rate = size * USEC_PER_SEC / level->full_scan_usec + 1;
+                uint64_t needed_rate = mul_div_saturating(size, USEC_PER_SEC, level->full_scan_usec) + 1;
 
                 if (a->scan_rate > 0 && current_pages_to_scan > 0) {
                         /* Closed loop on what ksmd really scans: covers the tick rounding of
                          * sleep_millisecs and a ksmd that is short of CPU. */
-                        pages = (uint64_t) current_pages_to_scan * needed_rate / a->scan_rate;
+                        pages = mul_div_saturating(current_pages_to_scan, needed_rate, a->scan_rate);
                         if (pages > (uint64_t) current_pages_to_scan * MAX_STEP_FACTOR)
                                 pages = (uint64_t) current_pages_to_scan * MAX_STEP_FACTOR;
                         if (pages < current_pages_to_scan / MAX_STEP_FACTOR)
                                 pages = current_pages_to_scan / MAX_STEP_FACTOR;
                 } else {
                         uint32_t sleep_ms = throttle->level[state].sleep_millisecs ?: 1;
-                        pages = needed_rate * sleep_ms / 1000 + 1;
+                        pages = mul_div_saturating(needed_rate, sleep_ms, 1000) + 1;
                 }
         }
         if (pages == 0) {
@@ -173,13 +192,14 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
         if (a->cpu_ceiling > 0 && pages > a->cpu_ceiling)
                 pages = a->cpu_ceiling;
 
+        /* Within a tenth of what is set: not worth a write. */
+        if (current_pages_to_scan > 0 && pages * 10 > (uint64_t) current_pages_to_scan * 9 &&
+            pages * 10 < (uint64_t) current_pages_to_scan * 11)
+                pages = current_pages_to_scan;
+        /* Last, so that the limits hold even for a value kept (e.g. after a reload). */
         if (pages < throttle->min_pages_to_scan)
                 pages = throttle->min_pages_to_scan;
         if (pages > throttle->max_pages_to_scan)
                 pages = throttle->max_pages_to_scan;
-        /* Within a tenth of what is set: not worth a write. */
-        if (current_pages_to_scan > 0 && pages * 10 > (uint64_t) current_pages_to_scan * 9 &&
-            pages * 10 < (uint64_t) current_pages_to_scan * 11)
-                return current_pages_to_scan;
         return (uint32_t) pages;
 }

@@ -40,6 +40,7 @@ struct adaptive {
         uint64_t last_scan_size;    /* pages per full scan of the previous counted scan */
         uint32_t settled_scans;     /* consecutive full scans with little growth */
         bool converged;
+        bool kick_pending;          /* kicked without a sample: the next sample is the kick's */
 
         /* Measurements. */
         struct ksm_sample previous;
@@ -58,7 +59,7 @@ static inline uint64_t ksm_sample_saved_pages(const struct ksm_sample *s) {
         return s->pages_sharing + s->ksm_zero_pages;
 }
 
-/* A kick: the watch starts over from this sample. */
+/* A kick: the watch starts over from this sample (NULL: from the next one). */
 void adaptive_on_kick(struct adaptive *a, const struct ksm_sample *sample);
 
 /* The state changed: rates measured under the old settings no longer apply. */

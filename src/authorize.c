@@ -65,13 +65,6 @@ void authorizer_set_timeout(struct authorizer *a, uint64_t polkit_timeout_usec) 
         a->timeout_usec = polkit_timeout_usec;
 }
 
-unsigned authorizer_pending(const struct authorizer *a) {
-        unsigned n = 0;
-        for (const struct check *c = a->checks; c; c = c->next)
-                n++;
-        return n;
-}
-
 static struct check *check_free(struct check *c);
 
 /* Unlinks the check, answers each waiter, and frees it. */
@@ -102,7 +95,8 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                         log_notice("Kick from %s refused: polkit is not running, so only root may kick", c->sender);
                         sd_bus_error_set(&verdict, SD_BUS_ERROR_ACCESS_DENIED,
                                          "polkit is not available to authorize this call; only root may kick");
-                } else if (sd_bus_error_has_names(e, SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_TIMEOUT)) {
+                } else if (sd_bus_error_has_names(e, SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_TIMEOUT) &&
+                           sd_bus_is_open(c->authorizer->bus) > 0) {
                         char timeout[32];
                         log_warning("Kick from %s refused: polkit did not answer within %s", c->sender,
                                     format_duration_usec(timeout, sizeof timeout, c->authorizer->timeout_usec));

@@ -23,6 +23,3 @@ void authorizer_set_timeout(struct authorizer *a, uint64_t polkit_timeout_usec);
  * action and interactivity share one polkit call. Returns 0 or -errno. */
 int authorize(struct authorizer *a, sd_bus_message *m, const char *action, authorize_callback_t callback,
               void *userdata);
-
-/* Number of polkit calls in flight (for tests and logs). */
-unsigned authorizer_pending(const struct authorizer *a);

@@ -99,8 +99,9 @@ static int handle_throttler_key(struct parse_context *ctx, const char *section, 
                         return invalid_value(ctx, section, key, value, "a whole number of full scans from 1 to 100");
         } else if (strcmp(key, "PolkitTimeoutSec") == 0) {
                 uint64_t usec;
-                if (parse_duration_usec(value, &usec) < 0 || usec < USEC_PER_MSEC || usec > 10 * USEC_PER_MINUTE)
-                        return invalid_value(ctx, section, key, value, "a duration between 1ms and 10min such as 25s");
+                /* At most 100 s: ksmctl waits 120 s for the daemon's verdict. */
+                if (parse_duration_usec(value, &usec) < 0 || usec < USEC_PER_MSEC || usec > 100 * USEC_PER_SEC)
+                        return invalid_value(ctx, section, key, value, "a duration between 1ms and 100s such as 25s");
                 c->polkit_timeout_usec = usec;
         } else if (strcmp(key, "MinPagesToScan") == 0) {
                 if (parse_uint32_in_range(value, 1, UINT32_MAX, &c->throttle.min_pages_to_scan) < 0)

@@ -42,6 +42,23 @@ static void notify_status(struct daemon *d) {
                    ksm_settings_format(&d->applied, settings, sizeof settings));
 }
 
+/* Reads what sysfs holds now, to take as the host's own values. run=2 ("stop and unmerge
+ * everything") is a one-shot command, not a state to return to: writing it back at the end
+ * of a cycle would unmerge all that the cycle merged, so it is taken as run=0. */
+static int read_host_settings(struct daemon *d, struct ksm_settings *ret) {
+        enum ksm_knob failed = 0;
+        int r;
+
+        r = ksm_settings_read(d->ksm_dirfd, ret, &failed);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read KSM knob %s/%s: %m", d->config.ksm_directory, ksm_knob_name(failed));
+        if (ksm_settings_has(ret, KSM_KNOB_RUN) && ret->value[KSM_KNOB_RUN] == 2) {
+                log_notice("KSM run=2 (unmerge all) is a command, not a setting; the host's run is taken as 0");
+                ret->value[KSM_KNOB_RUN] = 0;
+        }
+        return 0;
+}
+
 /* Adaptive mode samples KSM's counters while a cycle runs, at a pace set by the state. */
 static void sample_timer_arm(struct daemon *d) {
         uint64_t interval = d->config.adaptive ? adaptive_sample_interval_usec(d->throttle.state) : 0;
@@ -133,8 +150,10 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
                 if (r < 0)
                         log_error_errno(r, "Cannot arm the decay timer: %m");
         }
-        if (next->state != previous)
+        if (next->state != previous) {
+                d->resizing_suspended = false;
                 sample_timer_arm(d);
+        }
 
         if (previous != next->state) {
                 log_info("State %s (was %s, %s): %s", throttle_state_to_string(next->state),
@@ -169,8 +188,11 @@ static int daemon_detect_outside_change(struct daemon *d) {
                    "ending the cycle without writing; these are now the host's values",
                    throttle_state_to_string(d->throttle.state), format_written(&now, &d->applied, wrote, sizeof wrote),
                    format_written(&d->applied, &now, holds, sizeof holds));
-        d->host = d->applied = now;
-        throttle_reset(&d->throttle);
+        d->applied = now;
+        d->host = now;
+        if (d->host.value[KSM_KNOB_RUN] == 2)
+                d->host.value[KSM_KNOB_RUN] = 0; /* see read_host_settings() */
+        throttle_init(&d->throttle);
         d->next_transition_usec = 0;
         (void) timer_arm(d, 0);
         (void) saved_state_remove(d->runtime_directory);
@@ -196,6 +218,8 @@ int daemon_kick(struct daemon *d, sd_bus_error *error) {
                                           ksm_knob_name(failed), strerror(-r));
                         return r;
                 }
+                if (host.value[KSM_KNOB_RUN] == 2)
+                        host.value[KSM_KNOB_RUN] = 0; /* see read_host_settings() */
                 /* Saved before the first write, so that a crash cannot lose them. */
                 r = saved_state_save(d->runtime_directory, &host);
                 if (r < 0) {
@@ -207,16 +231,18 @@ int daemon_kick(struct daemon *d, sd_bus_error *error) {
                 d->host = d->applied = host;
         }
 
-        if (d->config.adaptive) {
+        {
+                /* The convergence watch starts over, from now or (counters unreadable) the next sample. */
                 struct ksm_sample sample;
-                if (sample_read(d, &sample) >= 0)
-                        adaptive_on_kick(&d->adaptive, &sample); /* the convergence watch starts over */
+                adaptive_on_kick(&d->adaptive, sample_read(d, &sample) >= 0 ? &sample : NULL);
         }
         throttle_on_kick(&next, &d->config.throttle, now_usec(CLOCK_MONOTONIC));
         r = daemon_enter(d, &next, "kicked", error);
         if (r < 0) {
-                if (d->throttle.state == THROTTLE_INITIAL)
-                        (void) saved_state_remove(d->runtime_directory); /* rolled back to the host's values */
+                /* Rolled back to the host's values? Then nothing needs restoring later; if the
+                 * rollback itself failed, the saved file is what gives them back. */
+                if (d->throttle.state == THROTTLE_INITIAL && ksm_settings_equal(&d->applied, &d->host))
+                        (void) saved_state_remove(d->runtime_directory);
                 return r;
         }
 
@@ -238,8 +264,15 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 timer_arm(d, d->throttle.deadline_usec);
                 return 0;
         }
-        if (daemon_enter(d, &next, "no kick", NULL) < 0)
-                timer_arm(d, now_usec(CLOCK_MONOTONIC) + RETRY_USEC);
+        if (daemon_enter(d, &next, "no kick", NULL) < 0) {
+                /* Stay, and try again soon; show when. */
+                d->throttle.deadline_usec = now_usec(CLOCK_MONOTONIC) + RETRY_USEC;
+                d->next_transition_usec = now_usec(CLOCK_REALTIME) + RETRY_USEC;
+                if (timer_arm(d, d->throttle.deadline_usec) < 0)
+                        log_error("Cannot arm the decay timer: KSM stays in %s until the next kick or stop",
+                                  throttle_state_to_string(d->throttle.state));
+                bus_publish_changes(d);
+        }
         return 0;
 }
 
@@ -272,7 +305,8 @@ static int on_sample_timer(sd_event_source *source, uint64_t usec, void *userdat
                           " pages per full scan, pages_to_scan %u",
                           d->adaptive.cpu_permille / 10, d->adaptive.cpu_permille % 10, d->adaptive.cpu_ceiling,
                           d->adaptive.scan_rate, d->adaptive.pages_per_full_scan, d->applied.value[KSM_KNOB_PAGES_TO_SCAN]);
-                (void) daemon_enter(d, &next, "re-sized", NULL);
+                if (!d->resizing_suspended && daemon_enter(d, &next, "re-sized", NULL) < 0)
+                        d->resizing_suspended = true; /* logged once; retried at the next transition */
         }
         sample_timer_arm(d);
         return 0;
@@ -290,6 +324,7 @@ int daemon_reload_config(struct daemon *d, const char *path, bool required) {
                 config_done(&fresh);
                 return log_error_errno(r, "Configuration reload rejected; the running configuration stays in force");
         }
+        bool was_adaptive = d->config.adaptive;
         /* The knobs' directory is opened once at start; moving it needs a restart. */
         if (strcmp(fresh.ksm_directory, d->config.ksm_directory) != 0 && d->ksm_directory_from_config)
                 log_warning("KsmDirectory=%s takes effect only after a restart; still using %s", fresh.ksm_directory,
@@ -301,6 +336,8 @@ int daemon_reload_config(struct daemon *d, const char *path, bool required) {
         d->config = fresh;
         if (d->authorizer)
                 authorizer_set_timeout(d->authorizer, d->config.polkit_timeout_usec);
+        if (d->config.adaptive && !was_adaptive)
+                adaptive_on_kick(&d->adaptive, NULL); /* no watch ran: start one from the next sample */
         sample_timer_arm(d); /* Adaptive= may have changed */
         log_info("Reloaded the configuration from %s; new values apply from the next transition", path);
         return 0;
@@ -334,6 +371,8 @@ int daemon_recover(struct daemon *d) {
         r = ksm_settings_read(d->ksm_dirfd, &current, &failed);
         if (r < 0)
                 return log_error_errno(r, "Cannot read KSM knob %s/%s: %m", d->config.ksm_directory, ksm_knob_name(failed));
+        if (saved.value[KSM_KNOB_RUN] == 2)
+                saved.value[KSM_KNOB_RUN] = 0; /* see read_host_settings() */
         /* Knobs this kernel lacks cannot be restored; knobs not saved are left alone. */
         saved.present &= current.present;
         log_notice("A previous ksm-throttler did not restore the host's KSM settings; restoring %s from %s/%s",
@@ -345,18 +384,19 @@ int daemon_recover(struct daemon *d) {
         r = saved_state_remove(d->runtime_directory);
         if (r < 0)
                 return r;
+        /* What sysfs holds now is the host's own again. */
+        d->host = d->applied = now;
+        d->published.settings = d->published.host = now;
         return 1;
 }
 
 int daemon_init(struct daemon *d, sd_event *event) {
         int r;
 
-        enum ksm_knob failed = 0;
-
         throttle_init(&d->throttle);
-        r = ksm_settings_read(d->ksm_dirfd, &d->host, &failed);
+        r = read_host_settings(d, &d->host);
         if (r < 0)
-                return log_error_errno(r, "Cannot read KSM knob %s/%s: %m", d->config.ksm_directory, ksm_knob_name(failed));
+                return r;
         d->applied = d->host;
         d->event = sd_event_ref(event);
 

@@ -45,6 +45,7 @@ struct daemon {
         sd_event_source *sample_timer; /* adaptive mode only, and only outside initial */
         struct adaptive adaptive;
         pid_t ksmd_pid;                /* for ksmd's CPU time; 0 if not found */
+        bool resizing_suspended;       /* a re-size failed in this state: wait for the next one */
         struct authorizer *authorizer;
         struct published_state published;
 };

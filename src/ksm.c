@@ -257,14 +257,7 @@ int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const stru
                 r = ksm_knob_write(dirfd, k, target->value[k]);
                 if (r < 0) {
                         *ret_failed = k;
-                        /* Put back what this call changed, newest first, then report what sysfs really holds. */
-                        while (n_written > 0) {
-                                n_written--;
-                                (void) ksm_knob_write(dirfd, written[n_written], previous[n_written]);
-                        }
-                        if (ksm_settings_read(dirfd, ret_now, NULL) < 0)
-                                *ret_now = *current;
-                        return r;
+                        goto rollback;
                 }
                 written[n_written] = k;
                 previous[n_written] = now.value[k];
@@ -272,15 +265,30 @@ int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const stru
                 now.value[k] = target->value[k];
 
                 if (k == KSM_KNOB_ADVISOR_MODE) {
-                        /* Changing advisor_mode resets pages_to_scan in the kernel. */
-                        uint32_t pages;
-                        if (ksm_knob_read(dirfd, KSM_KNOB_PAGES_TO_SCAN, &pages) >= 0)
-                                now.value[KSM_KNOB_PAGES_TO_SCAN] = pages;
+                        /* Changing advisor_mode resets pages_to_scan in the kernel: know the new value,
+                         * or the next check would take our own write for someone else's. */
+                        r = ksm_knob_read(dirfd, KSM_KNOB_PAGES_TO_SCAN, &now.value[KSM_KNOB_PAGES_TO_SCAN]);
+                        if (r < 0) {
+                                *ret_failed = KSM_KNOB_PAGES_TO_SCAN;
+                                goto rollback;
+                        }
                 }
         }
 
         *ret_now = now;
         return n_written;
+
+rollback:
+        /* Put back what this call changed, newest first, then report what sysfs really holds
+         * (if it cannot be read, what this call believes it left). */
+        while (n_written > 0) {
+                n_written--;
+                if (ksm_knob_write(dirfd, written[n_written], previous[n_written]) >= 0)
+                        now.value[written[n_written]] = previous[n_written];
+        }
+        if (ksm_settings_read(dirfd, ret_now, NULL) < 0)
+                *ret_now = now;
+        return r;
 }
 
 int meminfo_parse_anon_pages(const char *text, uint64_t page_size, uint64_t *ret_pages) {
@@ -402,12 +410,17 @@ int ksmd_find(const char *proc_path, pid_t *ret) {
                 if (parse_uint64(de->d_name, &pid) < 0 || pid > INT32_MAX)
                         continue;
                 snprintf(path, sizeof path, "%s/%s/comm", proc_path, de->d_name);
-                if (read_small_file_at(AT_FDCWD, path, comm, sizeof comm) < 0)
+                if (read_small_file_at(AT_FDCWD, path, comm, sizeof comm) < 0 || strcmp(comm, "ksmd\n") != 0)
                         continue;
-                if (strcmp(comm, "ksmd\n") == 0) {
-                        *ret = (pid_t) pid;
-                        return 0;
-                }
+                /* The kernel thread, a child of kthreadd (PID 2), not a process that took its name. */
+                char stat[512];
+                int ppid;
+                snprintf(path, sizeof path, "%s/%s/stat", proc_path, de->d_name);
+                if (read_small_file_at(AT_FDCWD, path, stat, sizeof stat) < 0 || !strrchr(stat, ')') ||
+                    sscanf(strrchr(stat, ')') + 1, " %*c %d", &ppid) != 1 || ppid != 2)
+                        continue;
+                *ret = (pid_t) pid;
+                return 0;
         }
         return -ESRCH;
 }

@@ -29,10 +29,6 @@ void log_set_max_level(int level) {
         max_level = level;
 }
 
-int log_get_max_level(void) {
-        return max_level;
-}
-
 int log_internal(int priority, int error, const char *format, ...) {
         int saved_errno = errno;
         if (error < 0)

@@ -7,7 +7,6 @@
 
 int log_level_from_string(const char *s);
 void log_set_max_level(int level);
-int log_get_max_level(void);
 
 /* Logs at priority, returns -abs(error) when error != 0, so callers can "return log_error_errno(r, ...)". */
 int log_internal(int priority, int error, const char *format, ...) __attribute__((format(printf, 3, 4)));

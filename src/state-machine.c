@@ -59,9 +59,6 @@ bool throttle_on_converged(struct throttle *t, const struct throttle_config *con
         return true;
 }
 
-void throttle_reset(struct throttle *t) {
-        throttle_init(t);
-}
 
 void throttle_settings(const struct throttle_config *config, enum throttle_state state, uint64_t anon_pages,
                        const struct ksm_settings *host, struct ksm_settings *ret) {

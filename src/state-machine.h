@@ -53,9 +53,6 @@ bool throttle_on_timer(struct throttle *t, const struct throttle_config *config,
  * Returns true if the state changed. */
 bool throttle_on_converged(struct throttle *t, const struct throttle_config *config, uint64_t now);
 
-/* Forget the cycle: back to initial with no deadline (the host's values are in sysfs). */
-void throttle_reset(struct throttle *t);
-
 /* The knob values for state: the host's own in initial, else the level's values with
  * pages_to_scan = AnonPages / factor clamped to [min, max], run=1 and (where the kernel
  * has it) advisor_mode=none so that pages_to_scan can be written. */

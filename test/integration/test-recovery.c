@@ -171,3 +171,26 @@ Test(recovery, second_instance_does_not_undo_a_running_cycle) {
         cr_assert_str_eq(state, "aggressive");
         sd_bus_flush_close_unref(bus);
 }
+
+Test(recovery, host_run_2_is_never_written_back) {
+        /* run=2 is "stop and unmerge everything": restoring it would undo the whole cycle. */
+        harness_set_knob(&h, "run", "2\n");
+        harness_start_aggressive(&h);
+        cr_assert_eq(harness_stop_daemon(&h, SIGTERM), 0);
+        assert_knobs(0, 100, 20, "after the cycle");
+        cr_assert(log_contains("run=2 (unmerge all) is a command, not a setting"));
+}
+
+Test(recovery, after_a_crash_the_properties_show_the_restored_host_values) {
+        const char *get[] = { "busctl", "get-property", "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
+                              "org.kata.KsmThrottler", "Settings", "InitialSettings", NULL };
+        char output[4096];
+
+        kick_to_aggressive_then_sigkill();
+        harness_start_daemon(&h, NULL);
+        cr_assert_eq(harness_run(&h, false, output, sizeof output, get), 0, "%s", output);
+        const char *expected = "a{sv} 3 \"run\" u 0 \"pages_to_scan\" u 100 \"sleep_millisecs\" u 20\n";
+        const char *first = strstr(output, expected);
+        cr_assert_not_null(first, "Settings: %s", output);
+        cr_assert_not_null(strstr(first + 1, expected), "InitialSettings: %s", output);
+}

@@ -126,11 +126,20 @@ Test(throttle, kick_in_aggressive_restarts_deadline) {
         cr_assert_eq(t.state, THROTTLE_STANDARD);
 }
 
-Test(throttle, reset_forgets_the_cycle) {
+Test(throttle, init_forgets_the_cycle) {
         throttle_on_kick(&t, &config, T0);
-        throttle_reset(&t);
+        throttle_init(&t);
         assert_state(THROTTLE_INITIAL, 0);
         cr_assert_not(throttle_on_timer(&t, &config, T0 + 30 * USEC_PER_SEC));
+}
+
+Test(throttle, converged_aggressive_gives_way_to_standard_now) {
+        cr_assert_not(throttle_on_converged(&t, &config, T0), "nothing to leave in initial");
+        throttle_on_kick(&t, &config, T0);
+        cr_assert(throttle_on_converged(&t, &config, T0 + 5 * USEC_PER_SEC));
+        assert_state(THROTTLE_STANDARD, T0 + 125 * USEC_PER_SEC);
+        cr_assert_not(throttle_on_converged(&t, &config, T0 + 6 * USEC_PER_SEC), "only aggressive converges");
+        assert_state(THROTTLE_STANDARD, T0 + 125 * USEC_PER_SEC);
 }
 
 Test(throttle, custom_durations) {
