@@ -168,8 +168,87 @@ static int restore_only(struct daemon *d) {
         return r;
 }
 
-static int run(int argc, char *argv[]) {
+/* Sets up the loop and the bus, owns the name, restores a crashed instance's values,
+ * and serves until a signal or the bus ends it. Returns 0, or -errno (logged). */
+static int serve(struct daemon *daemon, struct arguments *args) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        int r;
+
+        r = sd_event_default(&event);
+        if (r < 0) {
+                log_error_errno(r, "Cannot create the event loop: %m");
+                return r;
+        }
+        /* Pings systemd's watchdog when the unit sets WatchdogSec= (and only then). */
+        r = sd_event_set_watchdog(event, true);
+        if (r < 0) {
+                log_error_errno(r, "Cannot set up the watchdog: %m");
+                return r;
+        }
+        if (r > 0)
+                log_debug("Watchdog enabled");
+        r = daemon_init(daemon, event);
+        if (r < 0)
+                return r;
+        if ((r = sd_event_add_signal(event, NULL, SIGTERM, on_exit_signal, daemon)) < 0 ||
+            (r = sd_event_add_signal(event, NULL, SIGINT, on_exit_signal, daemon)) < 0 ||
+            (r = sd_event_add_signal(event, NULL, SIGHUP, on_reload_signal, args)) < 0) {
+                log_error_errno(r, "Cannot watch signals: %m");
+                return r;
+        }
+
+        r = sd_bus_open_system(&daemon->bus);
+        if (r < 0) {
+                log_error_errno(r, "Cannot connect to the system bus: %m");
+                return r;
+        }
+        r = authorizer_new(daemon->bus, daemon->config.polkit_timeout_usec, &daemon->authorizer);
+        if (r < 0) {
+                log_error_errno(r, "Out of memory");
+                return r;
+        }
+        if ((r = bus_object_add(daemon)) < 0)
+                return r;
+        r = sd_bus_attach_event(daemon->bus, event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0) {
+                log_error_errno(r, "Cannot attach the bus to the event loop: %m");
+                return r;
+        }
+        /* If the bus goes away there is nobody left to serve: restore and exit. */
+        (void) sd_bus_set_exit_on_disconnect(daemon->bus, true);
+
+        r = sd_bus_request_name(daemon->bus, KSM_THROTTLER_BUS_NAME, 0);
+        if (r < 0) {
+                if (r == -EEXIST)
+                        log_error("Another process already owns %s on the system bus; is ksm-throttler already running?",
+                                  KSM_THROTTLER_BUS_NAME);
+                else
+                        log_error_errno(r, "Cannot own %s on the system bus: %m", KSM_THROTTLER_BUS_NAME);
+                return r;
+        }
+
+        /* Only once the name is ours: a second instance must not undo a running cycle. */
+        r = daemon_recover(daemon);
+        if (r < 0)
+                return r;
+
+        char settings[256];
+        log_info("ksm-throttler %s ready on %s, KSM in %s, host settings: %s", PROJECT_VERSION, KSM_THROTTLER_BUS_NAME,
+                 daemon->config.ksm_directory, ksm_settings_format(&daemon->host, settings, sizeof settings));
+        sd_notifyf(false, "READY=1\nSTATUS=State: initial (%s)", settings);
+
+        r = sd_event_loop(event);
+        if (r < 0)
+                log_error_errno(r, "Event loop failed: %m");
+        else if (r > 0) {
+                /* Not a signal: sd-bus ended the loop because the bus went away. */
+                log_error("Lost the connection to the system bus, exiting");
+                r = -ECONNRESET;
+        }
+        return r;
+}
+
+static int run(int argc, char *argv[]) {
         struct daemon daemon = { .ksm_dirfd = -EBADF };
         struct arguments args;
         sigset_t mask;
@@ -222,81 +301,8 @@ static int run(int argc, char *argv[]) {
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         }
 
-        r = sd_event_default(&event);
-        if (r < 0) {
-                log_error_errno(r, "Cannot create the event loop: %m");
-                goto finish;
-        }
-        /* Pings systemd's watchdog when the unit sets WatchdogSec= (and only then). */
-        r = sd_event_set_watchdog(event, true);
-        if (r < 0) {
-                log_error_errno(r, "Cannot set up the watchdog: %m");
-                goto finish;
-        }
-        if (r > 0)
-                log_debug("Watchdog enabled");
-        r = daemon_init(&daemon, event);
-        if (r < 0)
-                goto finish;
-        if ((r = sd_event_add_signal(event, NULL, SIGTERM, on_exit_signal, &daemon)) < 0 ||
-            (r = sd_event_add_signal(event, NULL, SIGINT, on_exit_signal, &daemon)) < 0 ||
-            (r = sd_event_add_signal(event, NULL, SIGHUP, on_reload_signal, &args)) < 0) {
-                log_error_errno(r, "Cannot watch signals: %m");
-                goto finish;
-        }
-
-        r = sd_bus_open_system(&daemon.bus);
-        if (r < 0) {
-                log_error_errno(r, "Cannot connect to the system bus: %m");
-                goto finish;
-        }
-        r = authorizer_new(daemon.bus, daemon.config.polkit_timeout_usec, &daemon.authorizer);
-        if (r < 0) {
-                log_error_errno(r, "Out of memory");
-                goto finish;
-        }
-        if ((r = bus_object_add(&daemon)) < 0)
-                goto finish;
-        r = sd_bus_attach_event(daemon.bus, event, SD_EVENT_PRIORITY_NORMAL);
-        if (r < 0) {
-                log_error_errno(r, "Cannot attach the bus to the event loop: %m");
-                goto finish;
-        }
-        /* If the bus goes away there is nobody left to serve: restore and exit. */
-        (void) sd_bus_set_exit_on_disconnect(daemon.bus, true);
-
-        r = sd_bus_request_name(daemon.bus, KSM_THROTTLER_BUS_NAME, 0);
-        if (r < 0) {
-                if (r == -EEXIST)
-                        log_error("Another process already owns %s on the system bus; is ksm-throttler already running?",
-                                  KSM_THROTTLER_BUS_NAME);
-                else
-                        log_error_errno(r, "Cannot own %s on the system bus: %m", KSM_THROTTLER_BUS_NAME);
-                goto finish;
-        }
-
-        /* Only once the name is ours: a second instance must not undo a running cycle. */
-        r = daemon_recover(&daemon);
-        if (r < 0)
-                goto finish;
-
-        char settings[256];
-        log_info("ksm-throttler %s ready on %s, KSM in %s, host settings: %s", PROJECT_VERSION, KSM_THROTTLER_BUS_NAME,
-                 daemon.config.ksm_directory, ksm_settings_format(&daemon.host, settings, sizeof settings));
-        sd_notifyf(false, "READY=1\nSTATUS=State: initial (%s)", settings);
-
-        r = sd_event_loop(event);
-        if (r < 0)
-                log_error_errno(r, "Event loop failed: %m");
-        else if (r > 0) {
-                /* Not a signal: sd-bus ended the loop because the bus went away. */
-                log_error("Lost the connection to the system bus, exiting");
-                r = -ECONNRESET;
-        }
-
-finish:
-        if (r < 0)
-                exit_status = EXIT_FAILURE;
+        r = serve(&daemon, &args);
+        exit_status = r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         /* Also after the bus went away or the loop failed; a no-op if already restored. */
         if (daemon_restore(&daemon) < 0)
                 exit_status = EXIT_FAILURE;
