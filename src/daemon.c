@@ -339,7 +339,8 @@ int daemon_reload_config(struct daemon *d, const char *path, bool required) {
         if (d->config.adaptive && !was_adaptive)
                 adaptive_on_kick(&d->adaptive, NULL); /* no watch ran: start one from the next sample */
         sample_timer_arm(d); /* Adaptive= may have changed */
-        log_info("Reloaded the configuration from %s; new values apply from the next transition", path);
+        log_info("Reloaded the configuration from %s; new values apply from the next transition%s", path,
+                 d->config.adaptive ? " (adaptive sizing from the next sample)" : "");
         return 0;
 }
 
@@ -413,7 +414,7 @@ int daemon_init(struct daemon *d, sd_event *event) {
         if (r < 0)
                 return log_error_errno(r, "Cannot create the sampling timer: %m");
         r = ksmd_find("/proc", &d->ksmd_pid);
-        if (r < 0)
+        if (r < 0 && d->config.adaptive)
                 log_info("ksmd is not visible in /proc; adaptive mode runs without a CPU budget");
         else
                 log_debug("ksmd is PID %d", (int) d->ksmd_pid);
