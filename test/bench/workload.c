@@ -20,7 +20,8 @@ static void usage(FILE *out) {
                      "  --duplicate-percent P   share of pages that duplicate others (default 75)\n"
                      "  --copies C              each duplicate content appears on C pages (default 0:\n"
                      "                          all duplicate pages share one content)\n"
-                     "  --rewrite-percent R     share of pages rewritten every second (default 0)\n"
+                     "  --rewrite-percent R     pages rewritten every second, as a share of all pages,\n"
+                     "                          taken from the unique ones (default 0)\n"
                      "  --seconds S             exit after S seconds (default: run until killed)\n");
 }
 
@@ -99,10 +100,13 @@ int main(int argc, char *argv[]) {
 
         for (unsigned long t = 0; seconds == 0 || t < seconds; t++) {
                 sleep(1);
-                /* Rewrite a rotating window of pages with fresh unique content: volatile pages. */
-                size_t n_rewrite = n_pages * rewrite / 100;
+                /* Volatile pages: a rotating window of the unique pages (a guest's own data; its
+                 * duplicates, like a shared image, stay) gets fresh content every second. */
+                size_t n_unique = n_pages - n_duplicate, n_rewrite = n_pages * rewrite / 100;
+                if (n_unique == 0)
+                        continue;
                 for (size_t j = 0; j < n_rewrite; j++) {
-                        size_t i = (t * n_rewrite + j) % n_pages;
+                        size_t i = n_duplicate + (t * n_rewrite + j) % n_unique;
                         fill_unique((uint64_t *) (memory + i * page_size), page_size / 8, i, salt + t + 1);
                 }
         }
