@@ -326,6 +326,13 @@ void harness_start_daemon(struct harness *h, ...) {
                 reply = sd_bus_message_unref(reply);
                 sd_bus_error_free(&error);
                 if (owned) {
+                        /* Owning the name comes before recovery and READY=1; an answered Ping
+                         * means the daemon is serving. */
+                        int r = sd_bus_call_method(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
+                                                   "org.freedesktop.DBus.Peer", "Ping", &error, NULL, NULL);
+                        cr_assert_geq(r, 0, "the daemon owns its name but does not answer: %s",
+                                      error.message ?: strerror(-r));
+                        sd_bus_error_free(&error);
                         sd_bus_flush_close_unref(bus);
                         return;
                 }
