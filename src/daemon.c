@@ -134,6 +134,10 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
                 if (error)
                         sd_bus_error_setf(error, KSM_THROTTLER_ERROR_KSM_UNAVAILABLE, "Cannot write KSM knob %s: %s",
                                           ksm_knob_name(failed), strerror(-r));
+                if (!ksm_settings_equal(&before, &d->applied))
+                        /* The rollback left some of our values behind: record them as ours. */
+                        (void) saved_state_save(d->runtime_directory,
+                                                &(struct saved_state) { .host = d->host, .written = d->applied });
                 bus_publish_changes(d);
                 return r;
         }
@@ -142,6 +146,11 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
         d->throttle = *next;
         if (next->state == THROTTLE_INITIAL)
                 (void) saved_state_remove(d->runtime_directory); /* the host has its values back */
+        else if (r > 0)
+                /* What we wrote, so that a restore after a crash can tell our values from
+                 * someone else's; the host's values were saved before the first write. */
+                (void) saved_state_save(d->runtime_directory,
+                                        &(struct saved_state) { .host = d->host, .written = d->applied });
         if (deadline_moved) {
                 d->next_transition_usec = next->deadline_usec == 0 ? 0
                                                                    : now_usec(CLOCK_REALTIME) +
@@ -221,7 +230,7 @@ int daemon_kick(struct daemon *d, sd_bus_error *error) {
                 if (host.value[KSM_KNOB_RUN] == 2)
                         host.value[KSM_KNOB_RUN] = 0; /* see read_host_settings() */
                 /* Saved before the first write, so that a crash cannot lose them. */
-                r = saved_state_save(d->runtime_directory, &host);
+                r = saved_state_save(d->runtime_directory, &(struct saved_state) { .host = host });
                 if (r < 0) {
                         sd_bus_error_setf(error, SD_BUS_ERROR_FAILED,
                                           "Cannot save the host's KSM settings in %s (%s), not throttling",
@@ -358,12 +367,13 @@ int daemon_restore(struct daemon *d) {
 }
 
 int daemon_recover(struct daemon *d) {
+        struct saved_state state;
         struct ksm_settings saved, current, now;
         enum ksm_knob failed = 0;
         char text[256];
         int r;
 
-        r = saved_state_load(d->runtime_directory, &saved);
+        r = saved_state_load(d->runtime_directory, &state);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
@@ -372,10 +382,20 @@ int daemon_recover(struct daemon *d) {
         r = ksm_settings_read(d->ksm_dirfd, &current, &failed);
         if (r < 0)
                 return log_error_errno(r, "Cannot read KSM knob %s/%s: %m", d->config.ksm_directory, ksm_knob_name(failed));
+        saved = state.host;
         if (saved.value[KSM_KNOB_RUN] == 2)
                 saved.value[KSM_KNOB_RUN] = 0; /* see read_host_settings() */
         /* Knobs this kernel lacks cannot be restored; knobs not saved are left alone. */
         saved.present &= current.present;
+        /* A knob that no longer holds what the dead instance wrote was changed by someone
+         * else after it (SPEC §7): theirs stands. */
+        for (int k = 0; k < _KSM_KNOB_MAX; k++)
+                if (ksm_settings_has(&saved, k) && ksm_settings_has(&state.written, k) &&
+                    current.value[k] != state.written.value[k]) {
+                        log_notice("KSM knob %s was changed after the throttler wrote it; leaving it as it is",
+                                   ksm_knob_name(k));
+                        saved.value[k] = current.value[k];
+                }
         log_notice("A previous ksm-throttler did not restore the host's KSM settings; restoring %s from %s/%s",
                    ksm_settings_format(&saved, text, sizeof text), d->runtime_directory, SAVED_STATE_FILE);
         r = ksm_settings_apply(d->ksm_dirfd, &current, &saved, &now, &failed);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,26 +12,39 @@
 #include "fd-util.h"
 #include "log.h"
 
-int saved_state_format(const struct ksm_settings *s, char *buf, size_t size) {
-        size_t used = 0;
+#define WRITTEN_PREFIX "written."
 
+static int format_settings(const struct ksm_settings *s, const char *prefix, char *buf, size_t size, size_t *used) {
         for (int k = 0; k < _KSM_KNOB_MAX; k++) {
                 int n;
                 if (!ksm_settings_has(s, k))
                         continue;
                 if (k == KSM_KNOB_ADVISOR_MODE)
-                        n = snprintf(buf + used, size - used, "%s=%s\n", ksm_knob_name(k), ksm_advisor_mode_to_string(s->value[k]));
+                        n = snprintf(buf + *used, size - *used, "%s%s=%s\n", prefix, ksm_knob_name(k),
+                                     ksm_advisor_mode_to_string(s->value[k]));
                 else
-                        n = snprintf(buf + used, size - used, "%s=%u\n", ksm_knob_name(k), s->value[k]);
-                if (n < 0 || (size_t) n >= size - used)
+                        n = snprintf(buf + *used, size - *used, "%s%s=%u\n", prefix, ksm_knob_name(k), s->value[k]);
+                if (n < 0 || (size_t) n >= size - *used)
                         return -ENOBUFS;
-                used += (size_t) n;
+                *used += (size_t) n;
         }
-        return (int) used;
+        return 0;
 }
 
-int saved_state_parse(const char *text, const char *where, struct ksm_settings *ret) {
-        struct ksm_settings s = {};
+int saved_state_format(const struct saved_state *state, char *buf, size_t size) {
+        size_t used = 0;
+        int r;
+
+        if (size > 0)
+                buf[0] = '\0';
+        r = format_settings(&state->host, "", buf, size, &used);
+        if (r >= 0)
+                r = format_settings(&state->written, WRITTEN_PREFIX, buf, size, &used);
+        return r < 0 ? r : (int) used;
+}
+
+int saved_state_parse(const char *text, const char *where, struct saved_state *ret) {
+        struct saved_state state = {};
         unsigned line_number = 0;
 
         while (*text) {
@@ -49,32 +63,36 @@ int saved_state_parse(const char *text, const char *where, struct ksm_settings *
                 if (len == 0)
                         continue;
 
+                /* "knob=value" is the host's; "written.knob=value" the throttler's last write. */
+                bool written = strncmp(line, WRITTEN_PREFIX, strlen(WRITTEN_PREFIX)) == 0;
+                const char *name = written ? line + strlen(WRITTEN_PREFIX) : line;
+                struct ksm_settings *s = written ? &state.written : &state.host;
                 eq = strchr(line, '=');
                 if (eq) {
                         *eq = '\0';
                         for (int k = 0; k < _KSM_KNOB_MAX; k++)
-                                if (strcmp(line, ksm_knob_name(k)) == 0)
+                                if (strcmp(name, ksm_knob_name(k)) == 0)
                                         knob = k;
                 }
-                if (knob < 0 || ksm_knob_parse(knob, eq + 1, &s.value[knob]) < 0)
+                if (knob < 0 || ksm_knob_parse(knob, eq + 1, &s->value[knob]) < 0)
                         return log_error_errno(EINVAL, "%s:%u: not a saved KSM setting: \"%s%s%s\"", where, line_number, line,
                                                eq ? "=" : "", eq ? eq + 1 : "");
-                s.present |= 1u << knob;
+                s->present |= 1u << knob;
         }
 
         for (int k = 0; k < _KSM_KNOB_MAX; k++)
-                if (ksm_knob_is_required(k) && !ksm_settings_has(&s, k))
+                if (ksm_knob_is_required(k) && !ksm_settings_has(&state.host, k))
                         return log_error_errno(EINVAL, "%s: the saved value of %s is missing", where, ksm_knob_name(k));
-        *ret = s;
+        *ret = state;
         return 0;
 }
 
-int saved_state_save(const char *dir, const struct ksm_settings *host) {
+int saved_state_save(const char *dir, const struct saved_state *state) {
         _cleanup_close_ int dirfd = -EBADF, fd = -EBADF;
-        char text[256];
+        char text[512];
         int len;
 
-        len = saved_state_format(host, text, sizeof text);
+        len = saved_state_format(state, text, sizeof text);
         if (len < 0)
                 return log_error_errno(len, "Cannot format the host's KSM settings: %m");
 
@@ -102,9 +120,9 @@ int saved_state_save(const char *dir, const struct ksm_settings *host) {
         return 0;
 }
 
-int saved_state_load(const char *dir, struct ksm_settings *ret) {
+int saved_state_load(const char *dir, struct saved_state *ret) {
         _cleanup_close_ int fd = -EBADF;
-        char path[4096], text[512];
+        char path[4096], text[1024];
         ssize_t n;
 
         snprintf(path, sizeof path, "%s/%s", dir, SAVED_STATE_FILE);

@@ -7,12 +7,17 @@
 
 #define SAVED_STATE_FILE "host-settings"
 
+struct saved_state {
+        struct ksm_settings host;    /* the host's own values, to restore */
+        struct ksm_settings written; /* what the throttler last wrote; knobs absent if not known */
+};
+
 /* Writes dir/host-settings atomically (temporary file, fsync, rename, fsync of dir). */
-int saved_state_save(const char *dir, const struct ksm_settings *host);
+int saved_state_save(const char *dir, const struct saved_state *state);
 /* -ENOENT when nothing is saved; -EINVAL (logged with file:line) when the file is damaged. */
-int saved_state_load(const char *dir, struct ksm_settings *ret);
+int saved_state_load(const char *dir, struct saved_state *ret);
 int saved_state_remove(const char *dir);
 
-/* Serialization, exposed for tests: "run=0\npages_to_scan=100\n...". */
-int saved_state_format(const struct ksm_settings *s, char *buf, size_t size);
-int saved_state_parse(const char *text, const char *where, struct ksm_settings *ret);
+/* Serialization, exposed for tests: "run=0\n...written.run=1\n...". */
+int saved_state_format(const struct saved_state *state, char *buf, size_t size);
+int saved_state_parse(const char *text, const char *where, struct saved_state *ret);

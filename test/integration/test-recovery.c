@@ -194,3 +194,16 @@ Test(recovery, after_a_crash_the_properties_show_the_restored_host_values) {
         cr_assert_not_null(first, "Settings: %s", output);
         cr_assert_not_null(strstr(first + 1, expected), "InitialSettings: %s", output);
 }
+
+Test(recovery, restore_after_a_crash_keeps_what_others_changed_since) {
+        char output[4096];
+
+        harness_start_aggressive(&h);
+        /* An administrator changes one knob mid-cycle, then the daemon dies before noticing. */
+        harness_set_knob(&h, "sleep_millisecs", "50\n");
+        cr_assert_eq(harness_stop_daemon(&h, SIGKILL), 128 + SIGKILL);
+        cr_assert_eq(harness_run_daemon(&h, output, sizeof output, "--restore", NULL), 0, "%s", output);
+        cr_assert_not_null(strstr(output, "sleep_millisecs was changed after the throttler wrote it"), "%s", output);
+        /* The throttler's values go, the administrator's stays. */
+        assert_knobs(0, 100, 50, "after --restore");
+}
