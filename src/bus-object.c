@@ -157,7 +157,11 @@ void bus_publish_changes(struct daemon *d) {
                         log_warning_errno(r, "Cannot emit StateChanged: %m");
         }
 
-        *was = (struct published_state) {
+        bus_mark_published(d);
+}
+
+void bus_mark_published(struct daemon *d) {
+        d->published = (struct published_state) {
                 .state = d->throttle.state,
                 .settings = d->applied,
                 .host = d->host,

@@ -42,21 +42,31 @@ static void notify_status(struct daemon *d) {
                    ksm_settings_format(&d->applied, settings, sizeof settings));
 }
 
-/* Reads what sysfs holds now, to take as the host's own values. run=2 ("stop and unmerge
- * everything") is a one-shot command, not a state to return to: writing it back at the end
- * of a cycle would unmerge all that the cycle merged, so it is taken as run=0. */
-static int read_host_settings(struct daemon *d, struct ksm_settings *ret) {
+/* Reads every knob from sysfs; logs which one could not be read. */
+static int read_knobs(struct daemon *d, struct ksm_settings *ret, enum ksm_knob *ret_failed) {
         enum ksm_knob failed = 0;
         int r;
 
         r = ksm_settings_read(d->ksm_dirfd, ret, &failed);
-        if (r < 0)
+        if (r < 0) {
+                if (ret_failed)
+                        *ret_failed = failed;
                 return log_error_errno(r, "Cannot read KSM knob %s/%s: %m", d->config.ksm_directory, ksm_knob_name(failed));
-        if (ksm_settings_has(ret, KSM_KNOB_RUN) && ret->value[KSM_KNOB_RUN] == 2) {
-                log_notice("KSM run=2 (unmerge all) is a command, not a setting; the host's run is taken as 0");
-                ret->value[KSM_KNOB_RUN] = 0;
         }
         return 0;
+}
+
+/* Knob values as the host's own, to restore at the end of a cycle. run=2 ("stop and
+ * unmerge everything") is a one-shot command, not a state to return to: writing it back
+ * would unmerge all that the cycle merged, so it is taken as run=0. */
+static struct ksm_settings host_values(const struct ksm_settings *values) {
+        struct ksm_settings host = *values;
+
+        if (ksm_settings_has(&host, KSM_KNOB_RUN) && host.value[KSM_KNOB_RUN] == 2) {
+                log_notice("KSM run=2 (unmerge all) is a command, not a setting; the host's run is taken as 0");
+                host.value[KSM_KNOB_RUN] = 0;
+        }
+        return host;
 }
 
 /* Adaptive mode samples KSM's counters while a cycle runs, at a pace set by the state. */
@@ -198,9 +208,7 @@ static int daemon_detect_outside_change(struct daemon *d) {
                    throttle_state_to_string(d->throttle.state), format_written(&now, &d->applied, wrote, sizeof wrote),
                    format_written(&d->applied, &now, holds, sizeof holds));
         d->applied = now;
-        d->host = now;
-        if (d->host.value[KSM_KNOB_RUN] == 2)
-                d->host.value[KSM_KNOB_RUN] = 0; /* see read_host_settings() */
+        d->host = host_values(&now);
         throttle_init(&d->throttle);
         d->next_transition_usec = 0;
         (void) timer_arm(d, 0);
@@ -218,17 +226,15 @@ int daemon_kick(struct daemon *d, sd_bus_error *error) {
         next = d->throttle;
         if (d->throttle.state == THROTTLE_INITIAL) {
                 /* A new cycle starts from whatever the host has now. */
-                struct ksm_settings host;
+                struct ksm_settings now, host;
                 enum ksm_knob failed = 0;
-                r = ksm_settings_read(d->ksm_dirfd, &host, &failed);
+                r = read_knobs(d, &now, &failed);
                 if (r < 0) {
-                        log_error_errno(r, "Cannot read KSM knob %s/%s: %m", d->config.ksm_directory, ksm_knob_name(failed));
                         sd_bus_error_setf(error, KSM_THROTTLER_ERROR_KSM_UNAVAILABLE, "Cannot read KSM knob %s: %s",
                                           ksm_knob_name(failed), strerror(-r));
                         return r;
                 }
-                if (host.value[KSM_KNOB_RUN] == 2)
-                        host.value[KSM_KNOB_RUN] = 0; /* see read_host_settings() */
+                host = host_values(&now);
                 /* Saved before the first write, so that a crash cannot lose them. */
                 r = saved_state_save(d->runtime_directory, &(struct saved_state) { .host = host });
                 if (r < 0) {
@@ -237,7 +243,8 @@ int daemon_kick(struct daemon *d, sd_bus_error *error) {
                                           d->runtime_directory, strerror(-r));
                         return r;
                 }
-                d->host = d->applied = host;
+                d->host = host;
+                d->applied = now;
         }
 
         {
@@ -379,12 +386,10 @@ int daemon_recover(struct daemon *d) {
         if (r < 0)
                 return r;
 
-        r = ksm_settings_read(d->ksm_dirfd, &current, &failed);
+        r = read_knobs(d, &current, NULL);
         if (r < 0)
-                return log_error_errno(r, "Cannot read KSM knob %s/%s: %m", d->config.ksm_directory, ksm_knob_name(failed));
-        saved = state.host;
-        if (saved.value[KSM_KNOB_RUN] == 2)
-                saved.value[KSM_KNOB_RUN] = 0; /* see read_host_settings() */
+                return r;
+        saved = host_values(&state.host);
         /* Knobs this kernel lacks cannot be restored; knobs not saved are left alone. */
         saved.present &= current.present;
         /* A knob that no longer holds what the dead instance wrote was changed by someone
@@ -407,7 +412,7 @@ int daemon_recover(struct daemon *d) {
                 return r;
         /* What sysfs holds now is the host's own again. */
         d->host = d->applied = now;
-        d->published.settings = d->published.host = now;
+        bus_mark_published(d);
         return 1;
 }
 
@@ -415,10 +420,10 @@ int daemon_init(struct daemon *d, sd_event *event) {
         int r;
 
         throttle_init(&d->throttle);
-        r = read_host_settings(d, &d->host);
+        r = read_knobs(d, &d->applied, NULL);
         if (r < 0)
                 return r;
-        d->applied = d->host;
+        d->host = host_values(&d->applied);
         d->event = sd_event_ref(event);
 
         r = sd_event_add_time(event, &d->timer, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_MSEC, on_timer, d);
@@ -434,16 +439,12 @@ int daemon_init(struct daemon *d, sd_event *event) {
         if (r < 0)
                 return log_error_errno(r, "Cannot create the sampling timer: %m");
         r = ksmd_find("/proc", &d->ksmd_pid);
-        if (r < 0 && d->config.adaptive)
-                log_info("ksmd is not visible in /proc; adaptive mode runs without a CPU budget");
-        else
+        if (r >= 0)
                 log_debug("ksmd is PID %d", (int) d->ksmd_pid);
+        else if (d->config.adaptive)
+                log_info("ksmd is not visible in /proc; adaptive mode runs without a CPU budget");
 
-        d->published = (struct published_state) {
-                .state = d->throttle.state,
-                .settings = d->applied,
-                .host = d->host,
-        };
+        bus_mark_published(d); /* nothing to announce at start */
         return 0;
 }
 

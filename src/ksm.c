@@ -50,6 +50,13 @@ const char *ksm_advisor_mode_to_string(uint32_t mode) {
         return mode < sizeof advisor_mode_names / sizeof advisor_mode_names[0] ? advisor_mode_names[mode] : "unknown";
 }
 
+const char *ksm_knob_format_value(enum ksm_knob knob, uint32_t value, char buf[static KSM_KNOB_VALUE_MAX]) {
+        if (knob == KSM_KNOB_ADVISOR_MODE)
+                return ksm_advisor_mode_to_string(value);
+        snprintf(buf, KSM_KNOB_VALUE_MAX, "%u", value);
+        return buf;
+}
+
 bool ksm_settings_equal(const struct ksm_settings *a, const struct ksm_settings *b) {
         if (a->present != b->present)
                 return false;
@@ -67,15 +74,13 @@ const char *ksm_settings_format(const struct ksm_settings *s, char *buf, size_t 
         buf[0] = '\0';
         for (size_t i = 0; i < _KSM_KNOB_MAX; i++) {
                 enum ksm_knob k = ksm_knob_display_order[i];
+                char value[KSM_KNOB_VALUE_MAX];
                 int n;
 
                 if (!ksm_settings_has(s, k))
                         continue;
-                if (k == KSM_KNOB_ADVISOR_MODE)
-                        n = snprintf(buf + used, size - used, "%s%s=%s", used ? " " : "", knob_names[k],
-                                     ksm_advisor_mode_to_string(s->value[k]));
-                else
-                        n = snprintf(buf + used, size - used, "%s%s=%u", used ? " " : "", knob_names[k], s->value[k]);
+                n = snprintf(buf + used, size - used, "%s%s=%s", used ? " " : "", knob_names[k],
+                             ksm_knob_format_value(k, s->value[k], value));
                 if (n < 0 || (size_t) n >= size - used)
                         break;
                 used += (size_t) n;
@@ -155,14 +160,11 @@ int ksm_knob_read(int dirfd, enum ksm_knob knob, uint32_t *ret) {
 
 int ksm_knob_write(int dirfd, enum ksm_knob knob, uint32_t value) {
         _cleanup_close_ int fd = -EBADF;
-        char text[32];
+        char text[32], formatted[KSM_KNOB_VALUE_MAX];
         int len;
         ssize_t n;
 
-        if (knob == KSM_KNOB_ADVISOR_MODE)
-                len = snprintf(text, sizeof text, "%s\n", ksm_advisor_mode_to_string(value));
-        else
-                len = snprintf(text, sizeof text, "%u\n", value);
+        len = snprintf(text, sizeof text, "%s\n", ksm_knob_format_value(knob, value, formatted));
 
         /* O_TRUNC matters for a test directory of plain files; sysfs ignores it. */
         fd = openat(dirfd, knob_names[knob], O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);

@@ -44,6 +44,10 @@ static inline void ksm_settings_set(struct ksm_settings *s, enum ksm_knob knob, 
         s->present |= 1u << knob;
         s->value[knob] = value;
 }
+/* A knob's value as sysfs shows and takes it: "100", or "scan-time" for advisor_mode. */
+#define KSM_KNOB_VALUE_MAX 16
+const char *ksm_knob_format_value(enum ksm_knob knob, uint32_t value, char buf[static KSM_KNOB_VALUE_MAX]);
+
 bool ksm_settings_equal(const struct ksm_settings *a, const struct ksm_settings *b);
 /* "run=1 pages_to_scan=100 ..." for logs and STATUS=. */
 const char *ksm_settings_format(const struct ksm_settings *s, char *buf, size_t size);

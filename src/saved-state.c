@@ -16,14 +16,12 @@
 
 static int format_settings(const struct ksm_settings *s, const char *prefix, char *buf, size_t size, size_t *used) {
         for (int k = 0; k < _KSM_KNOB_MAX; k++) {
+                char value[KSM_KNOB_VALUE_MAX];
                 int n;
                 if (!ksm_settings_has(s, k))
                         continue;
-                if (k == KSM_KNOB_ADVISOR_MODE)
-                        n = snprintf(buf + *used, size - *used, "%s%s=%s\n", prefix, ksm_knob_name(k),
-                                     ksm_advisor_mode_to_string(s->value[k]));
-                else
-                        n = snprintf(buf + *used, size - *used, "%s%s=%u\n", prefix, ksm_knob_name(k), s->value[k]);
+                n = snprintf(buf + *used, size - *used, "%s%s=%s\n", prefix, ksm_knob_name(k),
+                             ksm_knob_format_value(k, s->value[k], value));
                 if (n < 0 || (size_t) n >= size - *used)
                         return -ENOBUFS;
                 *used += (size_t) n;
