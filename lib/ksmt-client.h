@@ -79,7 +79,9 @@ const char *ksmt_unit_verdict_to_string(enum ksmt_unit_verdict verdict);
  * reply. While the service's name has no owner and no reply came (bus activation pending),
  * it asks systemd about the unit every second, and gives up at once with
  * KSMT_ERROR_UNIT_NOT_STARTABLE if the unit is masked, failed, not found or condition-skipped,
- * instead of waiting for the bus's activation time-out. ret_reply may be NULL. */
+ * instead of waiting for the bus's activation time-out. ret_reply may be NULL. Messages that
+ * arrive meanwhile are dispatched (sd_bus_process), so it may not be called from inside a
+ * callback of the same connection; event-loop clients use the _async calls. */
 int ksmt_call(sd_bus *bus, sd_bus_message *call, uint64_t timeout_usec, sd_bus_error *ret_error,
               sd_bus_message **ret_reply);
 
