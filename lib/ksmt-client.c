@@ -318,8 +318,8 @@ int ksmt_kick(sd_bus *bus, uint64_t timeout_usec, unsigned flags, sd_bus_error *
         return ksmt_call(bus, call, timeout_usec ?: KSMT_KICK_TIMEOUT_USEC, ret_error, NULL);
 }
 
-int ksmt_kick_no_wait(sd_bus *bus, unsigned flags) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+int ksmt_kick_no_wait(sd_bus *bus, unsigned flags, sd_bus_error *ret_error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *ping = NULL;
         int r;
 
         r = new_kick(bus, flags, &call);
@@ -331,7 +331,16 @@ int ksmt_kick_no_wait(sd_bus *bus, unsigned flags) {
         r = sd_bus_send(bus, call, NULL);
         if (r < 0)
                 return r;
-        return sd_bus_flush(bus);
+        if (!(flags & KSMT_KICK_CONFIRM_RECEIPT))
+                return sd_bus_flush(bus);
+
+        /* The bus keeps the order of one sender's messages to one destination (also through
+         * activation), and the daemon handles them in order. */
+        r = sd_bus_message_new_method_call(bus, &ping, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH,
+                                           "org.freedesktop.DBus.Peer", "Ping");
+        if (r < 0)
+                return r;
+        return ksmt_call(bus, ping, 0, ret_error, NULL);
 }
 
 int ksmt_kick_async(sd_bus *bus, sd_bus_slot **ret_slot, uint64_t timeout_usec, unsigned flags,

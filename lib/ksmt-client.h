@@ -89,14 +89,19 @@ int ksmt_call(sd_bus *bus, sd_bus_message *call, uint64_t timeout_usec, sd_bus_e
 
 enum ksmt_kick_flags {
         KSMT_KICK_INTERACTIVE = 1 << 0, /* polkit may ask the user to authenticate */
+        /* ksmt_kick_no_wait(): then wait until the daemon has read the kick (a Peer.Ping sent
+         * after it is answered). The daemon looks up the caller's credentials when it handles
+         * the kick, so a caller that exits right after sending would lose it. */
+        KSMT_KICK_CONFIRM_RECEIPT = 1 << 1,
 };
 
 /* Kick() and wait for the daemon's answer, up to timeout_usec (0: KSMT_KICK_TIMEOUT_USEC). */
 int ksmt_kick(sd_bus *bus, uint64_t timeout_usec, unsigned flags, sd_bus_error *ret_error);
 
-/* Kick() without waiting: sent with NO_REPLY_EXPECTED and flushed to the bus. Returns once
- * the message has left; whether the daemon accepted it is not known. */
-int ksmt_kick_no_wait(sd_bus *bus, unsigned flags);
+/* Kick() without waiting for the verdict: sent with NO_REPLY_EXPECTED and flushed to the bus.
+ * Returns once the message has left (with KSMT_KICK_CONFIRM_RECEIPT: once the daemon read it);
+ * whether the daemon accepted it is not known. ret_error as for ksmt_call(); may be NULL. */
+int ksmt_kick_no_wait(sd_bus *bus, unsigned flags, sd_bus_error *ret_error);
 
 /* Kick() from an event loop: callback gets the reply or the error (sd_bus_message_get_error,
  * then ksmt_error_status). timeout_usec 0: KSMT_KICK_TIMEOUT_USEC. ret_slot may be NULL

@@ -23,11 +23,10 @@ int verb_kick(int argc, char *argv[]) {
                 flags |= KSMT_KICK_INTERACTIVE;
 
         if (arg_no_block) {
-                r = ksmt_kick_no_wait(bus, flags);
-                if (r < 0) {
-                        log_error("failed to send the kick: %s", strerror(-r));
-                        return ksmt_error_status(&error, r);
-                }
+                /* Wait until the daemon has read it, not for its verdict. */
+                r = ksmt_kick_no_wait(bus, flags | KSMT_KICK_CONFIRM_RECEIPT, &error);
+                if (r < 0)
+                        return report_call_failure("send the kick", &error, r);
                 return KSMT_EXIT_OK;
         }
 

@@ -354,3 +354,132 @@ Test(ksmctl, control_characters_from_the_bus_are_escaped) {
         cr_assert_null(strchr(output, '\033'), "kick printed an escape sequence:\n%s", output);
         cr_assert_not_null(strstr(output, "KSM unavailable: \\x1b[2Jpages_to_scan: gone"), "%s", output);
 }
+
+/* Runs python code on output (as sys.argv[1]); the assertion message carries both. */
+static void assert_python(const char *code, const char *output) {
+        const char *argv[] = { "/usr/bin/python3", "-c", code, output, NULL };
+        char check[4096];
+
+        cr_assert_eq(harness_run(&h, false, check, sizeof check, argv), 0, "%s\n%s", output, check);
+}
+
+Test(ksmctl, monitor_json_prints_one_object_per_line) {
+        char path[PATH_MAX + 32], output[8192];
+        sd_bus *bus;
+        pid_t pid;
+
+        harness_write_fast_config(&h, "300ms", "300ms", "300ms");
+        harness_start_daemon(&h, NULL);
+        snprintf(path, sizeof path, "%s/monitor.out", h.dir);
+        pid = start_monitor(path, "--json");
+        cr_assert(wait_for_text(path, "\"previous\":null}\n", output, sizeof output), "no first line: %s", output);
+
+        bus = harness_bus(&h);
+        harness_kick(bus);
+        uint64_t last_kick = harness_get_u64(bus, "LastKickUSec");
+        cr_assert(harness_wait_state(bus, "initial", 20));
+        sd_bus_flush_close_unref(bus);
+        bool shown = wait_for_text(path, "\"state\":\"initial\",\"previous\":\"slow\"}\n", output, sizeof output);
+        cr_assert_eq(stop_monitor(pid), 0, "monitor did not exit 0 on SIGINT: %s", output);
+        cr_assert(shown, "the cycle did not end in the output: %s", output);
+
+        char code[2048];
+        snprintf(code, sizeof code,
+                 "import json, sys\n"
+                 "events = [json.loads(line) for line in sys.argv[1].splitlines()]\n"
+                 "states = [(e['state'], e['previous']) for e in events if e['event'] == 'state']\n"
+                 "assert states == [('initial', None), ('aggressive', 'initial'), ('standard', 'aggressive'),\n"
+                 "                  ('slow', 'standard'), ('initial', 'slow')], states\n"
+                 "kicks = [e for e in events if e['event'] == 'kick']\n"
+                 "assert kicks == [{'event': 'kick', 'time_usec': %llu, 'kick_count': 1, 'kicks': 1}], kicks\n"
+                 "assert all(e['time_usec'] > 0 for e in events), events\n"
+                 "assert events.index(kicks[0]) < [e.get('state') for e in events].index('aggressive'), events\n",
+                 (unsigned long long) last_kick);
+        assert_python(code, output);
+}
+
+Test(ksmctl, json_short_is_one_line_and_pretty_is_the_same_object) {
+        char short_output[4096], pretty_output[4096], plain_output[4096];
+
+        harness_write_config(&h, "");
+        harness_start_daemon(&h, NULL);
+        cr_assert_eq(ksmctl(false, short_output, sizeof short_output, "stats", "--json=short"), 0, "%s", short_output);
+        cr_assert_eq(ksmctl(false, plain_output, sizeof plain_output, "stats", "--json"), 0, "%s", plain_output);
+        cr_assert_eq(ksmctl(false, pretty_output, sizeof pretty_output, "stats", "--json=pretty"), 0, "%s",
+                     pretty_output);
+
+        cr_assert_str_eq(short_output, plain_output, "--json is --json=short");
+        cr_assert_eq(strchr(short_output, '\n'), short_output + strlen(short_output) - 1,
+                     "--json=short is not one line: %s", short_output);
+        cr_assert_gt(strlen(pretty_output), strlen(short_output), "pretty is not indented: %s", pretty_output);
+
+        char code[8192];
+        snprintf(code, sizeof code,
+                 "import json, sys\n"
+                 "short = json.loads(sys.argv[1])\n"
+                 "pretty = json.loads('''%s''')\n"
+                 "assert short == pretty, (short, pretty)\n"
+                 "assert short['pages_sharing'] == 5000 and short['general_profit'] == 20185088, short\n"
+                 "assert len(sys.argv[1].splitlines()) == 1\n",
+                 pretty_output);
+        assert_python(code, short_output);
+        cr_assert_eq(ksmctl(false, pretty_output, sizeof pretty_output, "status", "--json=pretty"), 0, "%s",
+                     pretty_output);
+        cr_assert_not_null(strstr(pretty_output, "\n  \"state\": \"initial\",\n"), "%s", pretty_output);
+}
+
+Test(ksmctl, help_lists_every_verb) {
+        char output[4096];
+        const char *verbs[] = { "kick", "status", "stats", "monitor", "help" };
+
+        cr_assert_eq(ksmctl(false, output, sizeof output, "help", NULL), 0, "%s", output);
+        for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+                char line[64];
+                snprintf(line, sizeof line, "\n  %s ", verbs[i]);
+                cr_assert_not_null(strstr(output, line), "help lacks %s:\n%s", verbs[i], output);
+        }
+        cr_assert_not_null(strstr(output, "--no-ask-password"), "%s", output);
+}
+
+Test(ksmctl, kick_no_block_returns_and_the_kick_lands) {
+        char output[4096];
+        sd_bus *bus;
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        harness_start_daemon(&h, NULL);
+        cr_assert_eq(ksmctl(false, output, sizeof output, "kick", "--no-block"), 0, "%s", output);
+        cr_assert_str_empty(output);
+        bus = harness_bus(&h);
+        bool aggressive = harness_wait_state(bus, "aggressive", 20);
+        sd_bus_flush_close_unref(bus);
+        cr_assert(aggressive, "the kick sent with --no-block did not arrive");
+        cr_assert_eq(harness_knob(&h, "pages_to_scan"), 10000);
+}
+
+Test(ksmctl, kick_timeout_option) {
+        char output[4096];
+        const char *both[] = { KSMCTL_PATH, "kick", "--no-block", "--timeout=1s", NULL };
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        harness_start_daemon(&h, NULL);
+        cr_assert_eq(ksmctl(false, output, sizeof output, "kick", "--timeout=30s"), 0, "%s", output);
+        cr_assert_eq(harness_knob(&h, "pages_to_scan"), 10000);
+
+        cr_assert_eq(ksmctl(false, output, sizeof output, "kick", "--timeout=soon"), 2, "%s", output);
+        cr_assert_not_null(strstr(output, "invalid --timeout 'soon'"), "%s", output);
+        cr_assert_eq(ksmctl(false, output, sizeof output, "kick", "--timeout=0"), 2, "%s", output);
+        cr_assert_eq(ksmctl(false, output, sizeof output, "status", "--timeout=1s"), 2, "%s", output);
+        cr_assert_not_null(strstr(output, "--timeout is not valid with status"), "%s", output);
+        cr_assert_eq(harness_run(&h, false, output, sizeof output, both), 2, "%s", output);
+}
+
+Test(ksmctl, usage_errors_for_the_new_options) {
+        char output[4096];
+
+        cr_assert_eq(ksmctl(false, output, sizeof output, "status", "--json=yaml"), 2, "%s", output);
+        cr_assert_not_null(strstr(output, "invalid --json mode 'yaml'"), "%s", output);
+        cr_assert_eq(ksmctl(false, output, sizeof output, "status", "--no-block"), 2, "%s", output);
+        cr_assert_eq(ksmctl(false, output, sizeof output, "monitor", "--no-ask-password"), 2, "%s", output);
+        cr_assert_eq(ksmctl(false, output, sizeof output, "kick", "--timeout"), 2, "%s", output);
+        cr_assert_not_null(strstr(output, "needs a value"), "%s", output);
+}
