@@ -680,3 +680,74 @@ Test(ksmctl, a_broken_unit_is_reported_instead_of_waiting_for_activation) {
                 cr_assert_eq(status, 3, "%s", output);
         cr_assert_fail("the unit's state is not in the message: %s", output);
 }
+
+/* The flags of each CheckAuthorization the polkit mock received, in order, into flags[]. */
+static size_t polkit_check_flags(uint32_t *flags, size_t max) {
+        sd_bus *bus = harness_bus(&h);
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_call_method(bus, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority",
+                               "org.freedesktop.DBus.Mock", "GetMethodCalls", &error, &reply, "s", "CheckAuthorization");
+        cr_assert_geq(r, 0, "GetMethodCalls: %s", error.message);
+        cr_assert_geq(sd_bus_message_enter_container(reply, 'a', "(tav)"), 0);
+        while (n < max && sd_bus_message_enter_container(reply, 'r', "tav") > 0) {
+                cr_assert_geq(sd_bus_message_skip(reply, "t"), 0);
+                cr_assert_geq(sd_bus_message_enter_container(reply, 'a', "v"), 0);
+                /* subject, action_id, details, flags, cancellation_id */
+                cr_assert_geq(sd_bus_message_skip(reply, "vvv"), 0);
+                cr_assert_geq(sd_bus_message_read(reply, "v", "u", &flags[n]), 0);
+                cr_assert_geq(sd_bus_message_skip(reply, "v"), 0);
+                cr_assert_geq(sd_bus_message_exit_container(reply), 0);
+                cr_assert_geq(sd_bus_message_exit_container(reply), 0);
+                n++;
+        }
+        sd_bus_message_unref(reply);
+        sd_bus_error_free(&error);
+        sd_bus_flush_close_unref(bus);
+        return n;
+}
+
+Test(ksmctl, a_kick_on_a_terminal_allows_interactive_authorization_unless_told_not_to) {
+        /* script(1) gives ksmctl a terminal on standard input, as a person at a shell has. */
+        const char *on_terminal[] = { "script", "-qec", KSMCTL_PATH " kick", "/dev/null", NULL };
+        const char *on_terminal_no_ask[] = { "script", "-qec", KSMCTL_PATH " kick --no-ask-password", "/dev/null", NULL };
+        const char *in_a_script[] = { KSMCTL_PATH, "kick", NULL };
+        char output[4096];
+        uint32_t flags[8];
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        harness_start_polkit(&h, true);
+        harness_polkit_call(&h, "SetAllowed", "as", 1, "org.kata.ksmthrottler.kick");
+        harness_start_daemon(&h, NULL);
+
+        cr_assert_eq(harness_run(&h, true, output, sizeof output, on_terminal), 0, "%s", output);
+        cr_assert_eq(harness_run(&h, true, output, sizeof output, on_terminal_no_ask), 0, "%s", output);
+        cr_assert_eq(harness_run(&h, true, output, sizeof output, in_a_script), 0, "%s", output);
+
+        cr_assert_eq(polkit_check_flags(flags, 8), 3, "one polkit check per kick expected");
+        cr_assert_eq(flags[0], 1, "on a terminal, polkit was not allowed to ask (flags %u)", flags[0]);
+        cr_assert_eq(flags[1], 0, "with --no-ask-password, polkit was allowed to ask (flags %u)", flags[1]);
+        cr_assert_eq(flags[2], 0, "without a terminal, polkit was allowed to ask (flags %u)", flags[2]);
+}
+
+Test(ksmctl, monitor_json_reports_the_daemon_stopping) {
+        char path[PATH_MAX + 32], output[8192];
+        pid_t pid;
+
+        harness_write_config(&h, "");
+        harness_start_daemon(&h, NULL);
+        snprintf(path, sizeof path, "%s/monitor.out", h.dir);
+        pid = start_monitor(path, "--json=short");
+        cr_assert(wait_for_text(path, "\"previous\":null}\n", output, sizeof output), "no first line: %s", output);
+        cr_assert_eq(harness_stop_daemon(&h, SIGTERM), 0);
+        bool shown = wait_for_text(path, "\"event\":\"service\"", output, sizeof output);
+        cr_assert_eq(stop_monitor(pid), 0, "monitor did not exit 0 on SIGINT: %s", output);
+        cr_assert(shown, "no service event: %s", output);
+        assert_python("import json, sys\n"
+                      "events = [json.loads(line) for line in sys.argv[1].splitlines()]\n"
+                      "assert events[-1]['event'] == 'service' and events[-1]['running'] is False, events\n",
+                      output);
+}
