@@ -211,7 +211,8 @@ const char *ksmt_unit_verdict_to_string(enum ksmt_unit_verdict verdict) {
  * Calls
  */
 
-/* 1 (with error set) if the name has no owner and systemd says the unit will not bring it up. */
+/* -errno (with error set, if given) if the name has no owner and systemd says the unit will not
+ * bring it up; 0 otherwise. */
 static int activation_is_hopeless(sd_bus *bus, sd_bus_error *error) {
         struct ksmt_unit_state unit;
         int r;
@@ -225,11 +226,10 @@ static int activation_is_hopeless(sd_bus *bus, sd_bus_error *error) {
         case KSMT_UNIT_MASKED:
         case KSMT_UNIT_FAILED:
         case KSMT_UNIT_CONDITION_FAILED:
-                sd_bus_error_setf(error, KSMT_ERROR_UNIT_NOT_STARTABLE,
-                                  "the service is not running and its unit %s cannot start it: %s (%s/%s)",
-                                  KSM_THROTTLER_UNIT, ksmt_unit_verdict_to_string(unit.verdict), unit.active_state,
-                                  unit.sub_state[0] ? unit.sub_state : "-");
-                return 1;
+                return sd_bus_error_setf(error, KSMT_ERROR_UNIT_NOT_STARTABLE,
+                                         "the service is not running and its unit %s cannot start it: %s (%s/%s)",
+                                         KSM_THROTTLER_UNIT, ksmt_unit_verdict_to_string(unit.verdict),
+                                         unit.active_state, unit.sub_state[0] ? unit.sub_state : "-");
         default:
                 return 0;
         }
@@ -271,8 +271,8 @@ int ksmt_call(sd_bus *bus, sd_bus_message *call, uint64_t timeout_usec, sd_bus_e
                 now = now_monotonic_usec();
                 if (now >= next_check) {
                         r = activation_is_hopeless(bus, ret_error);
-                        if (r > 0)
-                                return -sd_bus_error_get_errno(ret_error);
+                        if (r < 0)
+                                return r;
                         next_check = now_monotonic_usec() + ACTIVATION_CHECK_INTERVAL_USEC;
                         continue;
                 }
