@@ -85,15 +85,18 @@ static int verb_help(sd_bus *bus, int argc, char *argv[]) {
         return finish_output();
 }
 
-/* Reports a mistake on the command line; returns -EINVAL. */
+/* Reports a mistake on the command line; returns -EINVAL. The message quotes what was typed,
+ * which may hold control characters (a pasted escape sequence): they are shown escaped. */
 __attribute__((format(printf, 1, 2)))
 static int usage_error(const char *format, ...) {
+        char message[512];
         va_list ap;
 
-        fputs("ksmctl: ", stderr);
         va_start(ap, format);
-        vfprintf(stderr, format, ap);
+        vsnprintf(message, sizeof message, format, ap);
         va_end(ap);
+        fputs("ksmctl: ", stderr);
+        print_escaped(stderr, message);
         fputs("\nTry 'ksmctl --help' for more information.\n", stderr);
         return -EINVAL;
 }

@@ -486,6 +486,10 @@ Test(ksmctl, usage_errors_for_the_new_options) {
         cr_assert_eq(ksmctl(false, output, sizeof output, "monitor", "--no-ask-password"), 2, "%s", output);
         cr_assert_eq(ksmctl(false, output, sizeof output, "kick", "--timeout"), 2, "%s", output);
         cr_assert_not_null(strstr(output, "needs a value"), "%s", output);
+        /* What was typed is quoted back, control characters escaped. */
+        cr_assert_eq(ksmctl(false, output, sizeof output, "\033[2Jkick", NULL), 2, "%s", output);
+        cr_assert_null(strchr(output, '\033'), "%s", output);
+        cr_assert_not_null(strstr(output, "unknown command '\\x1b[2Jkick'"), "%s", output);
 }
 
 /*
