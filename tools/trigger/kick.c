@@ -7,16 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fd-util.h"
+#include "ksmt-client.h"
 #include "log.h"
 #include "parse-util.h"
 
-#define THROTTLER_NAME "org.kata.KsmThrottler"
-#define THROTTLER_PATH "/org/kata/KsmThrottler"
-#define THROTTLER_INTERFACE "org.kata.KsmThrottler"
-
-/* The daemon answers once the knobs are written; activation may start it first. */
-#define KICK_TIMEOUT_USEC (30 * USEC_PER_SEC)
 #define RETRY_FIRST_USEC (250 * USEC_PER_MSEC)
 #define RETRY_MAX_USEC (30 * USEC_PER_SEC)
 /* A kick that could not be delivered for this long is stale: the next event kicks afresh. */
@@ -136,15 +130,9 @@ static int on_kick_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 }
 
 static void send_kick(struct kicker *k) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
-        int r;
-
-        r = sd_bus_message_new_method_call(k->bus, &call, THROTTLER_NAME, THROTTLER_PATH, THROTTLER_INTERFACE, "Kick");
-        if (r >= 0)
-                /* Through bus activation: a throttler that exited when idle is started again. */
-                r = sd_bus_message_set_auto_start(call, true);
-        if (r >= 0)
-                r = sd_bus_call_async(k->bus, &k->call, call, on_kick_reply, k, KICK_TIMEOUT_USEC);
+        /* Through bus activation: a throttler that exited when idle is started again.
+         * The reason stays in our log until the daemon's Kick takes one. */
+        int r = ksmt_kick_async(k->bus, &k->call, 0, 0, on_kick_reply, k);
         if (r < 0) {
                 char message[256];
                 snprintf(message, sizeof message, "cannot send: %s", strerror(-r));
