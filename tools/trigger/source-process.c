@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <linux/cn_proc.h>
 #include <linux/connector.h>
 #include <linux/netlink.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -43,6 +45,16 @@ static bool kernel_filters_events(void) {
         return major > 6 || (major == 6 && minor >= 6);
 }
 
+/* The kernel refuses a listener without CAP_NET_ADMIN silently (events just never
+ * come), so ask first. */
+static bool have_cap_net_admin(void) {
+        struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+        if (syscall(SYS_capget, &header, data) < 0)
+                return true; /* cannot tell: let the kernel decide */
+        return data[CAP_NET_ADMIN / 32].effective & (1u << (CAP_NET_ADMIN % 32));
+}
+
 static int send_op(int fd, enum proc_cn_mcast_op op) {
         struct {
                 struct nlmsghdr nl;
@@ -57,7 +69,7 @@ static int send_op(int fd, enum proc_cn_mcast_op op) {
         msg.nl.nlmsg_pid = 0;
         msg.cn.id.idx = CN_IDX_PROC;
         msg.cn.id.val = CN_VAL_PROC;
-        msg.cn.ack = 1; /* the kernel answers with PROC_EVENT_NONE carrying an error, if any */
+        msg.cn.ack = 1; /* a kernel that answers does so with PROC_EVENT_NONE and an error, if any */
         msg.cn.len = (uint16_t) data_len;
         msg.listen.mcast_op = op;
         msg.listen.event_type = PROC_EVENT_EXEC;
@@ -199,6 +211,9 @@ int source_process_new(sd_event *event, struct trigger *trigger, const struct na
         char globs[1024];
         int r;
 
+        if (!have_cap_net_admin())
+                return log_error_errno(EPERM, "Cannot listen to process events without CAP_NET_ADMIN; "
+                                              "the hypervisor process source is off");
         s = calloc(1, sizeof *s);
         if (!s)
                 return log_error_errno(ENOMEM, "Out of memory");
