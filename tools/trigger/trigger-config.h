@@ -11,7 +11,9 @@
 #define TRIGGER_CONFIG_DEFAULT_PATH SYSCONFDIR "/ksm-throttler/trigger.conf"
 #define TRIGGER_WATCH_MAX 64
 #define TRIGGER_DEFAULT_HYPERVISORS "qemu-system-*,qemu-kvm,cloud-hypervisor,firecracker,crosvm"
-#define TRIGGER_DEFAULT_PRESSURE "some 150000 1000000"
+/* 15 % of a 2 s window: the kernel takes windows that are not multiples of 2 s only
+ * from processes with CAP_SYS_RESOURCE, which the unit does not grant. */
+#define TRIGGER_DEFAULT_PRESSURE "some 300000 2000000"
 
 /* A PSI trigger as the kernel takes it: "some|full <stall µs> <window µs>". */
 struct pressure_spec {
