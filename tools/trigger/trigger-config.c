@@ -166,7 +166,7 @@ const struct trigger_key trigger_keys[] = {
           "an absolute path" },
         { "PressureIntervalSec", "pressure-interval", "DURATION",
           "How often to read the pressure file where the kernel refuses triggers", parse_pressure_interval,
-          "a duration between 100ms and 1h such as 2s" },
+          "a duration between 100ms and 1h such as 5s" },
         { "DebounceSec", "debounce", "DURATION", "Kick at most once at the start and once at the end of DURATION",
           parse_debounce, "a duration between 0 and 1h such as 1s or 500ms" },
         { "LogLevel", "log-level", "LEVEL", "debug, info, notice, warning, err", parse_log_level,
@@ -203,7 +203,7 @@ int trigger_config_set(struct trigger_config *c, const struct trigger_key *key, 
 int trigger_config_init(struct trigger_config *c) {
         *c = (struct trigger_config) {
                 .machined = true,
-                .pressure_interval_usec = 2 * USEC_PER_SEC,
+                .pressure_interval_usec = 5 * USEC_PER_SEC, /* avg10 is a 10 s average */
                 .debounce_usec = USEC_PER_SEC,
                 .log_level = -1,
         };
