@@ -33,8 +33,24 @@ static void setup(void) {
         snprintf(trigger_log, sizeof trigger_log, "%s/trigger.log", h.dir);
 }
 
+/* A throttler that the bus started (activation) is not our child: stopped by its PID
+ * all the same, and waited for until it is gone. */
+static pid_t activated_pid;
+
+static void stop_activated(void) {
+        if (activated_pid <= 0)
+                return;
+        kill(activated_pid, SIGTERM);
+        for (int i = 0; i < 1000 && kill(activated_pid, 0) == 0; i++) {
+                struct timespec t = { 0, 10 * 1000 * 1000 };
+                nanosleep(&t, NULL);
+        }
+        activated_pid = 0;
+}
+
 static void teardown(void) {
         stop_trigger();
+        stop_activated();
         harness_teardown(&h);
 }
 
@@ -358,12 +374,27 @@ Test(trigger, pressure_kernel_trigger_where_the_kernel_accepts_it) {
         start_throttler();
         if (access("/proc/pressure/memory", R_OK) < 0)
                 cr_skip_test("no /proc/pressure/memory (kernel without PSI)");
-        start_trigger("0", (const char *const[]) { "--pressure=some 150000 1000000", NULL });
+        /* The default: a 2 s window, which kernels take without CAP_SYS_RESOURCE. */
+        start_trigger("0", (const char *const[]) { "--pressure=some 300000 2000000", NULL });
         if (count_in_log("The kernel refuses a pressure trigger on /proc/pressure/memory")) {
                 cr_assert_eq(count_in_log("polling its some avg10 every"), 1, "refused: the trigger falls back to polling");
-                cr_skip_test("this kernel refuses PSI triggers (EINVAL); the polling fallback is tested on a file");
+                cr_skip_test("this kernel refuses PSI triggers; the polling fallback is tested on a file");
         }
-        cr_assert_eq(count_in_log("Watching memory pressure with a kernel trigger on /proc/pressure/memory"), 1);
+        cr_assert_eq(count_in_log("Watching memory pressure with a kernel trigger on /proc/pressure/memory: some 300000 2000000"),
+                     1, "the kernel took the trigger; the log should say so");
+}
+
+Test(trigger, pressure_trigger_the_kernel_refuses_falls_back_to_polling) {
+        start_throttler();
+        if (access("/proc/pressure/memory", R_OK) < 0)
+                cr_skip_test("no /proc/pressure/memory (kernel without PSI)");
+        /* A 1 s window: refused (EINVAL) by kernels that do not count us privileged. */
+        start_trigger("0", (const char *const[]) { "--pressure=some 150000 1000000", NULL });
+        if (count_in_log("Watching memory pressure with a kernel trigger"))
+                cr_skip_test("this kernel takes a 1 s trigger window from the trigger: nothing to fall back from");
+        cr_assert_eq(count_in_log("The kernel refuses a pressure trigger on /proc/pressure/memory (Invalid argument); "
+                                  "polling its some avg10 every 5s against 15.00% instead"),
+                     1, "the fallback is announced once, with the kernel's error, the interval and the threshold");
 }
 
 Test(trigger, kicks_wait_for_an_unreachable_throttler_and_survive_its_restart) {
@@ -386,6 +417,118 @@ Test(trigger, kicks_wait_for_an_unreachable_throttler_and_survive_its_restart) {
         start_throttler();
         wait_kicks(1); /* the new instance counts from zero */
         wait_log("Kick delivered after ", 2);
+}
+
+/* Replaces the harness's bus by one that activates the throttler from an activation
+ * file, as the system bus does (there through systemd). */
+static void restart_bus_with_activation(void) {
+        char services[PATH_MAX], file[PATH_MAX + 64], conf_in[16384], conf[20000], extra[PATH_MAX + 64];
+        char conf_path[PATH_MAX + 16];
+        FILE *f;
+        int pipefd[2];
+
+        kill(h.bus_pid, SIGTERM);
+        cr_assert_eq(waitpid(h.bus_pid, NULL, 0), h.bus_pid);
+        h.bus_pid = 0;
+
+        path_in(services, sizeof services, "services");
+        cr_assert_eq(mkdir(services, 0755), 0);
+        snprintf(file, sizeof file, "%s/org.kata.KsmThrottler.service", services);
+        f = fopen(file, "we");
+        cr_assert_not_null(f);
+        fprintf(f, "[D-BUS Service]\nName=org.kata.KsmThrottler\nExec=%s --config %s --ksm-dir %s --meminfo %s --runtime-dir %s\n"
+                   "User=root\n", KSM_THROTTLER_PATH, h.config, h.ksm_dir, h.meminfo, h.runtime_dir);
+        cr_assert_eq(fclose(f), 0);
+
+        f = fopen(SOURCE_ROOT "/test/data/system-bus.conf.in", "re");
+        cr_assert_not_null(f);
+        conf_in[fread(conf_in, 1, sizeof conf_in - 1, f)] = '\0';
+        fclose(f);
+        snprintf(extra, sizeof extra, "<servicedir>%s</servicedir>", services);
+        size_t used = 0;
+        for (const char *p = conf_in; *p;) {
+                const char *value = NULL;
+                size_t skip = 0;
+                if (strncmp(p, "@DIR@", 5) == 0)
+                        value = h.dir, skip = 5;
+                else if (strncmp(p, "@POLICY@", 8) == 0)
+                        value = SOURCE_ROOT "/dbus/org.kata.KsmThrottler.conf", skip = 8;
+                else if (strncmp(p, "@EXTRA@", 7) == 0)
+                        value = extra, skip = 7;
+                if (value) {
+                        used += (size_t) snprintf(conf + used, sizeof conf - used, "%s", value);
+                        p += skip;
+                } else if (used < sizeof conf - 1)
+                        conf[used++] = *p++;
+                cr_assert_lt(used, sizeof conf - 1);
+        }
+        conf[used] = '\0';
+        path_in(conf_path, sizeof conf_path, "bus-activation.conf");
+        f = fopen(conf_path, "we");
+        cr_assert_not_null(f);
+        fputs(conf, f);
+        cr_assert_eq(fclose(f), 0);
+
+        char bus_socket[PATH_MAX];
+        path_in(bus_socket, sizeof bus_socket, "bus");
+        unlink(bus_socket);
+        cr_assert_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        h.bus_pid = fork();
+        cr_assert_geq(h.bus_pid, 0);
+        if (h.bus_pid == 0) {
+                dup2(pipefd[1], 3);
+                execlp("dbus-daemon", "dbus-daemon", "--config-file", conf_path, "--nofork", "--print-address=3", "--nosyslog",
+                       (char *) NULL);
+                _exit(127);
+        }
+        close(pipefd[1]);
+        ssize_t n = read(pipefd[0], h.bus_address, sizeof h.bus_address - 1);
+        close(pipefd[0]);
+        cr_assert_gt(n, 0, "dbus-daemon with activation did not start");
+        h.bus_address[n] = '\0';
+        h.bus_address[strcspn(h.bus_address, "\n")] = '\0';
+}
+
+static bool throttler_running(sd_bus *bus) {
+        sd_bus_message *reply = NULL;
+        int owned = 0;
+        cr_assert_geq(sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                         "NameHasOwner", NULL, &reply, "s", "org.kata.KsmThrottler"),
+                      0);
+        cr_assert_geq(sd_bus_message_read(reply, "b", &owned), 0);
+        sd_bus_message_unref(reply);
+        return owned;
+}
+
+Test(trigger, first_kick_starts_the_throttler_through_bus_activation) {
+        char sbs[PATH_MAX], watch[PATH_MAX + 16];
+        sd_bus *bus;
+        uint32_t pid = 0;
+        sd_bus_message *reply = NULL;
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        restart_bus_with_activation();
+        make_dir("sbs");
+        path_in(sbs, sizeof sbs, "sbs");
+        snprintf(watch, sizeof watch, "--watch=%s", sbs);
+        start_trigger("0", (const char *const[]) { watch, NULL });
+        bus = harness_bus(&h);
+        cr_assert_not(throttler_running(bus), "nothing should have started the throttler yet");
+
+        make_dir("sbs/first");
+        for (int i = 0; i < 2000 && !throttler_running(bus); i++)
+                sleep_ms(10);
+        cr_assert(throttler_running(bus), "the kick should have started the throttler");
+        cr_assert_geq(sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                         "GetConnectionUnixProcessID", NULL, &reply, "s", "org.kata.KsmThrottler"),
+                      0);
+        cr_assert_geq(sd_bus_message_read(reply, "u", &pid), 0);
+        activated_pid = (pid_t) pid;
+        sd_bus_message_unref(reply);
+        sd_bus_flush_close_unref(bus);
+        wait_kicks(1);
+        cr_assert_eq(count_in_log("Cannot reach the throttler"), 0, "the activating kick must not fail:\n");
+        harness_assert_knobs(&h, 1, 10000, 1, "after the activating kick");
 }
 
 Test(trigger, invalid_configuration_exits_78_with_file_and_line) {

@@ -164,7 +164,7 @@ int kicker_new(sd_bus *bus, sd_event *event, struct kicker **ret) {
 struct kicker *kicker_free(struct kicker *k) {
         if (!k)
                 return NULL;
-        if (k->call && (k->attempts > 0 || k->again))
+        if ((k->call && (k->attempts > 0 || k->again)) || (k->retry && sd_event_source_get_enabled(k->retry, NULL) > 0))
                 log_warning("Exiting with a kick not yet delivered (%s)", k->reason);
         sd_bus_slot_unref(k->call);
         sd_event_source_disable_unref(k->retry);

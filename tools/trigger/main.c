@@ -53,7 +53,10 @@ static void help(void) {
         for (const struct trigger_key *k = trigger_keys; k->key; k++) {
                 char left[64];
                 snprintf(left, sizeof left, "--%s=%s", k->option, k->argument);
-                printf("     %-25s %s\n", left, k->help);
+                if (strlen(left) > 25)
+                        printf("     %s\n     %-25s %s\n", left, "", k->help);
+                else
+                        printf("     %-25s %s\n", left, k->help);
         }
         printf("\nEach option is also a key in the [Trigger] section of the configuration;\n"
                "options win. See ksm-throttler-trigger(8) and trigger.conf(5).\n");

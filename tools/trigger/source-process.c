@@ -96,7 +96,8 @@ static const char *base_name(const char *path) {
 }
 
 /* Is the exec'd program a hypervisor? Tries the executable (which only processes
- * we may trace show us), then argv[0] and the task name (which every process shows).
+ * we may trace show us), then argv[0] (a symbolic link's name), and only without a
+ * command line the task name: this runs for every exec on the machine.
  * what gets the name to report. */
 static const char *match_exec(struct source_process *s, pid_t pid, char *what, size_t size) {
         char path[64], buf[PATH_MAX + 1];
@@ -116,11 +117,14 @@ static const char *match_exec(struct source_process *s, pid_t pid, char *what, s
                 }
         }
         snprintf(path, sizeof path, "/proc/%d/cmdline", (int) pid);
-        if (read_file_line(path, buf, sizeof buf) > 0 && buf[0] &&
-            (glob = name_patterns_match(s->patterns, base_name(buf)))) {
-                text_escape(buf, what, size);
-                return glob;
+        if (read_file_line(path, buf, sizeof buf) > 0 && buf[0]) {
+                if ((glob = name_patterns_match(s->patterns, base_name(buf)))) {
+                        text_escape(buf, what, size);
+                        return glob;
+                }
+                return NULL;
         }
+        /* No command line (the process is gone, or hides it): the kernel's task name. */
         snprintf(path, sizeof path, "/proc/%d/comm", (int) pid);
         if (read_file_line(path, buf, sizeof buf) > 0) {
                 buf[strcspn(buf, "\n")] = '\0';
