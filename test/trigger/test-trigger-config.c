@@ -57,13 +57,13 @@ Test(trigger_config, defaults_are_what_a_kata_or_libvirt_host_needs) {
 
 Test(trigger_config, every_key_is_read) {
         struct trigger_config c;
-        write_text(path, "[Trigger]\nWatch=\nWatch=/srv/sandboxes\nWatch=/run/other\nMachined=no\n"
+        write_text(path, "[Trigger]\nWatch=\nWatch=/srv//sandboxes/\nWatch=/run/other\nWatch=/run/other/\nMachined=no\n"
                          "Hypervisors=firecracker\nPressure=full 200000 2000000\nPressureFile=/sys/fs/cgroup/memory.pressure\n"
                          "PressureIntervalSec=500ms\nDebounceSec=2s\nLogLevel=debug\n");
         cr_assert_eq(trigger_config_init(&c), 0);
         cr_assert_eq(trigger_config_load(&c, path, true), 0);
-        cr_assert_eq(c.n_watch, 2, "Watch= with no value clears the defaults");
-        cr_assert_str_eq(c.watch[0], "/srv/sandboxes");
+        cr_assert_eq(c.n_watch, 2, "Watch= with no value clears the defaults; a directory spelt twice counts once");
+        cr_assert_str_eq(c.watch[0], "/srv/sandboxes", "doubled and trailing slashes are dropped");
         cr_assert_not(c.machined);
         cr_assert_eq(c.hypervisors.n, 1);
         cr_assert(c.pressure.full);

@@ -56,6 +56,13 @@ static void teardown(void) {
 
 TestSuite(trigger, .init = setup, .fini = teardown, .timeout = 120);
 
+/* Criterion does not run .fini for a skipped test: stop everything first. */
+#define skip_test(...)                           \
+        do {                                     \
+                teardown();                      \
+                cr_skip_test(__VA_ARGS__);       \
+        } while (0)
+
 static void path_in(char *buf, size_t size, const char *name) {
         int n = snprintf(buf, size, "%s/%s", h.dir, name);
         cr_assert(n > 0 && (size_t) n < size);
@@ -371,27 +378,27 @@ Test(trigger, pressure_polling_fallback_on_a_file) {
 }
 
 Test(trigger, pressure_kernel_trigger_where_the_kernel_accepts_it) {
-        start_throttler();
         if (access("/proc/pressure/memory", R_OK) < 0)
-                cr_skip_test("no /proc/pressure/memory (kernel without PSI)");
+                skip_test("no /proc/pressure/memory (kernel without PSI)");
+        start_throttler();
         /* The default: a 2 s window, which kernels take without CAP_SYS_RESOURCE. */
         start_trigger("0", (const char *const[]) { "--pressure=some 300000 2000000", NULL });
         if (count_in_log("The kernel refuses a pressure trigger on /proc/pressure/memory")) {
                 cr_assert_eq(count_in_log("polling its some avg10 every"), 1, "refused: the trigger falls back to polling");
-                cr_skip_test("this kernel refuses PSI triggers; the polling fallback is tested on a file");
+                skip_test("this kernel refuses PSI triggers; the polling fallback is tested on a file");
         }
         cr_assert_eq(count_in_log("Watching memory pressure with a kernel trigger on /proc/pressure/memory: some 300000 2000000"),
                      1, "the kernel took the trigger; the log should say so");
 }
 
 Test(trigger, pressure_trigger_the_kernel_refuses_falls_back_to_polling) {
-        start_throttler();
         if (access("/proc/pressure/memory", R_OK) < 0)
-                cr_skip_test("no /proc/pressure/memory (kernel without PSI)");
+                skip_test("no /proc/pressure/memory (kernel without PSI)");
+        start_throttler();
         /* A 1 s window: refused (EINVAL) by kernels that do not count us privileged. */
         start_trigger("0", (const char *const[]) { "--pressure=some 150000 1000000", NULL });
         if (count_in_log("Watching memory pressure with a kernel trigger"))
-                cr_skip_test("this kernel takes a 1 s trigger window from the trigger: nothing to fall back from");
+                skip_test("this kernel takes a 1 s trigger window from the trigger: nothing to fall back from");
         cr_assert_eq(count_in_log("The kernel refuses a pressure trigger on /proc/pressure/memory (Invalid argument); "
                                   "polling its some avg10 every 5s against 15.00% instead"),
                      1, "the fallback is announced once, with the kernel's error, the interval and the threshold");

@@ -58,6 +58,8 @@ static int on_machine_new(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         }
         text_escape(name, escaped, sizeof escaped);
         log_debug("machined: MachineNew %s %s", escaped, path);
+        if (strcmp(name, ".host") == 0)
+                return 0; /* the host itself, not a new machine */
 
         /* The class (vm or container) is a property of the machine's object. */
         for (unsigned i = 0; i < LOOKUPS_MAX; i++) {

@@ -60,7 +60,18 @@ static int parse_watch(struct trigger_config *c, const char *value) {
         for (const char *p = value; *p; p++)
                 if ((unsigned char) *p < 0x20)
                         return -EINVAL;
-        return watch_add(c, value);
+
+        /* One spelling per directory ("/run//vc/sbs/" is "/run/vc/sbs"): the source
+         * compares paths to know when it watches the directory itself. */
+        char normal[4096];
+        size_t n = 0;
+        for (const char *p = value; *p; p++)
+                if (!(*p == '/' && n > 0 && normal[n - 1] == '/'))
+                        normal[n++] = *p;
+        while (n > 1 && normal[n - 1] == '/')
+                n--;
+        normal[n] = '\0';
+        return watch_add(c, normal);
 }
 
 static int parse_machined(struct trigger_config *c, const char *value) {
