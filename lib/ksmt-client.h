@@ -32,7 +32,7 @@ enum ksmt_exit_status {
 #define KSMT_KICK_TIMEOUT_USEC (UINT64_C(120) * UINT64_C(1000000))
 
 /* Set by ksmt_call() when bus activation did not answer and systemd says the unit
- * cannot come up (masked, failed, condition not met, not found); the message says which. */
+ * cannot come up (masked, failed, condition not met); the message says which. */
 #define KSMT_ERROR_UNIT_NOT_STARTABLE "org.kata.KsmThrottler.Client.Error.UnitNotStartable"
 
 /* ---- Connection and names ---- */
@@ -78,8 +78,8 @@ const char *ksmt_unit_verdict_to_string(enum ksmt_unit_verdict verdict);
 /* Sends call and waits up to timeout_usec (0: sd-bus default, SYSTEMD_BUS_TIMEOUT) for the
  * reply. While the service's name has no owner and no reply came (bus activation pending),
  * it asks systemd about the unit every second, and gives up at once with
- * KSMT_ERROR_UNIT_NOT_STARTABLE if the unit is masked, failed, not found or condition-skipped,
- * instead of waiting for the bus's activation time-out. ret_reply may be NULL. Messages that
+ * KSMT_ERROR_UNIT_NOT_STARTABLE if the unit is masked, failed or condition-skipped, instead of
+ * waiting for the bus's activation time-out. ret_error and ret_reply may be NULL. Messages that
  * arrive meanwhile are dispatched (sd_bus_process), so it may not be called from inside a
  * callback of the same connection; event-loop clients use the _async calls. */
 int ksmt_call(sd_bus *bus, sd_bus_message *call, uint64_t timeout_usec, sd_bus_error *ret_error,
@@ -89,14 +89,19 @@ int ksmt_call(sd_bus *bus, sd_bus_message *call, uint64_t timeout_usec, sd_bus_e
 
 enum ksmt_kick_flags {
         KSMT_KICK_INTERACTIVE = 1 << 0, /* polkit may ask the user to authenticate */
+        /* ksmt_kick_no_wait(): then wait until the daemon has read the kick (a Peer.Ping sent
+         * after it is answered). The daemon looks up the caller's credentials when it handles
+         * the kick, so a caller that exits right after sending would lose it. */
+        KSMT_KICK_CONFIRM_RECEIPT = 1 << 1,
 };
 
 /* Kick() and wait for the daemon's answer, up to timeout_usec (0: KSMT_KICK_TIMEOUT_USEC). */
 int ksmt_kick(sd_bus *bus, uint64_t timeout_usec, unsigned flags, sd_bus_error *ret_error);
 
-/* Kick() without waiting: sent with NO_REPLY_EXPECTED and flushed to the bus. Returns once
- * the message has left; whether the daemon accepted it is not known. */
-int ksmt_kick_no_wait(sd_bus *bus, unsigned flags);
+/* Kick() without waiting for the verdict: sent with NO_REPLY_EXPECTED and flushed to the bus.
+ * Returns once the message has left (with KSMT_KICK_CONFIRM_RECEIPT: once the daemon read it);
+ * whether the daemon accepted it is not known. ret_error as for ksmt_call(); may be NULL. */
+int ksmt_kick_no_wait(sd_bus *bus, unsigned flags, sd_bus_error *ret_error);
 
 /* Kick() from an event loop: callback gets the reply or the error (sd_bus_message_get_error,
  * then ksmt_error_status). timeout_usec 0: KSMT_KICK_TIMEOUT_USEC. ret_slot may be NULL

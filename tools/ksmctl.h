@@ -20,11 +20,12 @@ extern bool arg_ask_password;   /* may polkit ask for a password (on a terminal)
 extern bool arg_no_block;       /* kick: send, do not wait */
 extern uint64_t arg_timeout_usec; /* kick: 0 for the default */
 
-/* Verbs return the exit status (enum ksmt_exit_status). */
-int verb_kick(int argc, char *argv[]);
-int verb_status(int argc, char *argv[]);
-int verb_stats(int argc, char *argv[]);
-int verb_monitor(int argc, char *argv[]);
+/* Verbs get the system bus connection (NULL for verbs that need none) and the arguments
+ * from the verb on, and return the exit status (enum ksmt_exit_status). */
+int verb_kick(sd_bus *bus, int argc, char *argv[]);
+int verb_status(sd_bus *bus, int argc, char *argv[]);
+int verb_stats(sd_bus *bus, int argc, char *argv[]);
+int verb_monitor(sd_bus *bus, int argc, char *argv[]);
 
 /* "ksmctl: message" on stderr. */
 void log_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
@@ -33,7 +34,8 @@ void log_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
 int connect_bus(sd_bus **ret);
 /* Says why action failed and returns the exit status for it. */
 int report_call_failure(const char *action, const sd_bus_error *error, int r);
-int report_bad_reply(const char *what, int r);
+/* The same for a read: a reply that does not parse is reported as such, naming call. */
+int report_read_failure(const char *action, const char *call, const sd_bus_error *error, int r);
 
 /* Text from the bus on a terminal or in a log: control characters escaped. */
 void print_escaped(FILE *f, const char *s);
