@@ -538,6 +538,32 @@ Test(trigger, first_kick_starts_the_throttler_through_bus_activation) {
         harness_assert_knobs(&h, 1, 10000, 1, "after the activating kick");
 }
 
+/* examples/libvirt-hooks-qemu, run as libvirt runs it, with this build's ksmctl first in PATH. */
+static int run_hook(const char *operation, char *out, size_t size) {
+        char path[PATH_MAX + 64], ksmctl_dir[PATH_MAX];
+        snprintf(ksmctl_dir, sizeof ksmctl_dir, "%s", KSMCTL_PATH);
+        *strrchr(ksmctl_dir, '/') = '\0';
+        snprintf(path, sizeof path, "PATH=%s:/usr/sbin:/usr/bin:/sbin:/bin", ksmctl_dir);
+        const char *argv[] = { "env", path, SOURCE_ROOT "/examples/libvirt-hooks-qemu", "guest-1", operation, "begin", "-",
+                               NULL };
+        return harness_run(&h, false, out, size, argv);
+}
+
+Test(trigger, libvirt_hook_kicks_when_a_guest_started_and_never_fails) {
+        char out[4096];
+        start_throttler();
+        cr_assert_eq(run_hook("prepare", out, sizeof out), 0, "%s", out);
+        cr_assert_eq(run_hook("start", out, sizeof out), 0, "%s", out);
+        cr_assert_eq(kicks(), 0, "only \"started\" kicks");
+        cr_assert_eq(run_hook("started", out, sizeof out), 0, "%s", out);
+        wait_kicks(1);
+        cr_assert_str_eq(out, "", "the hook prints nothing for libvirtd");
+
+        /* No throttler: the guest still starts. */
+        harness_stop_daemon(&h, SIGTERM);
+        cr_assert_eq(run_hook("started", out, sizeof out), 0, "the hook must exit 0 whatever happens to the kick: %s", out);
+}
+
 Test(trigger, invalid_configuration_exits_78_with_file_and_line) {
         char conf[PATH_MAX], out[8192], option[PATH_MAX + 16], want[PATH_MAX + 64];
         FILE *f;
