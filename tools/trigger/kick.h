@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Kicking the throttler without ever blocking the event loop: an asynchronous
  * Kick() that goes through bus activation, retried with backoff while the
- * throttler cannot be reached. The only file that knows how a kick is sent. */
+ * throttler cannot be reached. The only file of the trigger that knows how a kick
+ * is sent (through the client library, ksmt-client.h). */
 #pragma once
 
 #include <systemd/sd-bus.h>
