@@ -1,0 +1,587 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ksm-throttler-trigger against the real kernel interfaces (inotify, the process-events
+ * connector, PSI files) and the real daemon on a private system-like bus. The daemon's
+ * KickCount says how many kicks arrived; the trigger's log says what it saw. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct harness h;
+static pid_t trigger_pid;
+static char trigger_log[PATH_MAX + 32];
+
+static void stop_trigger(void) {
+        if (trigger_pid > 0) {
+                kill(trigger_pid, SIGTERM);
+                waitpid(trigger_pid, NULL, 0);
+                trigger_pid = 0;
+        }
+}
+
+static void setup(void) {
+        harness_setup(&h, NULL);
+        snprintf(trigger_log, sizeof trigger_log, "%s/trigger.log", h.dir);
+}
+
+/* A throttler that the bus started (activation) is not our child: stopped by its PID
+ * all the same, and waited for until it is gone. */
+static pid_t activated_pid;
+
+static void stop_activated(void) {
+        if (activated_pid <= 0)
+                return;
+        kill(activated_pid, SIGTERM);
+        for (int i = 0; i < 1000 && kill(activated_pid, 0) == 0; i++) {
+                struct timespec t = { 0, 10 * 1000 * 1000 };
+                nanosleep(&t, NULL);
+        }
+        activated_pid = 0;
+}
+
+static void teardown(void) {
+        stop_trigger();
+        stop_activated();
+        harness_teardown(&h);
+}
+
+TestSuite(trigger, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Criterion does not run .fini for a skipped test: stop everything first. */
+#define skip_test(...)                           \
+        do {                                     \
+                teardown();                      \
+                cr_skip_test(__VA_ARGS__);       \
+        } while (0)
+
+static void path_in(char *buf, size_t size, const char *name) {
+        int n = snprintf(buf, size, "%s/%s", h.dir, name);
+        cr_assert(n > 0 && (size_t) n < size);
+}
+
+static void read_log(char *buf, size_t size) {
+        FILE *f = fopen(trigger_log, "re");
+        size_t n = 0;
+        if (f) {
+                n = fread(buf, 1, size - 1, f);
+                fclose(f);
+        }
+        buf[n] = '\0';
+}
+
+static unsigned count_in_log(const char *needle) {
+        static char log[1 << 16];
+        unsigned n = 0;
+        read_log(log, sizeof log);
+        for (const char *p = log; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+static void sleep_ms(long ms) {
+        struct timespec t = { ms / 1000, (ms % 1000) * 1000000 };
+        nanosleep(&t, NULL);
+}
+
+/* Waits (bounded, so that a failing test ends) until the log holds needle n times. */
+static void wait_log(const char *needle, unsigned n) {
+        char log[1 << 14];
+        for (int i = 0; i < 2000; i++) {
+                if (count_in_log(needle) >= n)
+                        return;
+                if (trigger_pid > 0 && waitpid(trigger_pid, NULL, WNOHANG) == trigger_pid) {
+                        trigger_pid = 0;
+                        break;
+                }
+                sleep_ms(10);
+        }
+        read_log(log, sizeof log);
+        cr_assert_fail("the trigger's log never showed \"%s\" %u time(s):\n%s", needle, n, log);
+}
+
+static uint64_t kicks(void) {
+        sd_bus *bus = harness_bus(&h);
+        uint64_t n = harness_get_u64(bus, "KickCount");
+        sd_bus_flush_close_unref(bus);
+        return n;
+}
+
+static void wait_kicks(uint64_t n) {
+        char log[1 << 14];
+        uint64_t now = 0;
+        for (int i = 0; i < 2000 && (now = kicks()) < n; i++)
+                sleep_ms(10);
+        read_log(log, sizeof log);
+        cr_assert_eq(now, n, "the throttler counted %llu kicks, expected %llu; trigger log:\n%s", (unsigned long long) now,
+                     (unsigned long long) n, log);
+}
+
+/* The trigger with only the sources the arguments turn on, and a debounce. */
+static void start_trigger(const char *debounce, const char *const extra[]) {
+        const char *argv[40] = { TRIGGER_PATH, "--config=/dev/null", "--log-level=debug", "--watch=", "--machined=no",
+                                 "--hypervisors=", "--pressure=no", "--debounce" };
+        size_t n = 8;
+        argv[n++] = debounce;
+        for (size_t i = 0; extra[i] && n < 39; i++)
+                argv[n++] = extra[i];
+        argv[n] = NULL;
+        trigger_pid = harness_spawn(&h, false, trigger_log, argv);
+        wait_log("ksm-throttler-trigger " PROJECT_VERSION " running", 1);
+}
+
+static void start_throttler(void) {
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        harness_start_daemon(&h, NULL);
+}
+
+static void make_dir(const char *name) {
+        char path[PATH_MAX];
+        path_in(path, sizeof path, name);
+        cr_assert_eq(mkdir(path, 0755), 0, "mkdir %s: %s", path, strerror(errno));
+}
+
+static void make_file(const char *name) {
+        char path[PATH_MAX];
+        path_in(path, sizeof path, name);
+        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        cr_assert_geq(fd, 0, "create %s: %s", path, strerror(errno));
+        close(fd);
+}
+
+static void rename_in(const char *from, const char *to) {
+        char a[PATH_MAX], b[PATH_MAX];
+        path_in(a, sizeof a, from);
+        path_in(b, sizeof b, to);
+        cr_assert_eq(rename(a, b), 0, "rename %s %s: %s", a, b, strerror(errno));
+}
+
+static void remove_tree(const char *name) {
+        char path[PATH_MAX], cmd[PATH_MAX + 16];
+        path_in(path, sizeof path, name);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+        cr_assert_eq(system(cmd), 0);
+}
+
+Test(trigger, directory_burst_kicks_once_at_once_and_holds_the_rest) {
+        char sbs[PATH_MAX], watch[PATH_MAX + 16];
+        start_throttler();
+        make_dir("sbs");
+        make_file("sbs/already-there");
+        path_in(sbs, sizeof sbs, "sbs");
+        snprintf(watch, sizeof watch, "--watch=%s", sbs);
+        /* An hour: the trailing kick cannot come during the test, so the count is exact. */
+        start_trigger("1h", (const char *const[]) { watch, NULL });
+        wait_log("Watching ", 1);
+
+        make_dir("sbs/3f2a");
+        wait_kicks(1);
+        cr_assert_eq(count_in_log("Kicking the throttler: directory: new sandbox"), 1, "an entry there before the trigger started is not new");
+        make_file("sbs/b");
+        make_dir("staging");
+        make_dir("staging/c");
+        rename_in("staging/c", "sbs/c");
+        wait_log("Held for a kick at the end of the debounce interval", 2);
+        cr_assert_eq(kicks(), 1, "events within the debounce interval must not kick again at once");
+        cr_assert_eq(count_in_log("/sbs/c (moved in)"), 1, "a directory moved in is a new sandbox");
+        cr_assert_eq(count_in_log("Kicking the throttler: directory: new sandbox"), 1);
+}
+
+Test(trigger, directory_burst_gives_a_trailing_kick) {
+        char sbs[PATH_MAX], watch[PATH_MAX + 16];
+        start_throttler();
+        make_dir("sbs");
+        path_in(sbs, sizeof sbs, "sbs");
+        snprintf(watch, sizeof watch, "--watch=%s", sbs);
+        start_trigger("2s", (const char *const[]) { watch, NULL });
+        wait_log("Watching ", 1);
+
+        make_file("sbs/1");
+        make_file("sbs/2");
+        make_file("sbs/3");
+        make_file("sbs/4");
+        make_file("sbs/5");
+        wait_kicks(2);
+        wait_log("(4 events since the last kick)", 1);
+}
+
+Test(trigger, directory_created_late_below_missing_parents) {
+        char target[PATH_MAX], watch[PATH_MAX + 16];
+        start_throttler();
+        path_in(target, sizeof target, "late/vc/sbs");
+        snprintf(watch, sizeof watch, "--watch=%s", target);
+        start_trigger("0", (const char *const[]) { watch, NULL });
+        wait_log("does not exist yet, waiting for it in", 1);
+
+        make_dir("late");
+        make_dir("late/vc");
+        make_dir("late/vc/sbs");
+        wait_log("appeared, watching it for new sandboxes", 1);
+        cr_assert_eq(kicks(), 0, "an empty directory appearing is no sandbox");
+        make_dir("late/vc/sbs/sandbox-1");
+        wait_kicks(1);
+        cr_assert_eq(count_in_log("Kicking the throttler: directory: new sandbox"), 1);
+}
+
+Test(trigger, directory_removed_recreated_and_moved_in) {
+        char target[PATH_MAX], watch[PATH_MAX + 16];
+        start_throttler();
+        make_dir("sbs");
+        path_in(target, sizeof target, "sbs");
+        snprintf(watch, sizeof watch, "--watch=%s", target);
+        start_trigger("0", (const char *const[]) { watch, NULL });
+        wait_log("Watching ", 1);
+
+        remove_tree("sbs");
+        wait_log("does not exist, waiting for it in", 1);
+        make_dir("sbs");
+        wait_log("appeared, watching it for new sandboxes", 1);
+        make_file("sbs/after-recreate");
+        wait_kicks(1);
+
+        /* A whole directory moved into place with a sandbox already in it. */
+        remove_tree("sbs");
+        wait_log("does not exist, waiting for it in", 2);
+        make_dir("staging");
+        make_dir("staging/sandbox-2");
+        rename_in("staging", "sbs");
+        wait_kicks(2);
+        wait_log("sandbox-2 (there when the directory appeared)", 1);
+}
+
+/* Copies a program under a new name into the test directory. */
+static void install_as(const char *program, const char *name, char *path, size_t size) {
+        char cmd[2 * PATH_MAX];
+        path_in(path, size, name);
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s'", program, path);
+        cr_assert_eq(system(cmd), 0);
+}
+
+/* Starts a copy of sleep(1) under path: a hypervisor outlives the moment the
+ * trigger looks at it, and so must this. */
+static pid_t start_program(const char *path) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                execl(path, path, "60", (char *) NULL);
+                _exit(127);
+        }
+        return pid;
+}
+
+static void stop_program(pid_t pid) {
+        kill(pid, SIGTERM);
+        cr_assert_eq(waitpid(pid, NULL, 0), pid);
+}
+
+Test(trigger, process_exec_of_a_hypervisor_name_kicks) {
+        char qemu[PATH_MAX], img[PATH_MAX], hypervisors[128], reason[PATH_MAX + 64];
+        start_throttler();
+        /* Names no one else on this machine runs, so that the count is ours alone. */
+        snprintf(hypervisors, sizeof hypervisors, "--hypervisors=qemu-system-x86_64-%d", (int) getpid());
+        start_trigger("0", (const char *const[]) { hypervisors, NULL });
+        wait_log("Watching for hypervisors starting", 1);
+
+        snprintf(reason, sizeof reason, "qemu-img-%d", (int) getpid());
+        install_as("/bin/sleep", reason, img, sizeof img);
+        pid_t other = start_program(img);
+        snprintf(reason, sizeof reason, "qemu-system-x86_64-%d", (int) getpid());
+        install_as("/bin/sleep", reason, qemu, sizeof qemu);
+        pid_t vm = start_program(qemu);
+        wait_kicks(1);
+        stop_program(vm);
+        stop_program(other);
+        snprintf(reason, sizeof reason, "Kicking the throttler: process: exec of %s pid ", qemu);
+        cr_assert_eq(count_in_log(reason), 1, "the kick's reason names the executable and its pid");
+        cr_assert_eq(count_in_log("qemu-img-"), 0, "a program of another name is no hypervisor");
+}
+
+Test(trigger, process_default_names_match_the_real_executable_name) {
+        char qemu[PATH_MAX], link[PATH_MAX], reason[PATH_MAX + 64];
+        start_throttler();
+        start_trigger("0", (const char *const[]) { "--hypervisors=" "qemu-system-*,qemu-kvm,cloud-hypervisor,firecracker,crosvm",
+                                                   NULL });
+        wait_log("Watching for hypervisors starting", 1);
+
+        install_as("/bin/sleep", "qemu-system-x86_64", qemu, sizeof qemu);
+        pid_t vm = start_program(qemu);
+        snprintf(reason, sizeof reason, "Kicking the throttler: process: exec of %s pid %d ", qemu, (int) vm);
+        wait_log(reason, 1);
+        stop_program(vm);
+
+        /* A symbolic link: the executable is sleep, argv[0] says firecracker. */
+        path_in(link, sizeof link, "firecracker");
+        cr_assert_eq(symlink("/bin/sleep", link), 0);
+        vm = start_program(link);
+        snprintf(reason, sizeof reason, "Kicking the throttler: process: exec of %s pid %d ", link, (int) vm);
+        wait_log(reason, 1);
+        stop_program(vm);
+        /* Each exec kicks; others' hypervisors on this machine may add kicks. */
+        for (int i = 0; i < 2000 && kicks() < 2; i++)
+                sleep_ms(10);
+        cr_assert_geq(kicks(), 2, "each exec kicks");
+}
+
+Test(trigger, process_source_without_cap_net_admin_says_so) {
+        char out[8192];
+        const char *argv[] = { TRIGGER_PATH, "--config=/dev/null", "--watch=", "--machined=no", "--pressure=no",
+                               "--hypervisors=qemu-system-*", NULL };
+        int status = harness_run(&h, true, out, sizeof out, argv);
+        cr_assert_neq(status, 0, "with no source able to run the trigger must fail:\n%s", out);
+        cr_assert(strstr(out, "CAP_NET_ADMIN"), "the message should name the missing capability:\n%s", out);
+        cr_assert(strstr(out, "No event source is enabled or could start"), "%s", out);
+}
+
+static void write_pressure(const char *name, const char *avg10) {
+        char path[PATH_MAX], tmp[PATH_MAX + 8];
+        FILE *f;
+        path_in(path, sizeof path, name);
+        snprintf(tmp, sizeof tmp, "%s.new", path);
+        f = fopen(tmp, "we");
+        cr_assert_not_null(f);
+        fprintf(f, "some avg10=%s avg60=0.00 avg300=0.00 total=1000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+                avg10);
+        cr_assert_eq(fclose(f), 0);
+        cr_assert_eq(rename(tmp, path), 0);
+}
+
+Test(trigger, pressure_polling_fallback_on_a_file) {
+        char file[PATH_MAX], option[PATH_MAX + 32];
+        start_throttler();
+        write_pressure("pressure", "0.00");
+        path_in(file, sizeof file, "pressure");
+        snprintf(option, sizeof option, "--pressure-file=%s", file);
+        start_trigger("0", (const char *const[]) { "--pressure=some 150000 1000000", option, "--pressure-interval=100ms",
+                                                   NULL });
+        cr_assert_eq(count_in_log("is not a kernel pressure file; polling its some avg10 every 100ms against 15.00% instead"), 1,
+                     "the fallback is announced once, with its interval and threshold");
+
+        write_pressure("pressure", "14.99");
+        write_pressure("pressure", "15.00");
+        wait_kicks(1);
+        wait_log("some avg10=15.00% reached 15.00%", 1);
+        /* Staying high is the same episode; falling and rising again is a new one. */
+        write_pressure("pressure", "40.00");
+        write_pressure("pressure", "0.50");
+        sleep_ms(300); /* a few polls see the low value; the assertion below does not depend on it */
+        write_pressure("pressure", "22.00");
+        wait_kicks(2);
+        cr_assert_eq(count_in_log("polling its some avg10"), 1, "the fallback is said once only");
+}
+
+Test(trigger, pressure_kernel_trigger_where_the_kernel_accepts_it) {
+        if (access("/proc/pressure/memory", R_OK) < 0)
+                skip_test("no /proc/pressure/memory (kernel without PSI)");
+        start_throttler();
+        /* The default: a 2 s window, which kernels take without CAP_SYS_RESOURCE. */
+        start_trigger("0", (const char *const[]) { "--pressure=some 300000 2000000", NULL });
+        if (count_in_log("The kernel refuses a pressure trigger on /proc/pressure/memory")) {
+                cr_assert_eq(count_in_log("polling its some avg10 every"), 1, "refused: the trigger falls back to polling");
+                skip_test("this kernel refuses PSI triggers; the polling fallback is tested on a file");
+        }
+        cr_assert_eq(count_in_log("Watching memory pressure with a kernel trigger on /proc/pressure/memory: some 300000 2000000"),
+                     1, "the kernel took the trigger; the log should say so");
+}
+
+Test(trigger, pressure_trigger_the_kernel_refuses_falls_back_to_polling) {
+        if (access("/proc/pressure/memory", R_OK) < 0)
+                skip_test("no /proc/pressure/memory (kernel without PSI)");
+        start_throttler();
+        /* A 1 s window: refused (EINVAL) by kernels that do not count us privileged. */
+        start_trigger("0", (const char *const[]) { "--pressure=some 150000 1000000", NULL });
+        if (count_in_log("Watching memory pressure with a kernel trigger"))
+                skip_test("this kernel takes a 1 s trigger window from the trigger: nothing to fall back from");
+        cr_assert_eq(count_in_log("The kernel refuses a pressure trigger on /proc/pressure/memory (Invalid argument); "
+                                  "polling its some avg10 every 5s against 15.00% instead"),
+                     1, "the fallback is announced once, with the kernel's error, the interval and the threshold");
+}
+
+Test(trigger, kicks_wait_for_an_unreachable_throttler_and_survive_its_restart) {
+        char sbs[PATH_MAX], watch[PATH_MAX + 16];
+        make_dir("sbs");
+        path_in(sbs, sizeof sbs, "sbs");
+        snprintf(watch, sizeof watch, "--watch=%s", sbs);
+        /* No throttler yet, and no activation file on this bus. */
+        start_trigger("0", (const char *const[]) { watch, NULL });
+        make_file("sbs/early");
+        wait_log("Cannot reach the throttler to kick", 2);
+        start_throttler();
+        wait_kicks(1);
+        wait_log("Kick delivered after ", 1);
+
+        /* The throttler restarts: a kick meanwhile is retried until it is back. */
+        harness_stop_daemon(&h, SIGTERM);
+        make_file("sbs/while-down");
+        wait_log("Cannot reach the throttler to kick", 3);
+        start_throttler();
+        wait_kicks(1); /* the new instance counts from zero */
+        wait_log("Kick delivered after ", 2);
+}
+
+/* Replaces the harness's bus by one that activates the throttler from an activation
+ * file, as the system bus does (there through systemd). */
+static void restart_bus_with_activation(void) {
+        char services[PATH_MAX], file[PATH_MAX + 64], conf_in[16384], conf[20000], extra[PATH_MAX + 64];
+        char conf_path[PATH_MAX + 16];
+        FILE *f;
+        int pipefd[2];
+
+        kill(h.bus_pid, SIGTERM);
+        cr_assert_eq(waitpid(h.bus_pid, NULL, 0), h.bus_pid);
+        h.bus_pid = 0;
+
+        path_in(services, sizeof services, "services");
+        cr_assert_eq(mkdir(services, 0755), 0);
+        snprintf(file, sizeof file, "%s/org.kata.KsmThrottler.service", services);
+        f = fopen(file, "we");
+        cr_assert_not_null(f);
+        fprintf(f, "[D-BUS Service]\nName=org.kata.KsmThrottler\nExec=%s --config %s --ksm-dir %s --meminfo %s --runtime-dir %s\n"
+                   "User=root\n", KSM_THROTTLER_PATH, h.config, h.ksm_dir, h.meminfo, h.runtime_dir);
+        cr_assert_eq(fclose(f), 0);
+
+        f = fopen(SOURCE_ROOT "/test/data/system-bus.conf.in", "re");
+        cr_assert_not_null(f);
+        conf_in[fread(conf_in, 1, sizeof conf_in - 1, f)] = '\0';
+        fclose(f);
+        snprintf(extra, sizeof extra, "<servicedir>%s</servicedir>", services);
+        size_t used = 0;
+        for (const char *p = conf_in; *p;) {
+                const char *value = NULL;
+                size_t skip = 0;
+                if (strncmp(p, "@DIR@", 5) == 0)
+                        value = h.dir, skip = 5;
+                else if (strncmp(p, "@POLICY@", 8) == 0)
+                        value = SOURCE_ROOT "/dbus/org.kata.KsmThrottler.conf", skip = 8;
+                else if (strncmp(p, "@EXTRA@", 7) == 0)
+                        value = extra, skip = 7;
+                if (value) {
+                        used += (size_t) snprintf(conf + used, sizeof conf - used, "%s", value);
+                        p += skip;
+                } else if (used < sizeof conf - 1)
+                        conf[used++] = *p++;
+                cr_assert_lt(used, sizeof conf - 1);
+        }
+        conf[used] = '\0';
+        path_in(conf_path, sizeof conf_path, "bus-activation.conf");
+        f = fopen(conf_path, "we");
+        cr_assert_not_null(f);
+        fputs(conf, f);
+        cr_assert_eq(fclose(f), 0);
+
+        char bus_socket[PATH_MAX];
+        path_in(bus_socket, sizeof bus_socket, "bus");
+        unlink(bus_socket);
+        cr_assert_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        h.bus_pid = fork();
+        cr_assert_geq(h.bus_pid, 0);
+        if (h.bus_pid == 0) {
+                dup2(pipefd[1], 3);
+                execlp("dbus-daemon", "dbus-daemon", "--config-file", conf_path, "--nofork", "--print-address=3", "--nosyslog",
+                       (char *) NULL);
+                _exit(127);
+        }
+        close(pipefd[1]);
+        ssize_t n = read(pipefd[0], h.bus_address, sizeof h.bus_address - 1);
+        close(pipefd[0]);
+        cr_assert_gt(n, 0, "dbus-daemon with activation did not start");
+        h.bus_address[n] = '\0';
+        h.bus_address[strcspn(h.bus_address, "\n")] = '\0';
+}
+
+static bool throttler_running(sd_bus *bus) {
+        sd_bus_message *reply = NULL;
+        int owned = 0;
+        cr_assert_geq(sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                         "NameHasOwner", NULL, &reply, "s", "org.kata.KsmThrottler"),
+                      0);
+        cr_assert_geq(sd_bus_message_read(reply, "b", &owned), 0);
+        sd_bus_message_unref(reply);
+        return owned;
+}
+
+Test(trigger, first_kick_starts_the_throttler_through_bus_activation) {
+        char sbs[PATH_MAX], watch[PATH_MAX + 16];
+        sd_bus *bus;
+        uint32_t pid = 0;
+        sd_bus_message *reply = NULL;
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        restart_bus_with_activation();
+        make_dir("sbs");
+        path_in(sbs, sizeof sbs, "sbs");
+        snprintf(watch, sizeof watch, "--watch=%s", sbs);
+        start_trigger("0", (const char *const[]) { watch, NULL });
+        bus = harness_bus(&h);
+        cr_assert_not(throttler_running(bus), "nothing should have started the throttler yet");
+
+        make_dir("sbs/first");
+        for (int i = 0; i < 2000 && !throttler_running(bus); i++)
+                sleep_ms(10);
+        cr_assert(throttler_running(bus), "the kick should have started the throttler");
+        cr_assert_geq(sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                         "GetConnectionUnixProcessID", NULL, &reply, "s", "org.kata.KsmThrottler"),
+                      0);
+        cr_assert_geq(sd_bus_message_read(reply, "u", &pid), 0);
+        activated_pid = (pid_t) pid;
+        sd_bus_message_unref(reply);
+        sd_bus_flush_close_unref(bus);
+        wait_kicks(1);
+        cr_assert_eq(count_in_log("Cannot reach the throttler"), 0, "the activating kick must not fail:\n");
+        harness_assert_knobs(&h, 1, 10000, 1, "after the activating kick");
+}
+
+/* examples/libvirt-hooks-qemu, run as libvirt runs it, with this build's ksmctl first in PATH. */
+static int run_hook(const char *operation, char *out, size_t size) {
+        char path[PATH_MAX + 64], ksmctl_dir[PATH_MAX];
+        snprintf(ksmctl_dir, sizeof ksmctl_dir, "%s", KSMCTL_PATH);
+        *strrchr(ksmctl_dir, '/') = '\0';
+        snprintf(path, sizeof path, "PATH=%s:/usr/sbin:/usr/bin:/sbin:/bin", ksmctl_dir);
+        const char *argv[] = { "env", path, SOURCE_ROOT "/examples/libvirt-hooks-qemu", "guest-1", operation, "begin", "-",
+                               NULL };
+        return harness_run(&h, false, out, size, argv);
+}
+
+Test(trigger, libvirt_hook_kicks_when_a_guest_started_and_never_fails) {
+        char out[4096];
+        start_throttler();
+        cr_assert_eq(run_hook("prepare", out, sizeof out), 0, "%s", out);
+        cr_assert_eq(run_hook("start", out, sizeof out), 0, "%s", out);
+        cr_assert_eq(kicks(), 0, "only \"started\" kicks");
+        cr_assert_eq(run_hook("started", out, sizeof out), 0, "%s", out);
+        wait_kicks(1);
+        cr_assert_str_eq(out, "", "the hook prints nothing for libvirtd");
+
+        /* No throttler: the guest still starts. */
+        harness_stop_daemon(&h, SIGTERM);
+        cr_assert_eq(run_hook("started", out, sizeof out), 0, "the hook must exit 0 whatever happens to the kick: %s", out);
+}
+
+Test(trigger, invalid_configuration_exits_78_with_file_and_line) {
+        char conf[PATH_MAX], out[8192], option[PATH_MAX + 16], want[PATH_MAX + 64];
+        FILE *f;
+        path_in(conf, sizeof conf, "trigger.conf");
+        f = fopen(conf, "we");
+        cr_assert_not_null(f);
+        fputs("[Trigger]\n# sources\nHypervisors=qemu-*\nDebounceSec=often\n", f);
+        fclose(f);
+        snprintf(option, sizeof option, "--config=%s", conf);
+        const char *argv[] = { TRIGGER_PATH, option, NULL };
+        cr_assert_eq(harness_run(&h, false, out, sizeof out, argv), 78, "EX_CONFIG for an invalid value:\n%s", out);
+        snprintf(want, sizeof want, "%s:4: invalid value \"often\" for DebounceSec", conf);
+        cr_assert(strstr(out, want), "expected \"%s\" in:\n%s", want, out);
+
+        const char *bad_option[] = { TRIGGER_PATH, "--config=/dev/null", "--machined=perhaps", NULL };
+        cr_assert_eq(harness_run(&h, false, out, sizeof out, bad_option), 64, "EX_USAGE for an invalid option:\n%s", out);
+        cr_assert(strstr(out, "--machined: invalid value \"perhaps\" for Machined: expected yes or no"), "%s", out);
+
+        const char *unknown[] = { TRIGGER_PATH, "--frobnicate", NULL };
+        cr_assert_eq(harness_run(&h, false, out, sizeof out, unknown), 64, "%s", out);
+}

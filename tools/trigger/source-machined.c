@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "source-machined.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define SOURCE "machined"
+#define MACHINED_NAME "org.freedesktop.machine1"
+/* Class look-ups on their way at once; past this a machine is reported without one. */
+#define LOOKUPS_MAX 32
+
+struct lookup {
+        struct source_machined *source;
+        sd_bus_slot *slot;
+        char name[256]; /* escaped for the log */
+};
+
+struct source_machined {
+        sd_bus *bus;
+        struct trigger *trigger;
+        sd_bus_slot *match;
+        struct lookup lookups[LOOKUPS_MAX];
+};
+
+static void report(struct source_machined *s, const char *name, const char *class) {
+        trigger_event(s->trigger, SOURCE, "machine %s (%s) registered", name, class);
+}
+
+static int on_class(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct lookup *l = userdata;
+        const char *class = NULL;
+        char escaped[64];
+        (void) ret_error;
+
+        /* The machine may be gone already: it was still registered, so it still counts. */
+        if (!sd_bus_message_is_method_error(m, NULL) && sd_bus_message_read(m, "v", "s", &class) >= 0 && class)
+                report(l->source, l->name, text_escape(class, escaped, sizeof escaped));
+        else
+                report(l->source, l->name, "class unknown");
+        l->slot = sd_bus_slot_unref(l->slot);
+        return 0;
+}
+
+static int on_machine_new(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct source_machined *s = userdata;
+        const char *name, *path;
+        char escaped[256];
+        int r;
+        (void) ret_error;
+
+        r = sd_bus_message_read(m, "so", &name, &path);
+        if (r < 0) {
+                log_warning_errno(r, "Malformed MachineNew signal from %s: %m", sd_bus_message_get_sender(m) ?: "?");
+                return 0;
+        }
+        text_escape(name, escaped, sizeof escaped);
+        log_debug("machined: MachineNew %s %s", escaped, path);
+        if (strcmp(name, ".host") == 0)
+                return 0; /* the host itself, not a new machine */
+
+        /* The class (vm or container) is a property of the machine's object. */
+        for (unsigned i = 0; i < LOOKUPS_MAX; i++) {
+                struct lookup *l = &s->lookups[i];
+                if (l->slot)
+                        continue;
+                r = sd_bus_call_method_async(s->bus, &l->slot, MACHINED_NAME, path, "org.freedesktop.DBus.Properties", "Get",
+                                             on_class, l, "ss", "org.freedesktop.machine1.Machine", "Class");
+                if (r < 0)
+                        break;
+                l->source = s;
+                snprintf(l->name, sizeof l->name, "%s", escaped);
+                return 0;
+        }
+        report(s, escaped, "class unknown");
+        return 0;
+}
+
+int source_machined_new(sd_bus *bus, struct trigger *trigger, struct source_machined **ret) {
+        struct source_machined *s = calloc(1, sizeof *s);
+        int r;
+
+        if (!s)
+                return log_error_errno(ENOMEM, "Out of memory");
+        s->bus = sd_bus_ref(bus);
+        s->trigger = trigger;
+        /* Asynchronous: the trigger does not wait for the bus at start. */
+        r = sd_bus_match_signal_async(bus, &s->match, MACHINED_NAME, "/org/freedesktop/machine1",
+                                      "org.freedesktop.machine1.Manager", "MachineNew", on_machine_new, NULL, s);
+        if (r < 0) {
+                source_machined_free(s);
+                return log_error_errno(r, "Cannot listen for machined's MachineNew: %m");
+        }
+        log_info("Listening for machines registered with systemd-machined");
+        *ret = s;
+        return 0;
+}
+
+struct source_machined *source_machined_free(struct source_machined *s) {
+        if (!s)
+                return NULL;
+        for (unsigned i = 0; i < LOOKUPS_MAX; i++)
+                sd_bus_slot_unref(s->lookups[i].slot);
+        sd_bus_slot_unref(s->match);
+        sd_bus_unref(s->bus);
+        free(s);
+        return NULL;
+}
