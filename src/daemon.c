@@ -13,6 +13,7 @@
 #include "bus-object.h"
 #include "log.h"
 #include "parse-util.h"
+#include "proc.h"
 #include "saved-state.h"
 
 /* A transition that failed to write is tried again after this long. */
@@ -86,9 +87,11 @@ static void sample_timer_arm(struct daemon *d) {
 }
 
 static int sample_read(struct daemon *d, struct ksm_sample *ret) {
-        int r = ksm_sample_read(d->ksm_dirfd, d->ksmd_pid, ret);
+        int r = ksm_sample_read(d->ksm_dirfd, ret);
         if (r < 0)
                 return log_debug("Cannot read the KSM counters: %s", strerror(-r)), r;
+        if (d->ksmd_pid > 0 && proc_cpu_usec(d->ksmd_pid, &ret->ksmd_cpu_usec) >= 0)
+                ret->has_ksmd_cpu = true;
         ret->time_usec = now_usec(CLOCK_MONOTONIC);
         return 0;
 }

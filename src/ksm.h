@@ -5,7 +5,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 /* The knobs the throttler manages, in the order SPEC §4 restores them. */
 enum ksm_knob {
@@ -74,19 +73,22 @@ int ksm_counter_read(int dirfd, const char *name, int64_t *ret);
 int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const struct ksm_settings *target,
                        struct ksm_settings *ret_now, enum ksm_knob *ret_failed);
 
-struct ksm_sample;
-/* Reads the counters adaptive throttling watches (full_scans, pages_scanned, pages_*,
- * ksm_zero_pages) and, with ksmd_pid > 0, ksmd's CPU time. time_usec is left to the caller. */
-int ksm_sample_read(int dirfd, pid_t ksmd_pid, struct ksm_sample *ret);
+/* One reading of the counters adaptive throttling watches. */
+struct ksm_sample {
+        uint64_t time_usec; /* CLOCK_MONOTONIC */
+        uint64_t full_scans;
+        uint64_t pages_scanned; /* 0 where the kernel lacks the counter (see has_pages_scanned) */
+        uint64_t pages_shared, pages_sharing, pages_unshared, pages_volatile, ksm_zero_pages;
+        uint64_t ksmd_cpu_usec; /* utime+stime of ksmd; see has_ksmd_cpu */
+        bool has_pages_scanned;
+        bool has_ksmd_cpu;
+};
 
-/* The PID of the ksmd kernel thread, found once by its name; -ESRCH if not visible. */
-int ksmd_find(const char *proc_path, pid_t *ret);
-/* utime+stime of a process in microseconds, from /proc/PID/stat. */
-int proc_cpu_usec(pid_t pid, uint64_t *ret);
-/* The same, from /proc/PID/stat text and the clock tick rate. */
-int proc_stat_parse_cpu_usec(const char *text, long ticks_per_sec, uint64_t *ret);
+/* Saved memory in pages: pages_sharing + ksm_zero_pages. */
+static inline uint64_t ksm_sample_saved_pages(const struct ksm_sample *s) {
+        return s->pages_sharing + s->ksm_zero_pages;
+}
 
-/* AnonPages from a meminfo file, in pages. */
-int meminfo_read_anon_pages(const char *path, uint64_t *ret_pages);
-/* The same, from meminfo text. */
-int meminfo_parse_anon_pages(const char *text, uint64_t page_size, uint64_t *ret_pages);
+/* Reads the counters (full_scans, pages_scanned, pages_*, ksm_zero_pages). time_usec and
+ * ksmd's CPU time (procfs, see proc.h) are left to the caller. */
+int ksm_sample_read(int dirfd, struct ksm_sample *ret);
