@@ -116,7 +116,7 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         if (r >= 0)
                 r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
         if (r < 0) {
-                log_warning("Kick from %s refused: cannot parse polkit's answer: %s", c->sender, strerror(-r));
+                log_warning_errno(r, "Kick from %s refused: cannot parse polkit's answer: %m", c->sender);
                 sd_bus_error_set(&verdict, SD_BUS_ERROR_ACCESS_DENIED, "polkit gave an answer that cannot be read");
         } else if (authorized) {
                 log_debug("polkit authorized %s for %s", c->sender, c->action);

@@ -57,7 +57,7 @@ static int property_get_statistics(sd_bus *bus, const char *path, const char *in
                 if (r == -ENOENT)
                         continue;
                 if (r < 0) {
-                        log_debug("Cannot read KSM counter %s: %s", ksm_statistics_names[i], strerror(-r));
+                        log_debug_errno(r, "Cannot read KSM counter %s: %m", ksm_statistics_names[i]);
                         continue;
                 }
                 r = sd_bus_message_append(reply, "{sx}", ksm_statistics_names[i], value);
@@ -85,7 +85,7 @@ static void on_kick_authorized(sd_bus_message *m, const sd_bus_error *denied, vo
         else
                 r = sd_bus_reply_method_return(m, NULL);
         if (r < 0)
-                log_debug("Cannot reply to Kick from %s: %s", sd_bus_message_get_sender(m), strerror(-r));
+                log_debug_errno(r, "Cannot reply to Kick from %s: %m", sd_bus_message_get_sender(m));
         sd_bus_error_free(&error);
 }
 

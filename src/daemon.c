@@ -89,7 +89,7 @@ static void sample_timer_arm(struct daemon *d) {
 static int sample_read(struct daemon *d, struct ksm_sample *ret) {
         int r = ksm_sample_read(d->ksm_dirfd, ret);
         if (r < 0)
-                return log_debug("Cannot read the KSM counters: %s", strerror(-r)), r;
+                return log_debug_errno(r, "Cannot read the KSM counters: %m");
         if (d->ksmd_pid > 0 && proc_cpu_usec(d->ksmd_pid, &ret->ksmd_cpu_usec) >= 0)
                 ret->has_ksmd_cpu = true;
         ret->time_usec = now_usec(CLOCK_MONOTONIC);

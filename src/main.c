@@ -203,10 +203,8 @@ static int serve(struct daemon *daemon, struct arguments *args) {
                 return r;
         }
         r = authorizer_new(daemon->bus, daemon->config.polkit_timeout_usec, &daemon->authorizer);
-        if (r < 0) {
-                log_error_errno(r, "Out of memory");
-                return r;
-        }
+        if (r < 0)
+                return log_oom();
         if ((r = bus_object_add(daemon)) < 0)
                 return r;
         r = sd_bus_attach_event(daemon->bus, event, SD_EVENT_PRIORITY_NORMAL);
@@ -267,8 +265,10 @@ static int run(int argc, char *argv[]) {
                 return -r;
         args.daemon = &daemon;
 
-        if (config_init(&daemon.config) < 0)
-                return log_error("Out of memory"), EXIT_FAILURE;
+        if (config_init(&daemon.config) < 0) {
+                log_oom();
+                return EXIT_FAILURE;
+        }
         if (config_load(&daemon.config, args.config_path, args.config_required) < 0) {
                 if (!args.restore_only) {
                         log_error("Invalid configuration, not starting");
@@ -283,8 +283,10 @@ static int run(int argc, char *argv[]) {
         if (args.ksm_directory) {
                 free(daemon.config.ksm_directory);
                 daemon.config.ksm_directory = strdup(args.ksm_directory);
-                if (!daemon.config.ksm_directory)
-                        return log_error("Out of memory"), EXIT_FAILURE;
+                if (!daemon.config.ksm_directory) {
+                        log_oom();
+                        return EXIT_FAILURE;
+                }
         }
         daemon.meminfo_path = args.meminfo_path;
         daemon.runtime_directory = args.runtime_directory;
