@@ -88,7 +88,6 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         sd_bus_error verdict = SD_BUS_ERROR_NULL;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         int authorized = 0, challenge = 0, r;
-        (void) ret_error;
 
         if (e) {
                 if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {

@@ -2,7 +2,7 @@
 #include "bus-object.h"
 
 #include <errno.h>
-#include <string.h>
+#include <stddef.h>
 
 #include "log.h"
 
@@ -29,23 +29,19 @@ static int append_settings(sd_bus_message *reply, const struct ksm_settings *s) 
 
 static int property_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        struct daemon *d = userdata;
-        (void) bus, (void) path, (void) interface, (void) property, (void) error;
-        return sd_bus_message_append(reply, "s", throttle_state_to_string(d->throttle.state));
+        const enum throttle_state *state = userdata;
+        return sd_bus_message_append(reply, "s", throttle_state_to_string(*state));
 }
 
 static int property_get_settings(sd_bus *bus, const char *path, const char *interface, const char *property,
                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        struct daemon *d = userdata;
-        (void) bus, (void) path, (void) interface, (void) error;
-        return append_settings(reply, strcmp(property, "InitialSettings") == 0 ? &d->host : &d->applied);
+        return append_settings(reply, userdata);
 }
 
 static int property_get_statistics(sd_bus *bus, const char *path, const char *interface, const char *property,
                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         struct daemon *d = userdata;
         int r;
-        (void) bus, (void) path, (void) interface, (void) property, (void) error;
 
         r = sd_bus_message_open_container(reply, 'a', "{sx}");
         if (r < 0)
@@ -69,7 +65,6 @@ static int property_get_statistics(sd_bus *bus, const char *path, const char *in
 
 static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        (void) bus, (void) path, (void) interface, (void) property, (void) userdata, (void) error;
         return sd_bus_message_append(reply, "s", PROJECT_VERSION);
 }
 
@@ -92,7 +87,6 @@ static void on_kick_authorized(sd_bus_message *m, const sd_bus_error *denied, vo
 static int method_kick(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         struct daemon *d = userdata;
         int r;
-        (void) error;
 
         r = authorize(d->authorizer, m, POLKIT_ACTION_KICK, on_kick_authorized, d);
         if (r < 0)
@@ -102,9 +96,9 @@ static int method_kick(sd_bus_message *m, void *userdata, sd_bus_error *error) {
 
 static const sd_bus_vtable throttler_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Settings", "a{sv}", property_get_settings, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("InitialSettings", "a{sv}", property_get_settings, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("State", "s", property_get_state, offsetof(struct daemon, throttle.state), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Settings", "a{sv}", property_get_settings, offsetof(struct daemon, applied), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("InitialSettings", "a{sv}", property_get_settings, offsetof(struct daemon, host), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("NextTransitionUSec", "t", NULL, offsetof(struct daemon, next_transition_usec),
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("KickCount", "t", NULL, offsetof(struct daemon, kick_count), 0),

@@ -273,8 +273,6 @@ int daemon_kick(struct daemon *d, sd_bus_error *error) {
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct daemon *d = userdata;
         struct throttle next = d->throttle;
-        (void) s;
-        (void) usec;
 
         if (now_usec(CLOCK_MONOTONIC) >= d->throttle.deadline_usec && daemon_detect_outside_change(d) > 0)
                 return 0;
@@ -299,8 +297,6 @@ static int on_sample_timer(sd_event_source *source, uint64_t usec, void *userdat
         struct daemon *d = userdata;
         struct throttle next = d->throttle;
         struct ksm_sample sample;
-        (void) source;
-        (void) usec;
 
         if (d->throttle.state == THROTTLE_INITIAL || daemon_detect_outside_change(d) > 0)
                 return 0;

@@ -134,7 +134,6 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         const struct arguments *args = userdata;
         struct daemon *d = args->daemon;
-        (void) s, (void) si;
 
         log_info("Received SIGHUP, reloading the configuration");
         (void) daemon_reload_config(d, args->config_path, args->config_required);
