@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Adaptive throttling (SPEC §4, issue 5), pure: it is fed samples of KSM's own counters
+/* Adaptive throttling (docs/design.md, Adaptive mode), pure: it is fed samples of KSM's own counters
  * and of ksmd's CPU time, and answers when merging has settled after a kick and what
  * pages_to_scan keeps a state within its target full-scan time and CPU budget.
  * No I/O, no clock: times come in the samples. */

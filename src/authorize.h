@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Who may kick (SPEC §5): root and CAP_SYS_ADMIN at once, everyone else through an
- * asynchronous polkit CheckAuthorization. Never fails open. */
+/* Who may kick (docs/design.md, Authorization): root and CAP_SYS_ADMIN at once,
+ * everyone else through an asynchronous polkit CheckAuthorization. Never fails open. */
 #pragma once
 
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The configuration file (SPEC §6): the main file and its drop-ins, parsed with libinih. */
+/* The configuration file (ksm-throttler.conf(5)): the main file and its drop-ins, parsed with libinih. */
 #pragma once
 
 #include "adaptive.h"

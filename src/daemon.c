@@ -392,7 +392,7 @@ int daemon_recover(struct daemon *d) {
         /* Knobs this kernel lacks cannot be restored; knobs not saved are left alone. */
         saved.present &= current.present;
         /* A knob that no longer holds what the dead instance wrote was changed by someone
-         * else after it (SPEC §7): theirs stands. */
+         * else after it (docs/design.md, Persistence and recovery): theirs stands. */
         for (int k = 0; k < _KSM_KNOB_MAX; k++)
                 if (ksm_settings_has(&saved, k) && ksm_settings_has(&state.written, k) &&
                     current.value[k] != state.written.value[k]) {

@@ -6,7 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The knobs the throttler manages, in the order SPEC §4 restores them. */
+/* The knobs the throttler manages, in the order they are written and restored
+ * (advisor_mode first: see docs/design.md, The state machine). */
 enum ksm_knob {
         KSM_KNOB_ADVISOR_MODE,
         KSM_KNOB_PAGES_TO_SCAN,
@@ -66,7 +67,7 @@ int ksm_settings_read(int dirfd, struct ksm_settings *ret, enum ksm_knob *ret_fa
 int ksm_counter_read(int dirfd, const char *name, int64_t *ret);
 
 /* Moves sysfs from *current to *target, writing only knobs whose value differs, in
- * SPEC §4 order. pages_to_scan is left alone while advisor_mode is scan-time (the
+ * enum order. pages_to_scan is left alone while advisor_mode is scan-time (the
  * kernel owns it then), and re-read after an advisor_mode change (the kernel resets it).
  * On a failed write the knobs already written are put back. *ret_now receives what is in
  * sysfs afterwards; *ret_failed the knob that failed. Returns the number of writes or -errno. */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The host's own KSM values, saved in the runtime directory while a cycle runs, so
- * that they survive a crash of the daemon (SPEC §7). */
+ * that they survive a crash of the daemon (docs/design.md, Persistence and recovery). */
 #pragma once
 
 #include "ksm.h"

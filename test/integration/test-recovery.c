@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Never lose the host's KSM settings (SPEC §6-7): crashes, --restore, outside changes. */
+/* Never lose the host's KSM settings (docs/design.md, Persistence and recovery): crashes,
+ * --restore, outside changes. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -112,7 +113,7 @@ Test(recovery, outside_change_then_stop_leaves_the_administrators_values) {
         harness_start_aggressive(&h);
         harness_set_knob(&h, "pages_to_scan", "777\n");
         cr_assert_eq(harness_stop_daemon(&h, SIGTERM), 0);
-        /* The stale snapshot (100) must not overwrite the administrator's 777 (SPEC §9). */
+        /* The stale snapshot (100) must not overwrite the administrator's 777: the original did. */
         assert_knobs(1, 777, 1, "after stop");
 }
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
 # The installed systemd unit: systemd-analyze verify reports nothing, and
-# systemd-analyze security --offline scores it at most 1.5 (SPEC §5, issue 3).
+# systemd-analyze security --offline scores it at most 1.5.
 # Usage: test-unit-file.sh BUILD_DIR
 set -euo pipefail
 build=$1

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The configuration file and its drop-ins (SPEC §6), against files in a temporary directory. */
+/* The configuration file and its drop-ins, against files in a temporary directory. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -189,7 +189,7 @@ Test(config, adaptive_is_on_by_default) {
 Test(config, bare_number_duration_is_seconds_and_inline_comments_are_allowed) {
         struct config c;
         config_init(&c);
-        /* As in the SPEC §6 example. */
+        /* The inline-comment style of the example in ksm-throttler.conf(5). */
         write_file("ksm-throttler.conf",
                    "[Aggressive]\n"
                    "DurationSec=45\n"
@@ -400,7 +400,7 @@ Test(config, successful_reload_replaces_previous_values) {
         cr_assert_eq(load_capturing(&c, conf, true), 0, "%s", stderr_text);
         cr_assert_str_eq(c.ksm_directory, "/one");
 
-        /* A rejected reload keeps the loaded values (SIGHUP in SPEC §6). */
+        /* A rejected reload keeps the loaded values (SIGHUP). */
         write_file("ksm-throttler.conf", "[Throttler]\nKsmDirectory=/two\n[Slow]\nSleepMillisecs=0\n");
         cr_assert_eq(load_capturing(&c, conf, true), -EINVAL);
         cr_assert_str_eq(c.ksm_directory, "/one");

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* KSM sysfs access (SPEC §4) against a temporary directory of fake knob files. */
+/* KSM sysfs access against a temporary directory of fake knob files. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
