@@ -10,7 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bus-object.h"
 #include "log.h"
 #include "parse-util.h"
 #include "proc.h"
@@ -34,6 +33,21 @@ static int timer_arm(struct daemon *d, uint64_t when) {
         if (r < 0)
                 return r;
         return sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
+}
+
+static void observer_changed(struct daemon *d) {
+        if (d->observer && d->observer->changed)
+                d->observer->changed(d, d->observer_userdata);
+}
+
+static void observer_reset(struct daemon *d) {
+        if (d->observer && d->observer->reset)
+                d->observer->reset(d, d->observer_userdata);
+}
+
+void daemon_set_observer(struct daemon *d, const struct daemon_observer *observer, void *userdata) {
+        d->observer = observer;
+        d->observer_userdata = userdata;
 }
 
 static void notify_status(struct daemon *d) {
@@ -112,7 +126,8 @@ static const char *format_written(const struct ksm_settings *from, const struct 
 
 /* Moves sysfs and the state machine to next. Failure-atomic: if a knob cannot be
  * written, sysfs is put back and the state stays where it was. */
-static int daemon_enter(struct daemon *d, const struct throttle *next, const char *reason, sd_bus_error *error) {
+static int daemon_enter(struct daemon *d, const struct throttle *next, const char *reason,
+                        struct daemon_failure *ret_failure) {
         enum throttle_state previous = d->throttle.state;
         struct ksm_settings target, now;
         enum ksm_knob failed = 0;
@@ -144,14 +159,13 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
                 log_error_errno(r, "Cannot write KSM knob %s/%s for state %s: %m; staying %s", d->config.ksm_directory,
                                 ksm_knob_name(failed), throttle_state_to_string(next->state),
                                 throttle_state_to_string(previous));
-                if (error)
-                        sd_bus_error_setf(error, KSM_THROTTLER_ERROR_KSM_UNAVAILABLE, "Cannot write KSM knob %s: %s",
-                                          ksm_knob_name(failed), strerror(-r));
+                if (ret_failure)
+                        *ret_failure = (struct daemon_failure) { DAEMON_FAILURE_WRITE_KNOB, failed };
                 if (!ksm_settings_equal(&before, &d->applied))
                         /* The rollback left some of our values behind: record them as ours. */
                         (void) saved_state_save(d->runtime_directory,
                                                 &(struct saved_state) { .host = d->host, .written = d->applied });
-                bus_publish_changes(d);
+                observer_changed(d);
                 return r;
         }
 
@@ -184,7 +198,7 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
         } else
                 log_debug("State %s (%s): %d knob(s) written", throttle_state_to_string(next->state), reason, r);
 
-        bus_publish_changes(d);
+        observer_changed(d);
         return 0;
 }
 
@@ -217,13 +231,16 @@ static int daemon_detect_outside_change(struct daemon *d) {
         (void) timer_arm(d, 0);
         (void) saved_state_remove(d->runtime_directory);
         notify_status(d);
-        bus_publish_changes(d);
+        observer_changed(d);
         return 1;
 }
 
-int daemon_kick(struct daemon *d, sd_bus_error *error) {
+int daemon_kick(struct daemon *d, struct daemon_failure *ret_failure) {
         struct throttle next;
         int r;
+
+        if (ret_failure)
+                *ret_failure = (struct daemon_failure) { .kind = DAEMON_FAILURE_NONE };
 
         (void) daemon_detect_outside_change(d);
         next = d->throttle;
@@ -233,17 +250,16 @@ int daemon_kick(struct daemon *d, sd_bus_error *error) {
                 enum ksm_knob failed = 0;
                 r = read_knobs(d, &now, &failed);
                 if (r < 0) {
-                        sd_bus_error_setf(error, KSM_THROTTLER_ERROR_KSM_UNAVAILABLE, "Cannot read KSM knob %s: %s",
-                                          ksm_knob_name(failed), strerror(-r));
+                        if (ret_failure)
+                                *ret_failure = (struct daemon_failure) { DAEMON_FAILURE_READ_KNOB, failed };
                         return r;
                 }
                 host = host_values(&now);
                 /* Saved before the first write, so that a crash cannot lose them. */
                 r = saved_state_save(d->runtime_directory, &(struct saved_state) { .host = host });
                 if (r < 0) {
-                        sd_bus_error_setf(error, SD_BUS_ERROR_FAILED,
-                                          "Cannot save the host's KSM settings in %s (%s), not throttling",
-                                          d->runtime_directory, strerror(-r));
+                        if (ret_failure)
+                                *ret_failure = (struct daemon_failure) { .kind = DAEMON_FAILURE_SAVE_STATE };
                         return r;
                 }
                 d->host = host;
@@ -256,7 +272,7 @@ int daemon_kick(struct daemon *d, sd_bus_error *error) {
                 adaptive_on_kick(&d->adaptive, sample_read(d, &sample) >= 0 ? &sample : NULL);
         }
         throttle_on_kick(&next, &d->config.throttle, now_usec(CLOCK_MONOTONIC));
-        r = daemon_enter(d, &next, "kicked", error);
+        r = daemon_enter(d, &next, "kicked", ret_failure);
         if (r < 0) {
                 /* Rolled back to the host's values? Then nothing needs restoring later; if the
                  * rollback itself failed, the saved file is what gives them back. */
@@ -288,7 +304,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 if (timer_arm(d, d->throttle.deadline_usec) < 0)
                         log_error("Cannot arm the decay timer: KSM stays in %s until the next kick or stop",
                                   throttle_state_to_string(d->throttle.state));
-                bus_publish_changes(d);
+                observer_changed(d);
         }
         return 0;
 }
@@ -349,13 +365,13 @@ int daemon_reload_config(struct daemon *d, const char *path, bool required) {
         d->config.ksm_directory = NULL;
         config_done(&d->config);
         d->config = fresh;
-        if (d->authorizer)
-                authorizer_set_timeout(d->authorizer, d->config.polkit_timeout_usec);
         if (d->config.adaptive && !was_adaptive)
                 adaptive_on_kick(&d->adaptive, NULL); /* no watch ran: start one from the next sample */
         sample_timer_arm(d); /* Adaptive= may have changed */
         log_info("Reloaded the configuration from %s; new values apply from the next transition%s", path,
                  d->config.adaptive ? " (adaptive sizing from the next sample)" : "");
+        if (d->observer && d->observer->config_reloaded)
+                d->observer->config_reloaded(d, d->observer_userdata);
         return 0;
 }
 
@@ -411,7 +427,7 @@ int daemon_recover(struct daemon *d) {
                 return r;
         /* What sysfs holds now is the host's own again. */
         d->host = d->applied = now;
-        bus_mark_published(d);
+        observer_reset(d);
         return 1;
 }
 
@@ -443,15 +459,13 @@ int daemon_init(struct daemon *d, sd_event *event) {
         else if (d->config.adaptive)
                 log_info("ksmd is not visible in /proc; adaptive mode runs without a CPU budget");
 
-        bus_mark_published(d); /* nothing to announce at start */
+        observer_reset(d); /* nothing to announce at start */
         return 0;
 }
 
 void daemon_done(struct daemon *d) {
         d->timer = sd_event_source_disable_unref(d->timer);
         d->sample_timer = sd_event_source_disable_unref(d->sample_timer);
-        d->authorizer = authorizer_free(d->authorizer);
-        d->bus = sd_bus_flush_close_unref(d->bus);
         d->event = sd_event_unref(d->event);
         if (d->ksm_dirfd >= 0)
                 close(d->ksm_dirfd);

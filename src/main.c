@@ -28,6 +28,21 @@ struct arguments {
         struct daemon *daemon; /* for the SIGHUP handler */
 };
 
+/* The edges main.c wires to the daemon: the bus connection, polkit, and the object. */
+struct bus_service {
+        sd_bus *bus;
+        struct authorizer *authorizer;
+        struct bus_object *object;
+};
+
+/* Answers pending kicks ("shutting down"), unregisters the object, closes the bus. */
+static void bus_service_done(struct bus_service *s, struct daemon *d) {
+        daemon_set_observer(d, NULL, NULL);
+        s->authorizer = authorizer_free(s->authorizer);
+        s->object = bus_object_free(s->object);
+        s->bus = sd_bus_flush_close_unref(s->bus);
+}
+
 static void help(void) {
         printf("Usage: ksm-throttler [OPTIONS...]\n"
                "\n"
@@ -169,7 +184,7 @@ static int restore_only(struct daemon *d) {
 
 /* Sets up the loop and the bus, owns the name, restores a crashed instance's values,
  * and serves until a signal or the bus ends it. Returns 0, or -errno (logged). */
-static int serve(struct daemon *daemon, struct arguments *args) {
+static int serve(struct daemon *daemon, struct arguments *args, struct bus_service *service) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         int r;
 
@@ -196,25 +211,27 @@ static int serve(struct daemon *daemon, struct arguments *args) {
                 return r;
         }
 
-        r = sd_bus_open_system(&daemon->bus);
+        r = sd_bus_open_system(&service->bus);
         if (r < 0) {
                 log_error_errno(r, "Cannot connect to the system bus: %m");
                 return r;
         }
-        r = authorizer_new(daemon->bus, daemon->config.polkit_timeout_usec, &daemon->authorizer);
+        r = authorizer_new(service->bus, daemon->config.polkit_timeout_usec, &service->authorizer);
         if (r < 0)
                 return log_oom();
-        if ((r = bus_object_add(daemon)) < 0)
+        r = bus_object_new(service->bus, daemon, service->authorizer, &service->object);
+        if (r < 0)
                 return r;
-        r = sd_bus_attach_event(daemon->bus, event, SD_EVENT_PRIORITY_NORMAL);
+        daemon_set_observer(daemon, &bus_object_observer, service->object);
+        r = sd_bus_attach_event(service->bus, event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0) {
                 log_error_errno(r, "Cannot attach the bus to the event loop: %m");
                 return r;
         }
         /* If the bus goes away there is nobody left to serve: restore and exit. */
-        (void) sd_bus_set_exit_on_disconnect(daemon->bus, true);
+        (void) sd_bus_set_exit_on_disconnect(service->bus, true);
 
-        r = sd_bus_request_name(daemon->bus, KSM_THROTTLER_BUS_NAME, 0);
+        r = sd_bus_request_name(service->bus, KSM_THROTTLER_BUS_NAME, 0);
         if (r < 0) {
                 if (r == -EEXIST)
                         log_error("Another process already owns %s on the system bus; is ksm-throttler already running?",
@@ -247,6 +264,7 @@ static int serve(struct daemon *daemon, struct arguments *args) {
 
 static int run(int argc, char *argv[]) {
         struct daemon daemon = { .ksm_dirfd = -EBADF };
+        struct bus_service service = {};
         struct arguments args;
         sigset_t mask;
         int r, exit_status = EXIT_SUCCESS;
@@ -302,11 +320,12 @@ static int run(int argc, char *argv[]) {
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         }
 
-        r = serve(&daemon, &args);
+        r = serve(&daemon, &args, &service);
         exit_status = r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         /* Also after the bus went away or the loop failed; a no-op if already restored. */
         if (daemon_restore(&daemon) < 0)
                 exit_status = EXIT_FAILURE;
+        bus_service_done(&service, &daemon);
         daemon_done(&daemon);
         return exit_status;
 }
