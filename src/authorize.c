@@ -11,6 +11,9 @@
 #include "log.h"
 #include "parse-util.h"
 
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+
 /* polkit CheckAuthorization flag: the caller may be asked for a password. */
 #define POLKIT_ALLOW_USER_INTERACTION 1u
 
@@ -28,9 +31,24 @@ struct check {
         char *action;
         bool interactive;
         sd_bus_slot *slot;
-        struct waiter *waiters;
-        struct check *next;
+        struct waiter *waiters, *last; /* answered in the order they came */
+        unsigned n_waiters;
+        bool refusal_logged;
+        struct check *next; /* in its bucket */
 };
+
+/* What unprivileged callers can make the daemon hold while polkit is slow or silent:
+ * each waiting kick keeps its message. A sender's kicks share one polkit call, so a
+ * few dozen are plenty for any real client; beyond that, and beyond the total, kicks
+ * are refused at once. Root never waits here. */
+#define WAITERS_PER_SENDER_MAX 64
+#define WAITERS_MAX 512
+/* Checks hashed by sender, so that finding a sender's check costs the same however
+ * many are in flight (at most WAITERS_MAX). */
+#define CHECK_BUCKETS 256
+
+#define POLKIT_BUS_NAME "org.freedesktop.PolicyKit1"
+#define BUS_DRIVER_NAME "org.freedesktop.DBus"
 
 /* Whether a connection is privileged (root). A connection's uid is fixed when it
  * authenticates and unique names are never reused on a bus, so the answer holds for
@@ -46,17 +64,98 @@ struct privilege_entry {
 struct authorizer {
         sd_bus *bus;
         uint64_t timeout_usec;
-        struct check *checks;
+        struct check *checks[CHECK_BUCKETS];
+        unsigned n_waiters;
+        bool total_refusal_logged;
+        /* The unique name that owns org.freedesktop.PolicyKit1 as the bus driver last
+         * said, NULL if none: the only sender whose verdict counts. */
+        char *polkit_owner;
+        sd_bus_slot *owner_match, *owner_query;
         struct privilege_entry privilege_cache[PRIVILEGE_CACHE_SIZE];
         uint64_t privilege_clock;
 };
 
+/* FNV-1a */
+static struct check **bucket_of(struct authorizer *a, const char *sender) {
+        uint32_t h = 2166136261u;
+        for (const unsigned char *p = (const unsigned char *) sender; *p; p++)
+                h = (h ^ *p) * 16777619u;
+        return &a->checks[h % CHECK_BUCKETS];
+}
+
+static int polkit_owner_set(struct authorizer *a, const char *owner) {
+        char *copy = NULL;
+
+        if (owner && *owner) {
+                copy = strdup(owner);
+                if (!copy)
+                        return -ENOMEM;
+        }
+        if (!(a->polkit_owner && copy && strcmp(a->polkit_owner, copy) == 0))
+                log_debug("polkit is %s", copy ?: "not on the bus");
+        free(a->polkit_owner);
+        a->polkit_owner = copy;
+        return 0;
+}
+
+static int on_polkit_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct authorizer *a = userdata;
+        const char *name, *old_owner, *new_owner;
+
+        /* The match names the bus driver as sender; sd-bus checks it on every message. */
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || strcmp(name, POLKIT_BUS_NAME) != 0)
+                return 0;
+        (void) polkit_owner_set(a, new_owner);
+        return 0;
+}
+
+static int on_polkit_owner_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        struct authorizer *a = userdata;
+        const char *sender = sd_bus_message_get_sender(reply), *owner = NULL;
+
+        a->owner_query = sd_bus_slot_unref(a->owner_query);
+        if (!sender || strcmp(sender, BUS_DRIVER_NAME) != 0) {
+                log_warning("Ignoring an answer about polkit's owner from %s instead of the bus", sender ?: "nobody");
+                return 0;
+        }
+        if (!sd_bus_message_is_method_error(reply, NULL))
+                (void) sd_bus_message_read(reply, "s", &owner);
+        (void) polkit_owner_set(a, owner);
+        return 0;
+}
+
+/* Asked once the match is in place, so that no change between the two is missed. */
+static int on_polkit_owner_match_installed(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        struct authorizer *a = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        int r;
+
+        if (e)
+                log_warning("Cannot watch polkit's bus name (%s); unprivileged kicks will be refused", e->message ?: e->name);
+        r = sd_bus_call_method_async(a->bus, &a->owner_query, BUS_DRIVER_NAME, "/org/freedesktop/DBus", BUS_DRIVER_NAME,
+                                     "GetNameOwner", on_polkit_owner_reply, a, "s", POLKIT_BUS_NAME);
+        if (r < 0)
+                log_warning_errno(r, "Cannot ask who owns %s (%m); unprivileged kicks will be refused", POLKIT_BUS_NAME);
+        return 0;
+}
+
 int authorizer_new(sd_bus *bus, uint64_t polkit_timeout_usec, struct authorizer **ret) {
         struct authorizer *a = calloc(1, sizeof *a);
+        int r;
+
         if (!a)
-                return -ENOMEM;
+                return log_oom();
         a->bus = sd_bus_ref(bus);
         a->timeout_usec = polkit_timeout_usec;
+        /* Asynchronous: start-up never waits for the bus. */
+        r = sd_bus_add_match_async(bus, &a->owner_match,
+                                   "type='signal',sender='" BUS_DRIVER_NAME "',path='/org/freedesktop/DBus',"
+                                   "interface='" BUS_DRIVER_NAME "',member='NameOwnerChanged',arg0='" POLKIT_BUS_NAME "'",
+                                   on_polkit_owner_changed, on_polkit_owner_match_installed, a);
+        if (r < 0) {
+                authorizer_free(a);
+                return log_error_errno(r, "Cannot watch polkit's bus name: %m");
+        }
         *ret = a;
         return 0;
 }
@@ -69,11 +168,14 @@ static struct check *check_free(struct check *c);
 
 /* Unlinks the check, answers each waiter, and frees it. */
 static void check_finish(struct check *c, const sd_bus_error *verdict) {
-        struct check **p = &c->authorizer->checks;
+        struct check **p = bucket_of(c->authorizer, c->sender);
 
         while (*p != c)
                 p = &(*p)->next;
         *p = c->next;
+        c->authorizer->n_waiters -= c->n_waiters;
+        if (c->authorizer->n_waiters < WAITERS_MAX)
+                c->authorizer->total_refusal_logged = false;
         for (struct waiter *w = c->waiters, *next; w; w = next) {
                 next = w->next;
                 w->callback(w->message, verdict, w->userdata);
@@ -87,7 +189,22 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         struct check *c = userdata;
         sd_bus_error verdict = SD_BUS_ERROR_NULL;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
+        const char *from = sd_bus_message_get_sender(reply);
         int authorized = 0, challenge = 0, r;
+
+        /* On a bus that passes replies nobody asked for, anyone could answer in
+         * polkit's place. Errors from the bus driver or from sd-bus itself (timeout,
+         * disconnection) are fine: they refuse anyway. */
+        bool from_polkit = from && c->authorizer->polkit_owner && strcmp(from, c->authorizer->polkit_owner) == 0;
+        if (!from_polkit && !(e && (!from || strcmp(from, BUS_DRIVER_NAME) == 0))) {
+                log_warning("Kick from %s refused: the answer to its polkit check came from %s, not from polkit (%s)",
+                            c->sender, from ?: "nobody", c->authorizer->polkit_owner ?: "not on the bus");
+                sd_bus_error_set(&verdict, SD_BUS_ERROR_ACCESS_DENIED,
+                                 "The answer to the polkit check did not come from polkit; not authorized");
+                check_finish(c, &verdict);
+                sd_bus_error_free(&verdict);
+                return 0;
+        }
 
         if (e) {
                 if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
@@ -164,7 +281,7 @@ static int check_start(struct authorizer *a, const char *sender, const char *act
         if (!c->sender || !c->action)
                 return -ENOMEM;
 
-        r = sd_bus_message_new_method_call(a->bus, &call, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority",
+        r = sd_bus_message_new_method_call(a->bus, &call, POLKIT_BUS_NAME, "/org/freedesktop/PolicyKit1/Authority",
                                            "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
         if (r < 0)
                 return r;
@@ -177,8 +294,9 @@ static int check_start(struct authorizer *a, const char *sender, const char *act
         if (r < 0)
                 return r;
 
-        c->next = a->checks;
-        a->checks = c;
+        struct check **bucket = bucket_of(a, sender);
+        c->next = *bucket;
+        *bucket = c;
         *ret = c;
         c = NULL;
         return 0;
@@ -214,8 +332,8 @@ int authorize(struct authorizer *a, sd_bus_message *m, const char *action, autho
               void *userdata) {
         const char *sender = sd_bus_message_get_sender(m);
         bool interactive = sd_bus_message_get_allow_interactive_authorization(m) > 0;
+        struct check *c = NULL;
         struct waiter *w;
-        struct check *c;
         int r;
 
         if (!sender)
@@ -229,9 +347,36 @@ int authorize(struct authorizer *a, sd_bus_message *m, const char *action, autho
                 return 0;
         }
 
-        for (c = a->checks; c; c = c->next)
-                if (c->interactive == interactive && strcmp(c->sender, sender) == 0 && strcmp(c->action, action) == 0)
-                        break;
+        struct check *any = NULL; /* of this sender: logs its refusals once */
+        unsigned sender_waiters = 0;
+        for (struct check *i = *bucket_of(a, sender); i; i = i->next)
+                if (strcmp(i->sender, sender) == 0) {
+                        sender_waiters += i->n_waiters;
+                        any = i;
+                        if (i->interactive == interactive && strcmp(i->action, action) == 0)
+                                c = i;
+                }
+        if (sender_waiters >= WAITERS_PER_SENDER_MAX) {
+                if (!any->refusal_logged)
+                        log_notice("%s has %u kicks waiting for polkit; refusing more until polkit answers", sender,
+                                   sender_waiters);
+                any->refusal_logged = true;
+                sd_bus_error e = SD_BUS_ERROR_MAKE_CONST(SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                                         "Too many kicks of this caller are waiting for polkit (limit "
+                                                         STRINGIFY(WAITERS_PER_SENDER_MAX) "); try again once they are answered");
+                callback(m, &e, userdata);
+                return 0;
+        }
+        if (a->n_waiters >= WAITERS_MAX) {
+                if (!a->total_refusal_logged)
+                        log_notice("%u kicks are waiting for polkit; refusing more until polkit answers", a->n_waiters);
+                a->total_refusal_logged = true;
+                sd_bus_error e = SD_BUS_ERROR_MAKE_CONST(SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                                         "Too many kicks are waiting for polkit (limit "
+                                                         STRINGIFY(WAITERS_MAX) "); try again later");
+                callback(m, &e, userdata);
+                return 0;
+        }
 
         w = calloc(1, sizeof *w);
         if (!w)
@@ -246,21 +391,33 @@ int authorize(struct authorizer *a, sd_bus_message *m, const char *action, autho
         w->message = sd_bus_message_ref(m);
         w->callback = callback;
         w->userdata = userdata;
-        /* Answered in the order they came. */
-        struct waiter **tail = &c->waiters;
-        while (*tail)
-                tail = &(*tail)->next;
-        *tail = w;
+        if (c->last)
+                c->last->next = w;
+        else
+                c->waiters = w;
+        c->last = w;
+        c->n_waiters++;
+        a->n_waiters++;
         return 0;
 }
 
-struct authorizer *authorizer_free(struct authorizer *a) {
+void authorizer_shutdown(struct authorizer *a) {
         sd_bus_error shutting_down = SD_BUS_ERROR_MAKE_CONST(SD_BUS_ERROR_ACCESS_DENIED,
                                                              "ksm-throttler is shutting down; not authorized");
         if (!a)
+                return;
+        for (size_t i = 0; i < CHECK_BUCKETS; i++)
+                while (a->checks[i])
+                        check_finish(a->checks[i], &shutting_down);
+}
+
+struct authorizer *authorizer_free(struct authorizer *a) {
+        if (!a)
                 return NULL;
-        while (a->checks)
-                check_finish(a->checks, &shutting_down);
+        authorizer_shutdown(a);
+        sd_bus_slot_unref(a->owner_match);
+        sd_bus_slot_unref(a->owner_query);
+        free(a->polkit_owner);
         sd_bus_unref(a->bus);
         free(a);
         return NULL;

@@ -13,13 +13,19 @@ typedef void (*authorize_callback_t)(sd_bus_message *m, const sd_bus_error *erro
 
 struct authorizer;
 
+/* Also starts following who owns polkit's bus name: only that peer's verdict counts. */
 int authorizer_new(sd_bus *bus, uint64_t polkit_timeout_usec, struct authorizer **ret);
-/* Answers every pending request with AccessDenied ("shutting down") and frees. */
+/* Answers every pending request with AccessDenied ("shutting down"); call it while the
+ * bus can still carry the answers. */
+void authorizer_shutdown(struct authorizer *a);
+/* authorizer_shutdown(), then frees. */
 struct authorizer *authorizer_free(struct authorizer *a);
 void authorizer_set_timeout(struct authorizer *a, uint64_t polkit_timeout_usec);
 
 /* Decides whether the sender of m may perform action, now or when polkit answers, and
  * calls callback with the verdict. Concurrent requests of one sender for the same
- * action and interactivity share one polkit call. Returns 0 or -errno. */
+ * action and interactivity share one polkit call. The requests waiting for polkit are
+ * bounded per sender and in total; beyond that callback gets LimitsExceeded at once.
+ * Returns 0 or -errno. */
 int authorize(struct authorizer *a, sd_bus_message *m, const char *action, authorize_callback_t callback,
               void *userdata);

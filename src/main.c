@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <time.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -17,6 +18,17 @@
 #include "fd-util.h"
 #include "ksm.h"
 #include "log.h"
+#include "parse-util.h"
+
+/* How the event loop ends: 0 after SIGTERM/SIGINT; sd-bus ends it with EXIT_FAILURE when
+ * the bus goes away; START_FAILED when the daemon could not own its name or recover. */
+enum { LOOP_EXIT_BUS_LOST = EXIT_FAILURE, LOOP_EXIT_START_FAILED = 2 };
+
+/* How long the bus has to let the daemon own its name. Start-up waits on the event loop,
+ * so SIGTERM is served meanwhile; a bus that never answers ends it here. */
+#define START_TIMEOUT_USEC (30 * USEC_PER_SEC)
+/* How long --restore asks the bus whether a daemon runs before restoring anyway. */
+#define RESTORE_BUS_TIMEOUT_USEC (5 * USEC_PER_SEC)
 
 struct arguments {
         const char *config_path;
@@ -30,14 +42,16 @@ struct arguments {
 
 /* The edges main.c wires to the daemon: the bus connection, polkit, and the object. */
 struct bus_service {
+        struct daemon *daemon;
         sd_bus *bus;
         struct authorizer *authorizer;
         struct bus_object *object;
 };
 
 /* Answers pending kicks ("shutting down"), unregisters the object, closes the bus. */
-static void bus_service_done(struct bus_service *s, struct daemon *d) {
-        daemon_set_observer(d, NULL, NULL);
+static void bus_service_done(struct bus_service *s) {
+        if (s->daemon)
+                daemon_set_observer(s->daemon, NULL, NULL);
         s->authorizer = authorizer_free(s->authorizer);
         s->object = bus_object_free(s->object);
         s->bus = sd_bus_flush_close_unref(s->bus);
@@ -137,12 +151,20 @@ static int parse_arguments(int argc, char *argv[], struct arguments *args) {
 }
 
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        struct daemon *d = userdata;
+        struct bus_service *service = userdata;
+        struct daemon *d = service->daemon;
 
         log_info("Received SIG%s, restoring the host's KSM settings and exiting", sigabbrev_np((int) si->ssi_signo));
         sd_notify(false, "STOPPING=1\nSTATUS=Restoring the host's KSM settings");
         /* Restore while the bus is still up, so that watchers see the return to initial. */
         (void) daemon_restore(d);
+        /* Callers waiting for polkit hear why now: sd-bus flushes and closes the bus as
+         * soon as the loop exits. */
+        authorizer_shutdown(service->authorizer);
+        /* Still authenticating or saying Hello (a stuck bus): a flush would wait for the
+         * bus for up to 90 s, and nobody can be waiting for an answer yet. */
+        if (service->bus && sd_bus_is_ready(service->bus) <= 0)
+                (void) sd_bus_close(service->bus);
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
@@ -155,24 +177,72 @@ static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *s
         return 0;
 }
 
+struct name_query {
+        bool done;
+        int owned;
+};
+
+static int on_name_has_owner_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        struct name_query *q = userdata;
+
+        q->done = true;
+        if (sd_bus_message_is_method_error(reply, NULL) || sd_bus_message_read(reply, "b", &q->owned) < 0)
+                q->owned = -EIO;
+        return 0;
+}
+
+/* Whether a daemon owns the name: 1 or 0, or -errno if the bus cannot tell within
+ * RESTORE_BUS_TIMEOUT_USEC (a stuck bus must not hold up a restore). */
+static int daemon_is_running(void) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        struct name_query q = {};
+        struct timespec ts;
+        uint64_t now, deadline;
+        int r;
+
+        r = sd_bus_open_system(&bus);
+        if (r < 0)
+                return r;
+        r = sd_bus_call_method_async(bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                     "NameHasOwner", on_name_has_owner_reply, &q, "s", KSM_THROTTLER_BUS_NAME);
+        if (r < 0)
+                return r;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        deadline = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000 + RESTORE_BUS_TIMEOUT_USEC;
+        while (!q.done) {
+                r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        continue;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                now = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                r = sd_bus_wait(bus, deadline - now);
+                if (r < 0)
+                        return r;
+        }
+        /* Nothing to send: do not let the cleanup's flush wait on the bus. */
+        (void) sd_bus_close(bus);
+        return q.owned;
+}
+
 /* --restore: what ExecStopPost= runs after the daemon stopped or died. */
 static int restore_only(struct daemon *d) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         int r;
 
         /* A running daemon restores on its own when its cycle ends; restoring under it
          * would look to it like an administrator's change. */
-        if (sd_bus_open_system(&bus) >= 0) {
-                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-                int owned = 0;
-                if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                       "NameHasOwner", NULL, &reply, "s", KSM_THROTTLER_BUS_NAME) >= 0 &&
-                    sd_bus_message_read(reply, "b", &owned) >= 0 && owned) {
-                        log_error("ksm-throttler is running (it owns %s); it restores the host's settings itself. "
-                                  "Stop it instead.", KSM_THROTTLER_BUS_NAME);
-                        return -EBUSY;
-                }
+        r = daemon_is_running();
+        if (r > 0) {
+                log_error("ksm-throttler is running (it owns %s); it restores the host's settings itself. "
+                          "Stop it instead.", KSM_THROTTLER_BUS_NAME);
+                return -EBUSY;
         }
+        if (r == -ETIMEDOUT)
+                log_warning("The system bus did not answer within %u s; restoring without knowing whether "
+                            "ksm-throttler is running", (unsigned) (RESTORE_BUS_TIMEOUT_USEC / USEC_PER_SEC));
 
         r = daemon_recover(d);
         if (r == 0)
@@ -182,9 +252,98 @@ static int restore_only(struct daemon *d) {
         return r;
 }
 
+/* The system bus, as sd_bus_open_system() sets it up, but refusing unix fds: the
+ * daemon never needs one, and fds a caller sends would be held in its own fd table for
+ * as long as the call waits (a few hundred such calls once filled it). Without fd
+ * passing negotiated, the bus refuses such messages before they reach the daemon. */
+static int bus_open_system_without_fds(sd_bus **ret) {
+        _cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
+        const char *address = getenv("DBUS_SYSTEM_BUS_ADDRESS");
+        int r;
+
+        r = sd_bus_new(&bus);
+        if (r < 0)
+                return r;
+        if ((r = sd_bus_set_address(bus, address && *address ? address : "unix:path=/run/dbus/system_bus_socket")) < 0 ||
+            (r = sd_bus_set_description(bus, "system")) < 0 || (r = sd_bus_set_bus_client(bus, true)) < 0 ||
+            (r = sd_bus_set_trusted(bus, false)) < 0 ||
+            /* What sd-bus's per-method access checks need to know of callers. */
+            (r = sd_bus_negotiate_creds(bus, true, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_EFFECTIVE_CAPS)) < 0 ||
+            (r = sd_bus_negotiate_fds(bus, false)) < 0)
+                return r;
+        /* Connects and authenticates on the event loop, never blocking here. */
+        r = sd_bus_start(bus);
+        if (r < 0)
+                return r;
+        *ret = bus;
+        bus = NULL;
+        return 0;
+}
+
+struct start {
+        struct bus_service *service;
+        sd_event_source *timeout;
+        sd_bus_slot *request;
+};
+
+static int start_failed(struct start *start) {
+        start->timeout = sd_event_source_disable_unref(start->timeout);
+        return sd_event_exit(start->service->daemon->event, LOOP_EXIT_START_FAILED);
+}
+
+static int on_start_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        char timeout[32];
+
+        log_error("The system bus did not let ksm-throttler own %s within %s; exiting", KSM_THROTTLER_BUS_NAME,
+                  format_duration_usec(timeout, sizeof timeout, START_TIMEOUT_USEC));
+        return start_failed(userdata);
+}
+
+/* The name is ours (or not): recover a crashed instance's values, serve, tell systemd. */
+static int on_request_name_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        struct start *start = userdata;
+        struct bus_service *service = start->service;
+        struct daemon *daemon = service->daemon;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        uint32_t result = 0;
+        int r;
+
+        if (e) {
+                log_error("Cannot own %s on the system bus: %s", KSM_THROTTLER_BUS_NAME, e->message ?: e->name);
+                return start_failed(start);
+        }
+        r = sd_bus_message_read(reply, "u", &result);
+        /* 1: primary owner, 4: already the owner. Without queueing, 3 means taken. */
+        if (r < 0 || (result != 1 && result != 4)) {
+                if (result == 3)
+                        log_error("Another process already owns %s on the system bus; is ksm-throttler already running?",
+                                  KSM_THROTTLER_BUS_NAME);
+                else
+                        log_error("Cannot own %s on the system bus (RequestName answered %u)", KSM_THROTTLER_BUS_NAME,
+                                  (unsigned) result);
+                return start_failed(start);
+        }
+        start->timeout = sd_event_source_disable_unref(start->timeout);
+
+        /* Only once the name is ours: a second instance must not undo a running cycle.
+         * The object appears after that, so that no kick can come before the recovery. */
+        if (daemon_recover(daemon) < 0 ||
+            bus_object_new(service->bus, daemon, service->authorizer, &service->object) < 0)
+                return sd_event_exit(daemon->event, LOOP_EXIT_START_FAILED);
+        daemon_set_observer(daemon, &bus_object_observer, service->object);
+
+        char settings[256];
+        log_info("ksm-throttler %s ready on %s, KSM in %s, host settings: %s", PROJECT_VERSION, KSM_THROTTLER_BUS_NAME,
+                 daemon->config.ksm_directory, ksm_settings_format(&daemon->host, settings, sizeof settings));
+        sd_notifyf(false, "READY=1\nSTATUS=State: initial (%s)", settings);
+        return 0;
+}
+
 /* Sets up the loop and the bus, owns the name, restores a crashed instance's values,
- * and serves until a signal or the bus ends it. Returns 0, or -errno (logged). */
-static int serve(struct daemon *daemon, struct arguments *args, struct bus_service *service) {
+ * and serves until a signal or the bus ends it. Nothing here waits for the bus: all of
+ * it runs on the loop, which serves SIGTERM from the start. Returns 0, or -errno (logged). */
+static int serve(struct bus_service *service, struct arguments *args) {
+        struct daemon *daemon = service->daemon;
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         int r;
 
@@ -204,25 +363,21 @@ static int serve(struct daemon *daemon, struct arguments *args, struct bus_servi
         r = daemon_init(daemon, event);
         if (r < 0)
                 return r;
-        if ((r = sd_event_add_signal(event, NULL, SIGTERM, on_exit_signal, daemon)) < 0 ||
-            (r = sd_event_add_signal(event, NULL, SIGINT, on_exit_signal, daemon)) < 0 ||
+        if ((r = sd_event_add_signal(event, NULL, SIGTERM, on_exit_signal, service)) < 0 ||
+            (r = sd_event_add_signal(event, NULL, SIGINT, on_exit_signal, service)) < 0 ||
             (r = sd_event_add_signal(event, NULL, SIGHUP, on_reload_signal, args)) < 0) {
                 log_error_errno(r, "Cannot watch signals: %m");
                 return r;
         }
 
-        r = sd_bus_open_system(&service->bus);
+        r = bus_open_system_without_fds(&service->bus);
         if (r < 0) {
                 log_error_errno(r, "Cannot connect to the system bus: %m");
                 return r;
         }
         r = authorizer_new(service->bus, daemon->config.polkit_timeout_usec, &service->authorizer);
         if (r < 0)
-                return log_oom();
-        r = bus_object_new(service->bus, daemon, service->authorizer, &service->object);
-        if (r < 0)
                 return r;
-        daemon_set_observer(daemon, &bus_object_observer, service->object);
         r = sd_bus_attach_event(service->bus, event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0) {
                 log_error_errno(r, "Cannot attach the bus to the event loop: %m");
@@ -231,29 +386,29 @@ static int serve(struct daemon *daemon, struct arguments *args, struct bus_servi
         /* If the bus goes away there is nobody left to serve: restore and exit. */
         (void) sd_bus_set_exit_on_disconnect(service->bus, true);
 
-        r = sd_bus_request_name(service->bus, KSM_THROTTLER_BUS_NAME, 0);
+        /* Owning the name, and what follows, happens on the loop (on_request_name_reply). */
+        struct start start = { .service = service };
+        r = sd_event_add_time_relative(event, &start.timeout, CLOCK_MONOTONIC, START_TIMEOUT_USEC, 0, on_start_timeout,
+                                       &start);
         if (r < 0) {
-                if (r == -EEXIST)
-                        log_error("Another process already owns %s on the system bus; is ksm-throttler already running?",
-                                  KSM_THROTTLER_BUS_NAME);
-                else
-                        log_error_errno(r, "Cannot own %s on the system bus: %m", KSM_THROTTLER_BUS_NAME);
+                log_error_errno(r, "Cannot create the start-up timer: %m");
+                return r;
+        }
+        r = sd_bus_request_name_async(service->bus, &start.request, KSM_THROTTLER_BUS_NAME, 0, on_request_name_reply,
+                                      &start);
+        if (r < 0) {
+                start.timeout = sd_event_source_disable_unref(start.timeout);
+                log_error_errno(r, "Cannot ask to own %s on the system bus: %m", KSM_THROTTLER_BUS_NAME);
                 return r;
         }
 
-        /* Only once the name is ours: a second instance must not undo a running cycle. */
-        r = daemon_recover(daemon);
-        if (r < 0)
-                return r;
-
-        char settings[256];
-        log_info("ksm-throttler %s ready on %s, KSM in %s, host settings: %s", PROJECT_VERSION, KSM_THROTTLER_BUS_NAME,
-                 daemon->config.ksm_directory, ksm_settings_format(&daemon->host, settings, sizeof settings));
-        sd_notifyf(false, "READY=1\nSTATUS=State: initial (%s)", settings);
-
         r = sd_event_loop(event);
+        start.timeout = sd_event_source_disable_unref(start.timeout);
+        start.request = sd_bus_slot_unref(start.request);
         if (r < 0)
                 log_error_errno(r, "Event loop failed: %m");
+        else if (r == LOOP_EXIT_START_FAILED)
+                r = -EIO; /* logged where it failed */
         else if (r > 0) {
                 /* Not a signal: sd-bus ended the loop because the bus went away. */
                 log_error("Lost the connection to the system bus, exiting");
@@ -264,7 +419,7 @@ static int serve(struct daemon *daemon, struct arguments *args, struct bus_servi
 
 static int run(int argc, char *argv[]) {
         struct daemon daemon = { .ksm_dirfd = -EBADF };
-        struct bus_service service = {};
+        struct bus_service service = { .daemon = &daemon };
         struct arguments args;
         sigset_t mask;
         int r, exit_status = EXIT_SUCCESS;
@@ -320,12 +475,12 @@ static int run(int argc, char *argv[]) {
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         }
 
-        r = serve(&daemon, &args, &service);
+        r = serve(&service, &args);
         exit_status = r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         /* Also after the bus went away or the loop failed; a no-op if already restored. */
         if (daemon_restore(&daemon) < 0)
                 exit_status = EXIT_FAILURE;
-        bus_service_done(&service, &daemon);
+        bus_service_done(&service);
         daemon_done(&daemon);
         return exit_status;
 }
