@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus-names.h"
 #include "fd-util.h"
 #include "log.h"
 #include "parse-util.h"
@@ -48,7 +49,6 @@ struct check {
 #define CHECK_BUCKETS 256
 
 #define POLKIT_BUS_NAME "org.freedesktop.PolicyKit1"
-#define BUS_DRIVER_NAME "org.freedesktop.DBus"
 
 /* Whether a connection is privileged (root). A connection's uid is fixed when it
  * authenticates and unique names are never reused on a bus, so the answer holds for
@@ -114,7 +114,7 @@ static int on_polkit_owner_reply(sd_bus_message *reply, void *userdata, sd_bus_e
         const char *sender = sd_bus_message_get_sender(reply), *owner = NULL;
 
         a->owner_query = sd_bus_slot_unref(a->owner_query);
-        if (!sender || strcmp(sender, BUS_DRIVER_NAME) != 0) {
+        if (!sender || strcmp(sender, DBUS_DRIVER_NAME) != 0) {
                 log_warning("Ignoring an answer about polkit's owner from %s instead of the bus", sender ?: "nobody");
                 return 0;
         }
@@ -132,7 +132,7 @@ static int on_polkit_owner_match_installed(sd_bus_message *reply, void *userdata
 
         if (e)
                 log_warning("Cannot watch polkit's bus name (%s); unprivileged kicks will be refused", e->message ?: e->name);
-        r = sd_bus_call_method_async(a->bus, &a->owner_query, BUS_DRIVER_NAME, "/org/freedesktop/DBus", BUS_DRIVER_NAME,
+        r = sd_bus_call_method_async(a->bus, &a->owner_query, DBUS_DRIVER_NAME, DBUS_DRIVER_PATH, DBUS_DRIVER_INTERFACE,
                                      "GetNameOwner", on_polkit_owner_reply, a, "s", POLKIT_BUS_NAME);
         if (r < 0)
                 log_warning_errno(r, "Cannot ask who owns %s (%m); unprivileged kicks will be refused", POLKIT_BUS_NAME);
@@ -149,8 +149,8 @@ int authorizer_new(sd_bus *bus, uint64_t polkit_timeout_usec, struct authorizer 
         a->timeout_usec = polkit_timeout_usec;
         /* Asynchronous: start-up never waits for the bus. */
         r = sd_bus_add_match_async(bus, &a->owner_match,
-                                   "type='signal',sender='" BUS_DRIVER_NAME "',path='/org/freedesktop/DBus',"
-                                   "interface='" BUS_DRIVER_NAME "',member='NameOwnerChanged',arg0='" POLKIT_BUS_NAME "'",
+                                   "type='signal',sender='" DBUS_DRIVER_NAME "',path='" DBUS_DRIVER_PATH "',"
+                                   "interface='" DBUS_DRIVER_INTERFACE "',member='NameOwnerChanged',arg0='" POLKIT_BUS_NAME "'",
                                    on_polkit_owner_changed, on_polkit_owner_match_installed, a);
         if (r < 0) {
                 authorizer_free(a);
@@ -196,7 +196,7 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
          * polkit's place. Errors from the bus driver or from sd-bus itself (timeout,
          * disconnection) are fine: they refuse anyway. */
         bool from_polkit = from && c->authorizer->polkit_owner && strcmp(from, c->authorizer->polkit_owner) == 0;
-        if (!from_polkit && !(e && (!from || strcmp(from, BUS_DRIVER_NAME) == 0))) {
+        if (!from_polkit && !(e && (!from || strcmp(from, DBUS_DRIVER_NAME) == 0))) {
                 log_warning("Kick from %s refused: the answer to its polkit check came from %s, not from polkit (%s)",
                             c->sender, from ?: "nobody", c->authorizer->polkit_owner ?: "not on the bus");
                 sd_bus_error_set(&verdict, SD_BUS_ERROR_ACCESS_DENIED,

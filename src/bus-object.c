@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bus-names.h"
 #include "fd-util.h"
 #include "log.h"
 

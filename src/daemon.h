@@ -11,11 +11,6 @@
 #include "ksm.h"
 #include "state-machine.h"
 
-#define KSM_THROTTLER_BUS_NAME "org.kata.KsmThrottler"
-#define KSM_THROTTLER_OBJECT_PATH "/org/kata/KsmThrottler"
-#define KSM_THROTTLER_INTERFACE "org.kata.KsmThrottler"
-#define KSM_THROTTLER_ERROR_KSM_UNAVAILABLE "org.kata.KsmThrottler.Error.KsmUnavailable"
-
 struct daemon;
 
 /* What the core tells its observer (main.c wires the bus object here). Each callback

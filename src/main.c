@@ -12,6 +12,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "bus-names.h"
 #include "bus-object.h"
 #include "config.h"
 #include "daemon.h"
@@ -203,7 +204,7 @@ static int daemon_is_running(void) {
         r = sd_bus_open_system(&bus);
         if (r < 0)
                 return r;
-        r = sd_bus_call_method_async(bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+        r = sd_bus_call_method_async(bus, NULL, DBUS_DRIVER_NAME, DBUS_DRIVER_PATH, DBUS_DRIVER_INTERFACE,
                                      "NameHasOwner", on_name_has_owner_reply, &q, "s", KSM_THROTTLER_BUS_NAME);
         if (r < 0)
                 return r;
