@@ -116,6 +116,10 @@ static void bus_error_from_failure(const struct bus_object *o, const struct daem
                 bus_error_set_errno(error, KSM_THROTTLER_ERROR_KSM_UNAVAILABLE, r, "Cannot write KSM knob %s: %m",
                                     ksm_knob_name(failure->knob));
                 break;
+        case DAEMON_FAILURE_RESTORE_KNOB:
+                bus_error_set_errno(error, KSM_THROTTLER_ERROR_KSM_UNAVAILABLE, r, "Cannot restore KSM knob %s: %m",
+                                    ksm_knob_name(failure->knob));
+                break;
         case DAEMON_FAILURE_SAVE_STATE:
                 bus_error_set_errno(error, SD_BUS_ERROR_FAILED, r,
                                     "Cannot save the host's KSM settings in %s (%m), not throttling",

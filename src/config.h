@@ -14,6 +14,7 @@ struct config {
         struct throttle_config throttle;
         bool adaptive; /* leave aggressive once merging settled, size scans from KSM's counters */
         struct adaptive_config adaptive_config;
+        char *sources; /* the files the last load read, ", "-separated; NULL if none (defaults) */
 };
 
 /* Built-in defaults; -ENOMEM on allocation failure. */

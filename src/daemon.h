@@ -30,7 +30,8 @@ enum daemon_failure_kind {
         DAEMON_FAILURE_NONE,
         DAEMON_FAILURE_READ_KNOB,  /* a knob could not be read: knob */
         DAEMON_FAILURE_WRITE_KNOB, /* a knob could not be written: knob; sysfs was put back */
-        DAEMON_FAILURE_SAVE_STATE, /* the host's values could not be saved: nothing was written */
+        DAEMON_FAILURE_SAVE_STATE, /* the values about to be written could not be recorded: the cycle ended */
+        DAEMON_FAILURE_RESTORE_KNOB, /* a knob could not get the host's value back: knob; the others did */
 };
 
 struct daemon_failure {

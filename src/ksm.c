@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "fd-util.h"
@@ -139,18 +141,39 @@ int ksm_knob_read(int dirfd, enum ksm_knob knob, uint32_t *ret) {
         return ksm_knob_parse(knob, text, ret);
 }
 
+/* In a test directory of plain files, a write that truncates first can be cut by a crash
+ * and leave an empty knob, which sysfs never does: there the file is replaced whole. */
+static int replace_plain_file_at(int dirfd, const char *name, const char *text, size_t len) {
+        char temporary[64];
+        _cleanup_close_ int fd = -EBADF;
+
+        snprintf(temporary, sizeof temporary, ".%s.new", name);
+        (void) unlinkat(dirfd, temporary, 0);
+        fd = openat(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+                return -errno;
+        if (write(fd, text, len) != (ssize_t) len || renameat(dirfd, temporary, dirfd, name) < 0) {
+                int r = errno ? -errno : -EIO;
+                (void) unlinkat(dirfd, temporary, 0);
+                return r;
+        }
+        return 0;
+}
+
 int ksm_knob_write(int dirfd, enum ksm_knob knob, uint32_t value) {
         _cleanup_close_ int fd = -EBADF;
         char text[32], formatted[KSM_KNOB_VALUE_MAX];
+        struct statfs fs;
         int len;
         ssize_t n;
 
         len = snprintf(text, sizeof text, "%s\n", ksm_knob_format_value(knob, value, formatted));
 
-        /* O_TRUNC matters for a test directory of plain files; sysfs ignores it. */
-        fd = openat(dirfd, knob_names[knob], O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
+        fd = openat(dirfd, knob_names[knob], O_WRONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return -errno;
+        if (fstatfs(fd, &fs) >= 0 && fs.f_type != SYSFS_MAGIC)
+                return replace_plain_file_at(dirfd, knob_names[knob], text, (size_t) len);
         n = write(fd, text, (size_t) len);
         if (n < 0)
                 return -errno;
@@ -188,15 +211,21 @@ int ksm_counter_read(int dirfd, const char *name, int64_t *ret) {
         return parse_int64(text, ret);
 }
 
-int ksm_directory_open(const char *path) {
-        _cleanup_close_ int dirfd = -EBADF;
-
-        dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+int ksm_directory_open_unchecked(const char *path) {
+        int dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dirfd < 0) {
                 if (errno == ENOENT)
                         return log_error_errno(errno, "KSM directory %s does not exist: kernel built without CONFIG_KSM?", path);
                 return log_error_errno(errno, "Cannot open KSM directory %s: %m", path);
         }
+        return dirfd;
+}
+
+int ksm_directory_open(const char *path) {
+        _cleanup_close_ int dirfd = ksm_directory_open_unchecked(path);
+
+        if (dirfd < 0)
+                return dirfd;
 
         for (int k = 0; k < _KSM_KNOB_MAX; k++) {
                 uint32_t value;
@@ -220,6 +249,11 @@ int ksm_directory_open(const char *path) {
         return fd_move(&dirfd);
 }
 
+/* Whether the kernel owns pages_to_scan now (its advisor is on): then it is not written. */
+static bool advisor_owns_pages_to_scan(const struct ksm_settings *now) {
+        return ksm_settings_has(now, KSM_KNOB_ADVISOR_MODE) && now->value[KSM_KNOB_ADVISOR_MODE] == KSM_ADVISOR_SCAN_TIME;
+}
+
 int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const struct ksm_settings *target,
                        struct ksm_settings *ret_now, enum ksm_knob *ret_failed) {
         struct ksm_settings now = *current;
@@ -231,8 +265,7 @@ int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const stru
                 if (!ksm_settings_has(target, k) || !ksm_settings_has(&now, k))
                         continue;
                 /* While the kernel's advisor is on it owns pages_to_scan (writes fail with EINVAL). */
-                if (k == KSM_KNOB_PAGES_TO_SCAN && ksm_settings_has(&now, KSM_KNOB_ADVISOR_MODE) &&
-                    now.value[KSM_KNOB_ADVISOR_MODE] == KSM_ADVISOR_SCAN_TIME)
+                if (k == KSM_KNOB_PAGES_TO_SCAN && advisor_owns_pages_to_scan(&now))
                         continue;
                 if (now.value[k] == target->value[k])
                         continue;
@@ -272,6 +305,46 @@ rollback:
         if (ksm_settings_read(dirfd, ret_now, NULL) < 0)
                 *ret_now = now;
         return r;
+}
+
+int ksm_settings_restore(int dirfd, const struct ksm_settings *current, const struct ksm_settings *target,
+                         struct ksm_settings *ret_now, unsigned *ret_failed, int errors[_KSM_KNOB_MAX]) {
+        struct ksm_settings now = *current;
+        unsigned failed = 0;
+        int n_written = 0, first_error = 0;
+
+        for (int k = 0; k < _KSM_KNOB_MAX; k++) {
+                int r;
+
+                errors[k] = 0;
+                if (!ksm_settings_has(target, k) || !ksm_settings_has(&now, k))
+                        continue;
+                if (k == KSM_KNOB_PAGES_TO_SCAN && advisor_owns_pages_to_scan(&now))
+                        continue;
+                if (now.value[k] == target->value[k])
+                        continue;
+                r = ksm_knob_write(dirfd, k, target->value[k]);
+                if (r < 0) {
+                        failed |= 1u << k;
+                        errors[k] = r;
+                        first_error = first_error ?: r;
+                        continue;
+                }
+                n_written++;
+                now.value[k] = target->value[k];
+                if (k == KSM_KNOB_ADVISOR_MODE && ksm_settings_has(&now, KSM_KNOB_PAGES_TO_SCAN)) {
+                        /* The kernel reset pages_to_scan: know its value before deciding on it. */
+                        r = ksm_knob_read(dirfd, KSM_KNOB_PAGES_TO_SCAN, &now.value[KSM_KNOB_PAGES_TO_SCAN]);
+                        if (r < 0) {
+                                failed |= 1u << KSM_KNOB_PAGES_TO_SCAN;
+                                errors[KSM_KNOB_PAGES_TO_SCAN] = r;
+                                first_error = first_error ?: r;
+                        }
+                }
+        }
+        *ret_now = now;
+        *ret_failed = failed;
+        return first_error < 0 ? first_error : n_written;
 }
 
 int ksm_sample_read(int dirfd, struct ksm_sample *ret) {

@@ -58,6 +58,8 @@ int ksm_knob_parse(enum ksm_knob knob, const char *text, uint32_t *ret);
 /* Opens the KSM directory and checks every required knob is readable and writable.
  * Logs what is missing; returns a directory fd. */
 int ksm_directory_open(const char *path);
+/* Opens the KSM directory without checking its knobs, for a restore that writes what it can. */
+int ksm_directory_open_unchecked(const char *path);
 
 int ksm_knob_read(int dirfd, enum ksm_knob knob, uint32_t *ret);
 int ksm_knob_write(int dirfd, enum ksm_knob knob, uint32_t value);
@@ -73,6 +75,14 @@ int ksm_counter_read(int dirfd, const char *name, int64_t *ret);
  * sysfs afterwards; *ret_failed the knob that failed. Returns the number of writes or -errno. */
 int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const struct ksm_settings *target,
                        struct ksm_settings *ret_now, enum ksm_knob *ret_failed);
+
+/* Moves sysfs from *current to *target like ksm_settings_apply(), for giving the host its
+ * values back: every knob that can be written is written, none is put back, and a knob
+ * that fails does not stop the others. *ret_failed gets a bit (1u << knob) for each
+ * knob that could not be written (with its -errno in errors[knob]). Returns the number
+ * of writes, or the first knob's -errno if any failed. */
+int ksm_settings_restore(int dirfd, const struct ksm_settings *current, const struct ksm_settings *target,
+                         struct ksm_settings *ret_now, unsigned *ret_failed, int errors[_KSM_KNOB_MAX]);
 
 /* One reading of the counters adaptive throttling watches. */
 struct ksm_sample {

@@ -38,6 +38,7 @@ struct arguments {
         const char *meminfo_path;
         const char *runtime_directory;
         bool restore_only;
+        bool check_config;
         struct daemon *daemon; /* for the SIGHUP handler */
 };
 
@@ -76,6 +77,8 @@ static void help(void) {
                "     --log-level=LEVEL    debug, info, notice, warning, err (default info)\n"
                "     --restore            Restore the host's values saved by a daemon that\n"
                "                          did not exit cleanly, then exit\n"
+               "     --check-config       Check the configuration and its drop-ins, then exit\n"
+               "                          (status 78 if invalid)\n"
                "\n"
                "See ksm-throttler(8) and ksm-throttler.conf(5).\n",
                CONFIG_DEFAULT_PATH, KSM_DEFAULT_DIRECTORY);
@@ -83,7 +86,7 @@ static void help(void) {
 
 /* Returns 1 to run, 0 to exit successfully (--help), or an exit status < 0 negated. */
 static int parse_arguments(int argc, char *argv[], struct arguments *args) {
-        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_KSM_DIR, ARG_MEMINFO, ARG_RUNTIME_DIR, ARG_LOG_LEVEL, ARG_RESTORE };
+        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_KSM_DIR, ARG_MEMINFO, ARG_RUNTIME_DIR, ARG_LOG_LEVEL, ARG_RESTORE, ARG_CHECK_CONFIG };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -93,6 +96,7 @@ static int parse_arguments(int argc, char *argv[], struct arguments *args) {
                 { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "restore", no_argument, NULL, ARG_RESTORE },
+                { "check-config", no_argument, NULL, ARG_CHECK_CONFIG },
                 {},
         };
         int c, level;
@@ -135,6 +139,9 @@ static int parse_arguments(int argc, char *argv[], struct arguments *args) {
                         break;
                 case ARG_RESTORE:
                         args->restore_only = true;
+                        break;
+                case ARG_CHECK_CONFIG:
+                        args->check_config = true;
                         break;
                 case '?':
                         if (optopt)
@@ -442,7 +449,17 @@ static int run(int argc, char *argv[]) {
                 log_oom();
                 return EXIT_FAILURE;
         }
-        if (config_load(&daemon.config, args.config_path, args.config_required) < 0) {
+        r = config_load(&daemon.config, args.config_path, args.config_required);
+        if (args.check_config) {
+                /* What ExecReload= runs before SIGHUP, so that systemctl reload reports a bad file. */
+                if (r >= 0)
+                        log_info("Configuration is valid: %s", daemon.config.sources ?: "built-in defaults (no file found)");
+                else
+                        log_error("Invalid configuration");
+                config_done(&daemon.config);
+                return r < 0 ? EX_CONFIG : EXIT_SUCCESS;
+        }
+        if (r < 0) {
                 if (!args.restore_only) {
                         log_error("Invalid configuration, not starting");
                         config_done(&daemon.config);
@@ -464,7 +481,9 @@ static int run(int argc, char *argv[]) {
         daemon.meminfo_path = args.meminfo_path;
         daemon.runtime_directory = args.runtime_directory;
 
-        daemon.ksm_dirfd = ksm_directory_open(daemon.config.ksm_directory);
+        /* --restore writes every knob it can, so it does not insist on all of them. */
+        daemon.ksm_dirfd = args.restore_only ? ksm_directory_open_unchecked(daemon.config.ksm_directory)
+                                             : ksm_directory_open(daemon.config.ksm_directory);
         if (daemon.ksm_dirfd < 0) {
                 config_done(&daemon.config);
                 return EX_UNAVAILABLE;

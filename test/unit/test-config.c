@@ -412,3 +412,51 @@ Test(config, successful_reload_replaces_previous_values) {
         config_done(&c);
         cr_assert_null(c.ksm_directory);
 }
+
+Test(config, read_error_in_a_dropin_is_reported_with_file_and_errno) {
+        struct config c;
+        char dropin[PATH_MAX + 64];
+        config_init(&c);
+        write_file("ksm-throttler.conf", "[Aggressive]\nDurationSec=10s\n");
+        make_dropin_dir();
+        /* Reading /proc/self/mem at offset 0 fails with EIO, as a failing disk would. */
+        snprintf(dropin, sizeof dropin, "%s.d/50-unreadable.conf", conf);
+        cr_assert_eq(symlink("/proc/self/mem", dropin), 0);
+
+        cr_assert_eq(load_capturing(&c, conf, true), -EINVAL, "an unreadable drop-in was taken as empty:\n%s", stderr_text);
+        cr_assert_not_null(strstr(stderr_text, dropin), "the error does not name the drop-in:\n%s", stderr_text);
+        cr_assert_not_null(strstr(stderr_text, strerror(EIO)), "the error does not give the errno:\n%s", stderr_text);
+        assert_default_throttle(&c.throttle);
+        config_done(&c);
+}
+
+Test(config, config_path_naming_a_directory_is_refused) {
+        struct config c;
+        config_init(&c);
+        cr_assert_eq(mkdir(conf, 0755), 0);
+        cr_assert_eq(load_capturing(&c, conf, true), -EINVAL, "a directory was read as an empty file:\n%s", stderr_text);
+        cr_assert_not_null(strstr(stderr_text, conf), "%s", stderr_text);
+        cr_assert_not_null(strstr(stderr_text, strerror(EISDIR)), "%s", stderr_text);
+        /* Also when the file is optional: a directory there is a mistake, not an absence. */
+        cr_assert_eq(load_capturing(&c, conf, false), -EINVAL, "%s", stderr_text);
+        config_done(&c);
+}
+
+Test(config, sources_name_the_files_actually_read) {
+        struct config c;
+        char dropin[PATH_MAX];
+        config_init(&c);
+        make_dropin_dir();
+        snprintf(dropin, sizeof dropin, "%s", write_file("ksm-throttler.conf.d/10-a.conf", "[Slow]\nSleepMillisecs=300\n"));
+
+        /* Only a drop-in: the missing main file is not named. */
+        cr_assert_eq(load_capturing(&c, conf, false), 0, "%s", stderr_text);
+        cr_assert_str_eq(c.sources, dropin);
+
+        write_file("ksm-throttler.conf", "[Slow]\nSleepMillisecs=200\n");
+        cr_assert_eq(load_capturing(&c, conf, false), 0, "%s", stderr_text);
+        char expected[2 * PATH_MAX + 8];
+        snprintf(expected, sizeof expected, "%s, %s", conf, dropin);
+        cr_assert_str_eq(c.sources, expected);
+        config_done(&c);
+}
