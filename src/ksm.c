@@ -254,6 +254,26 @@ static bool advisor_owns_pages_to_scan(const struct ksm_settings *now) {
         return ksm_settings_has(now, KSM_KNOB_ADVISOR_MODE) && now->value[KSM_KNOB_ADVISOR_MODE] == KSM_ADVISOR_SCAN_TIME;
 }
 
+/* Whether moving from now to target writes knob k: the kernel has it, target sets it to
+ * another value, and (for pages_to_scan) the kernel's advisor does not own it. */
+static bool knob_needs_write(const struct ksm_settings *now, const struct ksm_settings *target, enum ksm_knob k) {
+        if (!ksm_settings_has(target, k) || !ksm_settings_has(now, k))
+                return false;
+        /* While the kernel's advisor is on it owns pages_to_scan (writes fail with EINVAL). */
+        if (k == KSM_KNOB_PAGES_TO_SCAN && advisor_owns_pages_to_scan(now))
+                return false;
+        return now->value[k] != target->value[k];
+}
+
+/* After a write of knob k: changing advisor_mode resets pages_to_scan in the kernel, so
+ * its new value is read into *now, or the next check would take the kernel's reset for
+ * someone else's write. */
+static int reread_after_write(int dirfd, struct ksm_settings *now, enum ksm_knob k) {
+        if (k != KSM_KNOB_ADVISOR_MODE || !ksm_settings_has(now, KSM_KNOB_PAGES_TO_SCAN))
+                return 0;
+        return ksm_knob_read(dirfd, KSM_KNOB_PAGES_TO_SCAN, &now->value[KSM_KNOB_PAGES_TO_SCAN]);
+}
+
 int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const struct ksm_settings *target,
                        struct ksm_settings *ret_now, enum ksm_knob *ret_failed) {
         struct ksm_settings now = *current;
@@ -262,12 +282,7 @@ int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const stru
         int n_written = 0, r;
 
         for (int k = 0; k < _KSM_KNOB_MAX; k++) {
-                if (!ksm_settings_has(target, k) || !ksm_settings_has(&now, k))
-                        continue;
-                /* While the kernel's advisor is on it owns pages_to_scan (writes fail with EINVAL). */
-                if (k == KSM_KNOB_PAGES_TO_SCAN && advisor_owns_pages_to_scan(&now))
-                        continue;
-                if (now.value[k] == target->value[k])
+                if (!knob_needs_write(&now, target, k))
                         continue;
 
                 r = ksm_knob_write(dirfd, k, target->value[k]);
@@ -280,14 +295,10 @@ int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const stru
                 n_written++;
                 now.value[k] = target->value[k];
 
-                if (k == KSM_KNOB_ADVISOR_MODE) {
-                        /* Changing advisor_mode resets pages_to_scan in the kernel: know the new value,
-                         * or the next check would take our own write for someone else's. */
-                        r = ksm_knob_read(dirfd, KSM_KNOB_PAGES_TO_SCAN, &now.value[KSM_KNOB_PAGES_TO_SCAN]);
-                        if (r < 0) {
-                                *ret_failed = KSM_KNOB_PAGES_TO_SCAN;
-                                goto rollback;
-                        }
+                r = reread_after_write(dirfd, &now, k);
+                if (r < 0) {
+                        *ret_failed = KSM_KNOB_PAGES_TO_SCAN;
+                        goto rollback;
                 }
         }
 
@@ -317,11 +328,7 @@ int ksm_settings_restore(int dirfd, const struct ksm_settings *current, const st
                 int r;
 
                 errors[k] = 0;
-                if (!ksm_settings_has(target, k) || !ksm_settings_has(&now, k))
-                        continue;
-                if (k == KSM_KNOB_PAGES_TO_SCAN && advisor_owns_pages_to_scan(&now))
-                        continue;
-                if (now.value[k] == target->value[k])
+                if (!knob_needs_write(&now, target, k))
                         continue;
                 r = ksm_knob_write(dirfd, k, target->value[k]);
                 if (r < 0) {
@@ -332,14 +339,11 @@ int ksm_settings_restore(int dirfd, const struct ksm_settings *current, const st
                 }
                 n_written++;
                 now.value[k] = target->value[k];
-                if (k == KSM_KNOB_ADVISOR_MODE && ksm_settings_has(&now, KSM_KNOB_PAGES_TO_SCAN)) {
-                        /* The kernel reset pages_to_scan: know its value before deciding on it. */
-                        r = ksm_knob_read(dirfd, KSM_KNOB_PAGES_TO_SCAN, &now.value[KSM_KNOB_PAGES_TO_SCAN]);
-                        if (r < 0) {
-                                failed |= 1u << KSM_KNOB_PAGES_TO_SCAN;
-                                errors[KSM_KNOB_PAGES_TO_SCAN] = r;
-                                first_error = first_error ?: r;
-                        }
+                r = reread_after_write(dirfd, &now, k);
+                if (r < 0) {
+                        failed |= 1u << KSM_KNOB_PAGES_TO_SCAN;
+                        errors[KSM_KNOB_PAGES_TO_SCAN] = r;
+                        first_error = first_error ?: r;
                 }
         }
         *ret_now = now;
