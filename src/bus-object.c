@@ -107,28 +107,22 @@ static void bus_error_set_errno(sd_bus_error *error, const char *name, int errno
 /* The D-Bus error for a failed kick: what failed, where, and the errno text. */
 static void bus_error_from_failure(const struct bus_object *o, const struct daemon_failure *failure, int r,
                                    sd_bus_error *error) {
-        switch (failure->kind) {
-        case DAEMON_FAILURE_READ_KNOB:
-                bus_error_set_errno(error, KSM_THROTTLER_ERROR_KSM_UNAVAILABLE, r, "Cannot read KSM knob %s: %m",
-                                    ksm_knob_name(failure->knob));
-                break;
-        case DAEMON_FAILURE_WRITE_KNOB:
-                bus_error_set_errno(error, KSM_THROTTLER_ERROR_KSM_UNAVAILABLE, r, "Cannot write KSM knob %s: %m",
-                                    ksm_knob_name(failure->knob));
-                break;
-        case DAEMON_FAILURE_RESTORE_KNOB:
-                bus_error_set_errno(error, KSM_THROTTLER_ERROR_KSM_UNAVAILABLE, r, "Cannot restore KSM knob %s: %m",
-                                    ksm_knob_name(failure->knob));
-                break;
-        case DAEMON_FAILURE_SAVE_STATE:
+        /* What the daemon could not do to failure->knob: KsmUnavailable names the knob. */
+        static const char *const knob_failures[] = {
+                [DAEMON_FAILURE_READ_KNOB] = "read",
+                [DAEMON_FAILURE_WRITE_KNOB] = "write",
+                [DAEMON_FAILURE_RESTORE_KNOB] = "restore",
+        };
+
+        if (failure->kind == DAEMON_FAILURE_SAVE_STATE)
                 bus_error_set_errno(error, SD_BUS_ERROR_FAILED, r,
                                     "Cannot save the host's KSM settings in %s (%m), not throttling",
                                     o->daemon->runtime_directory);
-                break;
-        case DAEMON_FAILURE_NONE:
+        else if ((size_t) failure->kind < sizeof knob_failures / sizeof knob_failures[0] && knob_failures[failure->kind])
+                bus_error_set_errno(error, KSM_THROTTLER_ERROR_KSM_UNAVAILABLE, r, "Cannot %s KSM knob %s: %m",
+                                    knob_failures[failure->kind], ksm_knob_name(failure->knob));
+        else
                 sd_bus_error_set_errno(error, r);
-                break;
-        }
 }
 
 static void on_kick_authorized(sd_bus_message *m, const sd_bus_error *denied, void *userdata) {

@@ -364,3 +364,29 @@ Test(recovery, reload_message_names_the_dropins_read) {
         }
         cr_assert(found, "the reload message does not name the drop-in");
 }
+
+Test(recovery, kick_that_cannot_record_fails_with_failed_and_writes_nothing) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char expected[PATH_MAX + 64];
+        sd_bus *bus;
+
+        harness_write_fast_config(&h, NULL, NULL, NULL);
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+        /* The runtime directory is replaced by a file: the first kick cannot record the
+         * host's values, so it must not write a knob. */
+        cr_assert(rmdir(h.runtime_dir) == 0 || errno == ENOENT);
+        FILE *f = fopen(h.runtime_dir, "we");
+        cr_assert_not_null(f);
+        fclose(f);
+        cr_assert_lt(sd_bus_call_method(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler",
+                                        "Kick", &error, NULL, NULL),
+                     0, "the kick succeeded without a record of the host's values");
+        cr_assert_str_eq(error.name, "org.freedesktop.DBus.Error.Failed");
+        snprintf(expected, sizeof expected, "Cannot save the host's KSM settings in %s (", h.runtime_dir);
+        cr_assert_not_null(strstr(error.message, expected), "the message does not say where: %s", error.message);
+        cr_assert_not_null(strstr(error.message, "), not throttling"), "%s", error.message);
+        assert_knobs(0, 100, 20, "after the refused kick");
+        sd_bus_error_free(&error);
+        sd_bus_flush_close_unref(bus);
+}
