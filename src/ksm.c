@@ -268,9 +268,14 @@ int ksm_directory_open(const char *path) {
         return fd_move(&dirfd);
 }
 
-/* Whether the kernel owns pages_to_scan now (its advisor is on): then it is not written. */
-static bool advisor_owns_pages_to_scan(const struct ksm_settings *now) {
-        return ksm_settings_has(now, KSM_KNOB_ADVISOR_MODE) && now->value[KSM_KNOB_ADVISOR_MODE] == KSM_ADVISOR_SCAN_TIME;
+/* Whether moving from now to target writes knob k: only knobs both have, whose value
+ * changes, and never pages_to_scan while the kernel's advisor owns it (writes fail with
+ * EINVAL then). */
+static bool knob_needs_write(const struct ksm_settings *now, const struct ksm_settings *target, enum ksm_knob k) {
+        if (!ksm_settings_has(target, k) || !ksm_settings_has(now, k) || now->value[k] == target->value[k])
+                return false;
+        return !(k == KSM_KNOB_PAGES_TO_SCAN && ksm_settings_has(now, KSM_KNOB_ADVISOR_MODE) &&
+                 now->value[KSM_KNOB_ADVISOR_MODE] == KSM_ADVISOR_SCAN_TIME);
 }
 
 int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const struct ksm_settings *target,
@@ -281,12 +286,7 @@ int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const stru
         int n_written = 0, r;
 
         for (int k = 0; k < _KSM_KNOB_MAX; k++) {
-                if (!ksm_settings_has(target, k) || !ksm_settings_has(&now, k))
-                        continue;
-                /* While the kernel's advisor is on it owns pages_to_scan (writes fail with EINVAL). */
-                if (k == KSM_KNOB_PAGES_TO_SCAN && advisor_owns_pages_to_scan(&now))
-                        continue;
-                if (now.value[k] == target->value[k])
+                if (!knob_needs_write(&now, target, k))
                         continue;
 
                 r = ksm_knob_write(dirfd, k, target->value[k]);
@@ -336,11 +336,7 @@ int ksm_settings_restore(int dirfd, const struct ksm_settings *current, const st
                 int r;
 
                 errors[k] = 0;
-                if (!ksm_settings_has(target, k) || !ksm_settings_has(&now, k))
-                        continue;
-                if (k == KSM_KNOB_PAGES_TO_SCAN && advisor_owns_pages_to_scan(&now))
-                        continue;
-                if (now.value[k] == target->value[k])
+                if (!knob_needs_write(&now, target, k))
                         continue;
                 r = ksm_knob_write(dirfd, k, target->value[k]);
                 if (r < 0) {
