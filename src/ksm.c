@@ -249,20 +249,14 @@ int ksm_directory_open(const char *path) {
         return fd_move(&dirfd);
 }
 
-/* Whether the kernel owns pages_to_scan now (its advisor is on): then it is not written. */
-static bool advisor_owns_pages_to_scan(const struct ksm_settings *now) {
-        return ksm_settings_has(now, KSM_KNOB_ADVISOR_MODE) && now->value[KSM_KNOB_ADVISOR_MODE] == KSM_ADVISOR_SCAN_TIME;
-}
-
-/* Whether moving from now to target writes knob k: the kernel has it, target sets it to
- * another value, and (for pages_to_scan) the kernel's advisor does not own it. */
+/* Whether moving from now to target writes knob k: only knobs both have, whose value
+ * changes, and never pages_to_scan while the kernel's advisor owns it (writes fail with
+ * EINVAL then). */
 static bool knob_needs_write(const struct ksm_settings *now, const struct ksm_settings *target, enum ksm_knob k) {
-        if (!ksm_settings_has(target, k) || !ksm_settings_has(now, k))
+        if (!ksm_settings_has(target, k) || !ksm_settings_has(now, k) || now->value[k] == target->value[k])
                 return false;
-        /* While the kernel's advisor is on it owns pages_to_scan (writes fail with EINVAL). */
-        if (k == KSM_KNOB_PAGES_TO_SCAN && advisor_owns_pages_to_scan(now))
-                return false;
-        return now->value[k] != target->value[k];
+        return !(k == KSM_KNOB_PAGES_TO_SCAN && ksm_settings_has(now, KSM_KNOB_ADVISOR_MODE) &&
+                 now->value[KSM_KNOB_ADVISOR_MODE] == KSM_ADVISOR_SCAN_TIME);
 }
 
 /* After a write of knob k: changing advisor_mode resets pages_to_scan in the kernel, so

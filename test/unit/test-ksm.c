@@ -426,3 +426,53 @@ Test(ksm, sample_read_counters) {
         cr_assert_eq(unlinkat(ksm_fd, "full_scans", 0), 0);
         cr_assert_eq(ksm_sample_read(ksm_fd, &s), -ENOENT, "full_scans is always there: its absence is an error");
 }
+
+Test(ksm, restore_writes_every_knob_it_can_and_reports_the_others) {
+        struct ksm_settings current = settings(-1, 10000, 1, 1), host = settings(-1, 100, 20, 0), now;
+        int errors[_KSM_KNOB_MAX];
+        unsigned failed = 0;
+
+        put("run", "1\n");
+        put("pages_to_scan", "10000\n");
+        put("sleep_millisecs", "1\n");
+        make_unwritable("run");
+        cr_assert_lt(ksm_settings_restore(ksm_fd, &current, &host, &now, &failed, errors), 0);
+        /* Nothing is put back: the knobs that could be written hold the host's values. */
+        cr_assert_str_eq(get("pages_to_scan"), "100\n");
+        cr_assert_str_eq(get("sleep_millisecs"), "20\n");
+        cr_assert_eq(failed, 1u << KSM_KNOB_RUN, "failed mask %#x", failed);
+        cr_assert_eq(errors[KSM_KNOB_RUN], -EISDIR, "errno %d", errors[KSM_KNOB_RUN]);
+        cr_assert_eq(now.value[KSM_KNOB_RUN], 1, "run is reported as still holding the throttler's value");
+        cr_assert_eq(now.value[KSM_KNOB_PAGES_TO_SCAN], 100);
+        cr_assert_eq(now.value[KSM_KNOB_SLEEP_MILLISECS], 20);
+}
+
+Test(ksm, restore_with_everything_writable_succeeds) {
+        struct ksm_settings current = settings(KSM_ADVISOR_NONE, 10000, 1, 1), host = settings(KSM_ADVISOR_SCAN_TIME, 100, 20, 0);
+        struct ksm_settings now;
+        int errors[_KSM_KNOB_MAX];
+        unsigned failed = 1;
+
+        put("advisor_mode", "[none] scan-time\n");
+        put("run", "1\n");
+        put("pages_to_scan", "10000\n");
+        put("sleep_millisecs", "1\n");
+        cr_assert_eq(ksm_settings_restore(ksm_fd, &current, &host, &now, &failed, errors), 3);
+        cr_assert_eq(failed, 0);
+        cr_assert_str_eq(get("advisor_mode"), "scan-time\n");
+        /* With the advisor back in charge, pages_to_scan is the kernel's: left alone. */
+        cr_assert_str_eq(get("pages_to_scan"), "10000\n");
+        cr_assert_str_eq(get("run"), "0\n");
+        cr_assert_str_eq(get("sleep_millisecs"), "20\n");
+}
+
+Test(ksm, write_in_a_plain_directory_replaces_the_file_whole) {
+        struct stat before, after;
+        cr_assert_eq(fstatat(ksm_fd, "sleep_millisecs", &before, 0), 0);
+        cr_assert_eq(ksm_knob_write(ksm_fd, KSM_KNOB_SLEEP_MILLISECS, 7), 0);
+        cr_assert_str_eq(get("sleep_millisecs"), "7\n");
+        cr_assert_eq(fstatat(ksm_fd, "sleep_millisecs", &after, 0), 0);
+        /* A new inode: a crash mid-write leaves the old file or the new one, never an empty one. */
+        cr_assert_neq(before.st_ino, after.st_ino);
+        cr_assert_eq(fstatat(ksm_fd, ".sleep_millisecs.new", &after, 0), -1, "the temporary file was left behind");
+}

@@ -214,3 +214,35 @@ Test(saved_state, symlinked_file_is_not_followed) {
         cr_assert_lt(load_capturing(&loaded), 0);
         assert_logged(SAVED_STATE_FILE);
 }
+
+Test(saved_state, intent_round_trips_with_written_and_pending_values) {
+        struct saved_state s = sample_state(), loaded;
+        char text[1024];
+
+        ksm_settings_set(&s.host, KSM_KNOB_ADVISOR_MODE, KSM_ADVISOR_SCAN_TIME);
+        ksm_settings_set(&s.written, KSM_KNOB_ADVISOR_MODE, KSM_ADVISOR_NONE);
+        ksm_settings_set(&s.pending, KSM_KNOB_RUN, 1);
+        ksm_settings_set(&s.pending, KSM_KNOB_PAGES_TO_SCAN, 1000);
+        ksm_settings_set(&s.pending, KSM_KNOB_SLEEP_MILLISECS, 10);
+        cr_assert_gt(saved_state_format(&s, text, sizeof text), 0);
+        cr_assert_not_null(strstr(text, "pending.pages_to_scan=1000\n"), "%s", text);
+        cr_assert_not_null(strstr(text, "written.advisor_mode=none\n"), "%s", text);
+        cr_assert_not_null(strstr(text, "advisor_mode=scan-time\n"), "%s", text);
+        cr_assert_eq(saved_state_parse(text, "test", &loaded), 0);
+        cr_assert(ksm_settings_equal(&loaded.host, &s.host));
+        cr_assert(ksm_settings_equal(&loaded.written, &s.written));
+        cr_assert(ksm_settings_equal(&loaded.pending, &s.pending));
+
+        /* The largest state the daemon writes fits the size limit with room to spare. */
+        cr_assert_lt(strlen(text), SAVED_STATE_SIZE_MAX / 2);
+}
+
+Test(saved_state, a_host_run_of_2_read_at_the_kick_may_be_recorded_as_written) {
+        struct saved_state loaded;
+        /* The host's run=2 is restored as 0, but sysfs did hold 2 before the first write. */
+        cr_assert_eq(saved_state_parse("run=0\npages_to_scan=100\nsleep_millisecs=20\nwritten.run=2\npending.run=1\n", "test",
+                                       &loaded),
+                     0);
+        cr_assert_eq(loaded.written.value[KSM_KNOB_RUN], 2);
+        cr_assert_eq(loaded.pending.value[KSM_KNOB_RUN], 1);
+}
