@@ -202,7 +202,8 @@ static int on_name_has_owner_reply(sd_bus_message *reply, void *userdata, sd_bus
 /* Whether a daemon owns the name: 1 or 0, or -errno if the bus cannot tell within
  * RESTORE_BUS_TIMEOUT_USEC (a stuck bus must not hold up a restore). */
 static int daemon_is_running(void) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        /* Closed, not flushed: a flush waits for a stuck bus without bound. */
+        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
         struct name_query q = {};
         struct timespec ts;
         uint64_t now, deadline;
@@ -231,8 +232,6 @@ static int daemon_is_running(void) {
                 if (r < 0)
                         return r;
         }
-        /* Nothing to send: do not let the cleanup's flush wait on the bus. */
-        (void) sd_bus_close(bus);
         return q.owned;
 }
 

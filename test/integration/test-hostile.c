@@ -293,16 +293,13 @@ static void daemon_unique_name(char *buf, size_t size) {
         sd_bus_flush_close_unref(bus);
 }
 
-/* Replaces the harness's bus by one whose policy also passes replies nobody asked for
- * (as a laxer system bus might), on the same socket path. */
-static void restart_bus_passing_unrequested_replies(void) {
+#define POLKIT_POLICY                                                                                                  \
+        "  <policy user=\"root\"><allow own=\"org.freedesktop.PolicyKit1\"/></policy>\n"                                 \
+        "  <policy context=\"default\"><allow send_destination=\"org.freedesktop.PolicyKit1\"/></policy>\n"
+
+/* Replaces the harness's bus by one with extra configuration, on the same socket path. */
+static void restart_bus(const char *extra) {
         char template[8192], config[16384], config_path[PATH_MAX + 32], socket_path[PATH_MAX + 32];
-        const char *extra = "  <policy user=\"root\"><allow own=\"org.freedesktop.PolicyKit1\"/></policy>\n"
-                            "  <policy context=\"default\">\n"
-                            "    <allow send_destination=\"org.freedesktop.PolicyKit1\"/>\n"
-                            "    <allow send_type=\"method_return\" send_requested_reply=\"false\"/>\n"
-                            "    <allow receive_type=\"method_return\" receive_requested_reply=\"false\"/>\n"
-                            "  </policy>\n";
         int pipefd[2];
         ssize_t n;
 
@@ -342,7 +339,16 @@ static void restart_bus_passing_unrequested_replies(void) {
         h.bus_pid = fork();
         cr_assert_geq(h.bus_pid, 0);
         if (h.bus_pid == 0) {
+                char log_path[PATH_MAX + 32];
+                int log_fd;
                 dup2(pipefd[1], 3);
+                /* Its complaints, and the output of what it activates, go to a log. */
+                snprintf(log_path, sizeof log_path, "%s/bus.log", h.dir);
+                log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+                if (log_fd >= 0) {
+                        dup2(log_fd, STDOUT_FILENO);
+                        dup2(log_fd, STDERR_FILENO);
+                }
                 execlp("dbus-daemon", "dbus-daemon", "--config-file", config_path, "--nofork", "--print-address=3",
                        "--nosyslog", (char *) NULL);
                 _exit(127);
@@ -362,7 +368,11 @@ Test(hostile, a_forged_polkit_verdict_is_refused) {
         pid_t kicker;
         int status;
 
-        restart_bus_passing_unrequested_replies();
+        /* As a laxer system bus might: replies nobody asked for pass. */
+        restart_bus(POLKIT_POLICY "  <policy context=\"default\">\n"
+                                  "    <allow send_type=\"method_return\" send_requested_reply=\"false\"/>\n"
+                                  "    <allow receive_type=\"method_return\" receive_requested_reply=\"false\"/>\n"
+                                  "  </policy>\n");
         harness_write_fast_config(&h, "1h", NULL, NULL);
         harness_start_polkit(&h, true);
         harness_polkit_call(&h, "SimulateHang", "b", 1); /* the real verdict never comes */
@@ -443,4 +453,97 @@ Test(hostile, sigterm_is_handled_while_the_bus_is_frozen_at_start) {
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "SIGTERM during start-up must exit 0 (status %d):\n%s",
                   status, log);
         cr_assert_eq(harness_knob(&h, "run"), 0);
+}
+
+static pid_t polkit_pid_on_bus(void) {
+        sd_bus *bus = harness_bus(&h);
+        sd_bus_message *reply = NULL;
+        uint32_t pid = 0;
+
+        for (int i = 0; i < 1000 && pid == 0; i++) {
+                if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                       "GetConnectionUnixProcessID", NULL, &reply, "s", "org.freedesktop.PolicyKit1") >= 0)
+                        (void) sd_bus_message_read(reply, "u", &pid);
+                reply = sd_bus_message_unref(reply);
+                if (pid == 0)
+                        sleep_ms(10);
+        }
+        sd_bus_flush_close_unref(bus);
+        cr_assert_gt(pid, 0, "polkit did not appear on the bus");
+        return (pid_t) pid;
+}
+
+/* As on Debian, polkit is started by the bus on the first call and may be restarted:
+ * the daemon follows its owner, and takes the verdicts of each in turn. */
+Test(hostile, verdicts_of_an_activated_and_of_a_restarted_polkit_count) {
+        char dir[PATH_MAX], path[PATH_MAX + 64], service[PATH_MAX * 2], extra[PATH_MAX + 512], results[1024];
+        FILE *f;
+
+        snprintf(dir, sizeof dir, "%s/services", h.dir);
+        cr_assert_eq(mkdir(dir, 0755), 0);
+        snprintf(path, sizeof path, "%s/org.freedesktop.PolicyKit1.service", dir);
+        snprintf(service, sizeof service,
+                 "[D-BUS Service]\nName=org.freedesktop.PolicyKit1\n"
+                 "Exec=/usr/bin/env DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s/bus /usr/bin/python3 -m dbusmock --system "
+                 "--template polkitd\nUser=root\n",
+                 h.dir);
+        f = fopen(path, "we");
+        cr_assert_not_null(f);
+        fputs(service, f);
+        cr_assert_eq(fclose(f), 0);
+        snprintf(extra, sizeof extra, "%s  <servicedir>%s</servicedir>\n", POLKIT_POLICY, dir);
+        restart_bus(extra);
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        harness_start_daemon(&h, NULL); /* polkit is not running yet */
+
+        /* The kick activates polkit; the mock allows nothing, and that verdict is polkit's own. */
+        cr_assert_eq(harness_kick_as_nobody(&h, 1, false, results, sizeof results), 0, "%s", results);
+        h.polkit_pid = polkit_pid_on_bus();
+        cr_assert_not_null(strstr(results, "Not authorized by polkit"), "the activated polkit's verdict was not taken: %s",
+                           results);
+
+        /* A new polkit, under a new unique name. */
+        kill(h.polkit_pid, SIGTERM);
+        /* Not our child (the bus started it): wait until it is gone. */
+        for (int i = 0; i < 1000 && kill(h.polkit_pid, 0) == 0; i++)
+                sleep_ms(10);
+        cr_assert_neq(kill(h.polkit_pid, 0), 0, "the activated polkit did not exit");
+        h.polkit_pid = 0;
+        harness_start_polkit(&h, true);
+        harness_polkit_call(&h, "SetAllowed", "as", 1, ACTION);
+        cr_assert_eq(harness_kick_as_nobody(&h, 1, false, results, sizeof results), 1,
+                     "the restarted polkit's verdict was not taken: %s", results);
+        cr_assert_eq(harness_knob(&h, "run"), 1);
+}
+
+/* --restore asks the bus whether a daemon runs; a frozen bus must not hold it up. */
+Test(hostile, restore_is_not_held_up_by_a_frozen_bus) {
+        const char *argv[] = { KSM_THROTTLER_PATH, "--config", h.config, "--ksm-dir", h.ksm_dir, "--meminfo", h.meminfo,
+                               "--runtime-dir", h.runtime_dir, "--restore", NULL };
+        char output_path[PATH_MAX + 32], output[8192];
+        int status = -1;
+        bool exited = false;
+        pid_t pid;
+
+        harness_write_config(&h, "");
+        cr_assert_eq(kill(h.bus_pid, SIGSTOP), 0);
+        snprintf(output_path, sizeof output_path, "%s/restore.out", h.dir);
+        pid = harness_spawn(&h, false, output_path, argv);
+        /* Not a timing target: before, it sat out the bus's 90 s authentication timeout. */
+        for (int i = 0; i < 2000 && !exited; i++) {
+                exited = waitpid(pid, &status, WNOHANG) == pid;
+                if (!exited)
+                        sleep_ms(10);
+        }
+        kill(h.bus_pid, SIGCONT);
+        if (!exited) {
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+        }
+        read_file(output_path, output, sizeof output);
+        cr_assert(exited, "--restore waited on the frozen bus:\n%s", output);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d:\n%s", status, output);
+        cr_assert_not_null(strstr(output, "did not answer"), "the wait on the bus is not reported:\n%s", output);
+        cr_assert_not_null(strstr(output, "Nothing to restore"), "%s", output);
 }
