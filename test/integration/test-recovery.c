@@ -6,7 +6,9 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <signal.h>
+#include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -41,6 +43,7 @@ static int set_immutable(const char *knob, bool on) {
 
 static void teardown(void) {
         (void) set_immutable("run", false);
+        (void) umount2(h.runtime_dir, MNT_DETACH); /* the small tmpfs of the ENOSPC test */
         harness_teardown(&h);
 }
 
@@ -389,4 +392,37 @@ Test(recovery, kick_that_cannot_record_fails_with_failed_and_writes_nothing) {
         assert_knobs(0, 100, 20, "after the refused kick");
         sd_bus_error_free(&error);
         sd_bus_flush_close_unref(bus);
+}
+
+Test(recovery, full_runtime_directory_stops_throttling_and_restores_the_host) {
+        char path[PATH_MAX + 32], block[4096] = {};
+        sd_bus *bus;
+        int fd;
+
+        /* A runtime directory of 16 KiB on a tmpfs of this test's own mount namespace. */
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                cr_skip_test("no mount namespace here: %s", strerror(errno));
+        cr_assert_eq(mkdir(h.runtime_dir, 0700), 0);
+        cr_assert_eq(mount("tmpfs", h.runtime_dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=16k,mode=0700"), 0, "%s", strerror(errno));
+
+        harness_write_fast_config(&h, "300ms", "1h", NULL);
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+        harness_kick(bus);
+        assert_knobs(1, 10000, 1, "aggressive");
+        /* Fill it up: the next record cannot be written (ENOSPC). */
+        snprintf(path, sizeof path, "%s/filler", h.runtime_dir);
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        cr_assert_geq(fd, 0);
+        while (write(fd, block, sizeof block) > 0)
+                ;
+        cr_assert_eq(errno, ENOSPC);
+        close(fd);
+        cr_assert(harness_wait_state(bus, "initial", 10), "the throttler went on without a record of its writes");
+        assert_knobs(0, 100, 20, "the host's values, restored when the record failed");
+        cr_assert(log_contains("No space left on device"), "the cause is not logged");
+        cr_assert(log_contains("not throttling"));
+        sd_bus_flush_close_unref(bus);
+        cr_assert_eq(harness_stop_daemon(&h, SIGTERM), 0);
+        cr_assert_eq(umount2(h.runtime_dir, MNT_DETACH), 0);
 }
