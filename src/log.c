@@ -2,10 +2,13 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int max_level = LOG_INFO;
 
@@ -13,6 +16,25 @@ static const char *const level_names[] = {
         [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert",   [LOG_CRIT] = "crit",  [LOG_ERR] = "err",
         [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
+
+/* systemd's rule (sd_journal_stream_fd(3), systemd.exec(5)): stderr is the journal when
+ * JOURNAL_STREAM names its device and inode; "<N>" prefixes are for the journal alone, a
+ * terminal or a file gets plain lines. Checked once, at the first line: the daemon never
+ * moves its stderr. */
+static bool stderr_is_journal(void) {
+        static int cached = -1;
+        const char *stream;
+        unsigned long long dev, ino;
+        struct stat st;
+        char end;
+
+        if (cached >= 0)
+                return cached;
+        stream = getenv("JOURNAL_STREAM");
+        cached = stream && sscanf(stream, "%llu:%llu%c", &dev, &ino, &end) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+                 (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
+        return cached;
+}
 
 int log_level_from_string(const char *s) {
         for (int i = 0; i <= LOG_DEBUG; i++)
@@ -43,7 +65,10 @@ int log_internal(int priority, int error, const char *format, ...) {
                 va_start(ap, format);
                 vsnprintf(message, sizeof message, format, ap);
                 va_end(ap);
-                fprintf(stderr, "<%d>%s\n", priority, message);
+                if (stderr_is_journal())
+                        fprintf(stderr, "<%d>%s\n", priority, message);
+                else
+                        fprintf(stderr, "%s\n", message);
         }
 
         errno = saved_errno;

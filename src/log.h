@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Logging to stderr with sd-daemon "<N>" priority prefixes, so journald keeps levels. */
+/* Logging to stderr: with sd-daemon "<N>" priority prefixes when stderr is the journal (JOURNAL_STREAM),
+ * so that journald keeps levels; plain lines on a terminal or into a file. */
 #pragma once
 
 #include <errno.h>

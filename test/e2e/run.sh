@@ -7,9 +7,12 @@
 #   bus activation through SystemdService=, the hardened unit writing the knobs,
 #   StatusText, nobody refused by default and allowed by a rules file,
 #   systemctl stop restoring the host's knobs, systemd-analyze verify.
-# Exit 77 (skip) where it cannot run: not root, no systemd-nspawn or debootstrap, KSM not
-# writable, no Debian 12 image to be had, or a container that does not boot; with
-# KSM_THROTTLER_E2E_REQUIRED=1 (CI) each of these is a failure instead. The rootfs is cached in $KSM_THROTTLER_E2E_CACHE.
+# Where it cannot run (not root, no systemd-nspawn or debootstrap, KSM not writable, no
+# Debian 12 image to be had, a container that does not boot) it prints the TAP plan
+# "1..0 # SKIP <reason>"; with KSM_THROTTLER_E2E_REQUIRED=1 (CI) each of these is a failure
+# ("Bail out! <reason>") instead. The rootfs is cached in $KSM_THROTTLER_E2E_CACHE
+# (default /var/cache/ksm-throttler-e2e); the first boot of the container may take up to
+# $KSM_THROTTLER_E2E_BOOT_TIMEOUT seconds (default 300). It holds /tmp/ksm-real.lock while it runs.
 set -euo pipefail
 
 SOURCE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -19,17 +22,26 @@ MIRROR=${KSM_THROTTLER_E2E_MIRROR:-http://deb.debian.org/debian}
 KSM=/sys/kernel/mm/ksm
 MACHINE=ksm-throttler-e2e-$$
 
+# A suite that cannot run says so as valid TAP: a plan of nothing, skipped, with the reason.
+# Where it is required (CI) that is a failure with the same reason instead.
 skip() {
     if [ "${KSM_THROTTLER_E2E_REQUIRED:-0}" = 1 ]; then
-        echo "FAIL: cannot run the end-to-end tests here: $*"; exit 1
+        echo "Bail out! cannot run the end-to-end tests here: $*"; exit 1
     fi
-    echo "SKIP: cannot run the end-to-end tests here: $*"; exit 77
+    echo "1..0 # SKIP cannot run the end-to-end tests here: $*"; exit 0
 }
+# A broken set-up (not the host's limits): the reason, as TAP, and the details on stderr.
+bail() { echo "Bail out! $*"; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || skip "they need root"
 command -v systemd-nspawn >/dev/null || skip "systemd-nspawn is missing (package systemd-container)"
 command -v debootstrap >/dev/null || skip "debootstrap is missing"
-[ -w $KSM/run ] || skip "$KSM is not writable"
+[ -x /usr/bin/python3 ] || skip "/usr/bin/python3 is missing (it listens for the container's readiness)"
+# shellcheck source=ksm-lock.sh
+. "$SOURCE_ROOT/test/e2e/ksm-lock.sh"
+lock_real_ksm
+ksm_writable() { local run; run=$(cat $KSM/run 2>/dev/null) && (echo "$run" >$KSM/run) 2>/dev/null; }
+ksm_writable || skip "$KSM is not writable"
 
 n_passed=0 n_failed=0
 pass() { echo "ok $((n_passed + n_failed + 1)) - $*"; n_passed=$((n_passed + 1)); }
@@ -62,6 +74,7 @@ restore_knobs() {
 WORK=$(mktemp -d /tmp/ksm-throttler-e2e.XXXXXX)
 NSPAWN_PID=""
 LEADER=""
+LISTENER_PID=""
 cleanup() {
     set +e
     if [ -n "$LEADER" ] && kill -0 "$LEADER" 2>/dev/null; then
@@ -69,9 +82,12 @@ cleanup() {
         for _ in $(seq 100); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.1; done
     fi
     if [ -n "$NSPAWN_PID" ] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
-        kill -TERM "$NSPAWN_PID"; sleep 1; kill -KILL "$NSPAWN_PID" 2>/dev/null
+        kill -TERM "$NSPAWN_PID"  # nspawn asks the container's systemd to shut down
+        for _ in $(seq 100); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$NSPAWN_PID" 2>/dev/null
     fi
     [ -n "$NSPAWN_PID" ] && wait "$NSPAWN_PID" 2>/dev/null
+    if [ -n "$LISTENER_PID" ]; then kill -TERM "$LISTENER_PID"; wait "$LISTENER_PID" 2>/dev/null; fi
     # nspawn leaves empty cgroups behind on hosts whose PID 1 is not systemd.
     for d in /sys/fs/cgroup/unified/payload /sys/fs/cgroup/unified/supervisor \
              /sys/fs/cgroup/systemd/payload /sys/fs/cgroup/systemd/supervisor; do
@@ -83,53 +99,99 @@ cleanup() {
 save_knobs
 trap cleanup EXIT
 
-rootfs_cache() { # builds the minimal Debian 12 once; the package list names the cache
-    local key dir
+ROOTFS_CACHED=""
+rootfs_cache() { # builds the minimal Debian 12 once into ROOTFS_CACHED; the package list names the cache
+    local key
     key=$(echo "$PACKAGES" | md5sum | cut -c1-12)
-    dir=$CACHE/rootfs-$key
+    ROOTFS_CACHED=$CACHE/rootfs-$key
     mkdir -p "$CACHE"
-    exec 9>"$CACHE/lock"
-    flock 9
-    if [ ! -f "$dir/.complete" ]; then
-        echo "# building the Debian 12 rootfs in $dir (once)" >&2
-        rm -rf "$dir.tmp"
-        debootstrap --variant=minbase --include="$PACKAGES" bookworm "$dir.tmp" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 ||
+    exec {cache_lock}>"$CACHE/lock"
+    flock "$cache_lock"
+    if [ ! -f "$ROOTFS_CACHED/.complete" ]; then
+        echo "# building the Debian 12 rootfs in $ROOTFS_CACHED (once)"
+        rm -rf "$ROOTFS_CACHED.tmp"
+        if ! debootstrap --variant=minbase --include="$PACKAGES" bookworm "$ROOTFS_CACHED.tmp" "$MIRROR" \
+                >"$CACHE/debootstrap.log" 2>&1; then
+            tail -n 30 "$CACHE/debootstrap.log" >&2
             skip "debootstrap failed (see $CACHE/debootstrap.log)"
-        rm -rf "$dir" && mv "$dir.tmp" "$dir" && touch "$dir/.complete"
+        fi
+        rm -rf "$ROOTFS_CACHED" && mv "$ROOTFS_CACHED.tmp" "$ROOTFS_CACHED" && touch "$ROOTFS_CACHED/.complete"
     fi
-    flock -u 9
-    echo "$dir"
+    exec {cache_lock}>&-
 }
 
+rootfs_cache
 ROOTFS=$WORK/root
-cp -a --reflink=auto "$(rootfs_cache)" "$ROOTFS"
+cp -a --reflink=auto "$ROOTFS_CACHED" "$ROOTFS"
 
 echo "# installing the project into the container (meson --prefix=/usr, DESTDIR install)"
-meson setup "$WORK/build" "$SOURCE_ROOT" --prefix=/usr -Dtests=false >"$WORK/meson.log" 2>&1 ||
-    { cat "$WORK/meson.log"; exit 1; }
-ninja -C "$WORK/build" >>"$WORK/meson.log" 2>&1 || { cat "$WORK/meson.log"; exit 1; }
-DESTDIR=$ROOTFS meson install -C "$WORK/build" --no-rebuild --quiet >>"$WORK/meson.log" 2>&1 ||
-    { cat "$WORK/meson.log"; exit 1; }
+install_project() {
+    meson setup "$WORK/build" "$SOURCE_ROOT" --prefix=/usr -Dtests=false &&
+        ninja -C "$WORK/build" &&
+        DESTDIR=$ROOTFS meson install -C "$WORK/build" --no-rebuild --quiet
+}
+install_project >"$WORK/meson.log" 2>&1 || { cat "$WORK/meson.log" >&2; bail "cannot build and install the project (log above)"; }
 
+# Readiness comes from the container itself: with --notify-ready=yes nspawn passes on its
+# init's READY=1 (sent once the boot has finished) to our NOTIFY_SOCKET, and names the
+# container's PID 1 there (X_NSPAWN_LEADER_PID). Guessing PID 1 among nspawn's children
+# is racy: nspawn first forks a short-lived helper that sets up the mounts and is gone a
+# moment later, and a first boot on a loaded machine stays inside that window longest.
 echo "# booting it"
-SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 setsid systemd-nspawn -D "$ROOTFS" -M "$MACHINE" --register=no --keep-unit \
-    --console=pipe -b --bind=$KSM --system-call-filter=bpf --capability=CAP_BPF >"$WORK/console.log" 2>&1 </dev/null &
+/usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+open(sys.argv[1] + ".bound", "w").close()
+while True:
+    print(s.recv(4096).decode(errors="replace"), flush=True)
+' "$WORK/notify" >"$WORK/notify.log" 2>&1 {KSM_LOCK_FD}>&- &
+LISTENER_PID=$!
+for _ in $(seq 100); do [ -e "$WORK/notify.bound" ] && break; sleep 0.1; done
+[ -e "$WORK/notify.bound" ] || { cat "$WORK/notify.log" >&2; bail "cannot listen on $WORK/notify"; }
+
+# systemd.show_status=yes: the boot's progress goes to the console log, shown on a failure.
+NOTIFY_SOCKET=$WORK/notify SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 setsid systemd-nspawn -D "$ROOTFS" -M "$MACHINE" \
+    --register=no --keep-unit --notify-ready=yes --console=pipe \
+    --bind=$KSM --system-call-filter=bpf --capability=CAP_BPF \
+    -b systemd.show_status=yes >"$WORK/console.log" 2>&1 </dev/null {KSM_LOCK_FD}>&- &
 NSPAWN_PID=$!
-for _ in $(seq 100); do
-    LEADER=$(pgrep -P "$NSPAWN_PID" | head -n1 || true)
-    [ -n "$LEADER" ] && break
-    sleep 0.1
+
+notified() { sed -n "s/^$1=//p" "$WORK/notify.log" | tail -n 1; }
+boot_failed() { # REASON: nspawn's output, the container's journal, then skip
+    echo "# the container did not come up: $1" >&2
+    echo "# ---- systemd-nspawn's output and the container's console:" >&2
+    cat "$WORK/console.log" >&2
+    echo "# ---- nspawn's notifications:" >&2
+    cat "$WORK/notify.log" >&2
+    if [ -n "$LEADER" ] && kill -0 "$LEADER" 2>/dev/null; then
+        echo "# ---- the container's jobs and journal:" >&2
+        nsenter -t "$LEADER" -a systemctl list-jobs --no-pager >&2 2>&1
+        nsenter -t "$LEADER" -a journalctl -b --no-pager -n 200 >&2 2>&1
+    elif [ -d "$ROOTFS/var/log/journal" ]; then
+        echo "# ---- the container's journal:" >&2
+        journalctl -D "$ROOTFS/var/log/journal" --no-pager -n 200 >&2 2>&1
+    fi
+    skip "the container's systemd did not come up: $1 (details on stderr)"
+}
+BOOT_TIMEOUT=${KSM_THROTTLER_E2E_BOOT_TIMEOUT:-300}
+started=$SECONDS
+until grep -qx 'READY=1' "$WORK/notify.log"; do
+    LEADER=$(notified X_NSPAWN_LEADER_PID)
+    if ! kill -0 "$NSPAWN_PID" 2>/dev/null; then
+        status=0; wait "$NSPAWN_PID" || status=$?
+        NSPAWN_PID=""
+        boot_failed "systemd-nspawn exited with status $status"
+    fi
+    [ $((SECONDS - started)) -lt "$BOOT_TIMEOUT" ] || boot_failed "no READY=1 within $BOOT_TIMEOUT s"
+    sleep 0.2
 done
-[ -n "$LEADER" ] || { cat "$WORK/console.log"; skip "systemd-nspawn did not start a container"; }
+LEADER=$(notified X_NSPAWN_LEADER_PID)
+[ -n "$LEADER" ] || boot_failed "nspawn did not name the container's PID 1"
 in_container() { nsenter -t "$LEADER" -a "$@"; }
-state=""
-for _ in $(seq 300); do
-    state=$(in_container systemctl is-system-running 2>/dev/null || true)
-    case $state in running|degraded) break ;; esac
-    sleep 0.1
-done
-case $state in running|degraded) ;; *) cat "$WORK/console.log"; skip "the container's systemd did not come up ($state)";; esac
-echo "# container systemd is $state"
+state=$(in_container systemctl is-system-running 2>&1 || true)
+case $state in running|degraded) ;; *) boot_failed "READY=1 came, but the system is $state";; esac
+echo "# container systemd is $state after $((SECONDS - started)) s (PID 1 is $LEADER on the host)"
 
 as_nobody() { in_container setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 kick() { "$@" busctl call org.kata.KsmThrottler /org/kata/KsmThrottler org.kata.KsmThrottler Kick >"$WORK/kick.out" 2>&1; }

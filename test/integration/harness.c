@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#define HARNESS_IMPLEMENTATION
 #include "harness.h"
 
 #include <criterion/criterion.h>
@@ -11,10 +12,147 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* --- failure reports ----------------------------------------------------------------
+ * The test binaries are linked with -Wl,--wrap=criterion_send_assert: every failed
+ * assertion passes through here, in the test's own process. One that failed inside the
+ * harness is moved to the test's line that called the harness, and the failure is noted
+ * so that harness_teardown prints the daemon's log under it. */
+
+static struct {
+        const char *file;
+        unsigned line;
+} caller;
+static bool test_failed;
+
+void harness_called_from(const char *file, unsigned line) {
+        caller.file = file;
+        caller.line = line;
+}
+
+void __real_criterion_send_assert(struct criterion_assert_stats *stats);
+void __wrap_criterion_send_assert(struct criterion_assert_stats *stats);
+void __wrap_criterion_send_assert(struct criterion_assert_stats *stats) {
+        static char message[4096];
+        const char *base;
+
+        if (!stats->passed) {
+                test_failed = true;
+                base = strrchr(stats->file, '/');
+                base = base ? base + 1 : stats->file;
+                if (caller.file && strcmp(base, "harness.c") == 0) {
+                        snprintf(message, sizeof message, "%s [in harness.c:%u]",
+                                 stats->message && *stats->message ? stats->message : "(no message)", stats->line);
+                        stats->message = message;
+                        stats->file = caller.file;
+                        stats->line = caller.line;
+                }
+        }
+        __real_criterion_send_assert(stats);
+}
+
+#define DAEMON_LOG_TAIL_LINES 50
+
+/* The last lines of the daemon's log on stderr, which meson shows under a failed test. */
+static void print_daemon_log_tail(struct harness *h) {
+        char *text = NULL;
+        const char *start;
+        struct stat st;
+        size_t n = 0;
+        int lines = 0;
+        FILE *f;
+
+        f = fopen(h->daemon_log, "re");
+        if (!f)
+                return;
+        if (fstat(fileno(f), &st) == 0 && st.st_size > 0 && (text = malloc((size_t) st.st_size + 1)))
+                n = fread(text, 1, (size_t) st.st_size, f);
+        fclose(f);
+        if (!text || n == 0) {
+                free(text);
+                return;
+        }
+        text[n] = '\0';
+        for (start = text + n; start > text; start--)
+                if (start[-1] == '\n' && start != text + n && ++lines > DAEMON_LOG_TAIL_LINES)
+                        break;
+        fprintf(stderr, "---- the daemon's log, last %d lines (%s%s) ----\n%s%s---- end of the daemon's log ----\n",
+                DAEMON_LOG_TAIL_LINES, h->daemon_log,
+                getenv("KSM_THROTTLER_TEST_KEEP") ? ", kept" : "; KSM_THROTTLER_TEST_KEEP=1 keeps it", start,
+                text[n - 1] == '\n' ? "" : "\n");
+        free(text);
+}
+
+#ifdef HARNESS_LOCK_REAL_KSM
+/* --- the real KSM, one checkout at a time ----------------------------------------------
+ * /sys/kernel/mm/ksm is global to the machine: a binary that tests on it holds
+ * /tmp/ksm-real.lock (KSM_THROTTLER_KSM_LOCK) for its whole run, before any test saves a
+ * knob. A parent that holds it already (flock /tmp/ksm-real.lock meson test ...) counts. */
+
+static bool lock_held_by_a_parent(int fd) {
+        char line[256], status_path[64];
+        pid_t holders[64];
+        size_t n_holders = 0;
+        struct stat st;
+        FILE *f;
+
+        if (fstat(fd, &st) < 0 || !(f = fopen("/proc/locks", "re")))
+                return false;
+        /* "1: FLOCK  ADVISORY  WRITE 4610 fe:00:10953027 0 EOF"; waiters have "->" after "1:". */
+        while (fgets(line, sizeof line, f) && n_holders < 64) {
+                char kind[16], id[64];
+                unsigned long long inode;
+                int pid;
+                const char *colon;
+                if (sscanf(line, "%*s %15s %*s %*s %d %63s", kind, &pid, id) != 3 || strcmp(kind, "FLOCK") != 0)
+                        continue;
+                colon = strrchr(id, ':');
+                if (colon && sscanf(colon + 1, "%llu", &inode) == 1 && inode == (unsigned long long) st.st_ino)
+                        holders[n_holders++] = pid;
+        }
+        fclose(f);
+
+        for (pid_t pid = getppid(); pid > 1;) {
+                int parent = 0;
+                for (size_t i = 0; i < n_holders; i++)
+                        if (holders[i] == pid)
+                                return true;
+                snprintf(status_path, sizeof status_path, "/proc/%d/status", (int) pid);
+                if (!(f = fopen(status_path, "re")))
+                        break;
+                while (fgets(line, sizeof line, f))
+                        if (sscanf(line, "PPid: %d", &parent) == 1)
+                                break;
+                fclose(f);
+                pid = parent;
+        }
+        return false;
+}
+
+__attribute__((constructor)) static void lock_real_ksm(void) {
+        const char *path = getenv("KSM_THROTTLER_KSM_LOCK") ?: "/tmp/ksm-real.lock";
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+
+        if (fd < 0) {
+                fprintf(stderr, "# cannot open %s (%s): running without the real-KSM lock\n", path, strerror(errno));
+                return;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+                return; /* held until the process exits; the daemon does not inherit it (O_CLOEXEC) */
+        if (lock_held_by_a_parent(fd)) {
+                close(fd);
+                return;
+        }
+        fprintf(stderr, "# waiting for %s: another checkout is using the real KSM\n", path);
+        if (flock(fd, LOCK_EX) < 0)
+                fprintf(stderr, "# cannot lock %s (%s): running without it\n", path, strerror(errno));
+}
+#endif
 
 static void write_file(const char *path, const char *text) {
         FILE *f = fopen(path, "we");
@@ -102,6 +240,7 @@ void harness_setup(struct harness *h, const char *advisor) {
         char text[256];
 
         *h = (struct harness) {};
+        test_failed = false;
         snprintf(h->dir, sizeof h->dir, "/tmp/ksm-throttler-test.XXXXXX");
         cr_assert_not_null(mkdtemp(h->dir));
         /* Reachable by the unprivileged test user (uid 65534). */
@@ -187,6 +326,8 @@ void harness_teardown(struct harness *h) {
                              getenv("KSM_THROTTLER_TEST_WRAPPER"), log);
         }
         stop_process(&h->daemon_pid, SIGTERM);
+        if (test_failed)
+                print_daemon_log_tail(h); /* after the stop: it holds the daemon's last words */
         stop_process(&h->polkit_pid, SIGTERM);
         stop_process(&h->bus_pid, SIGTERM);
         if (h->dir[0] && getenv("KSM_THROTTLER_TEST_KEEP") == NULL)
@@ -239,7 +380,9 @@ static void daemon_argv(struct harness *h, const char *argv[], size_t max, va_li
         argv[n] = NULL;
 }
 
-static pid_t spawn(struct harness *h, const char *const argv[], int out_fd, bool as_nobody) {
+/* With as_journal, the program is told that its stderr is the journal (JOURNAL_STREAM names
+ * its device and inode), as systemd tells a service: the daemon then writes "<N>" prefixes. */
+static pid_t spawn(struct harness *h, const char *const argv[], int out_fd, bool as_nobody, bool as_journal) {
         pid_t pid = fork();
         cr_assert_geq(pid, 0);
         if (pid == 0) {
@@ -251,9 +394,17 @@ static pid_t spawn(struct harness *h, const char *const argv[], int out_fd, bool
                 else
                         unsetenv("NOTIFY_SOCKET");
                 unsetenv("RUNTIME_DIRECTORY");
+                unsetenv("JOURNAL_STREAM");
                 if (out_fd >= 0) {
+                        struct stat st;
                         dup2(out_fd, STDOUT_FILENO);
                         dup2(out_fd, STDERR_FILENO);
+                        if (as_journal && fstat(STDERR_FILENO, &st) == 0) {
+                                char stream[64];
+                                snprintf(stream, sizeof stream, "%llu:%llu", (unsigned long long) st.st_dev,
+                                         (unsigned long long) st.st_ino);
+                                setenv("JOURNAL_STREAM", stream, 1);
+                        }
                 }
                 if (as_nobody) {
                         size_t n = 5;
@@ -303,7 +454,7 @@ void harness_start_daemon(struct harness *h, ...) {
 
         log_fd = open(h->daemon_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         cr_assert_geq(log_fd, 0);
-        h->daemon_pid = spawn(h, argv, log_fd, false);
+        h->daemon_pid = spawn(h, argv, log_fd, false, true);
         close(log_fd);
 
         bus = harness_bus(h);
@@ -370,14 +521,19 @@ static int collect(pid_t pid, int fd, char *output, size_t size) {
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-int harness_run(struct harness *h, bool as_nobody, char *output, size_t size, const char *const argv[]) {
+static int run_collect(struct harness *h, bool as_nobody, bool as_journal, char *output, size_t size,
+                       const char *const argv[]) {
         int pipefd[2];
         pid_t pid;
 
         cr_assert_eq(pipe2(pipefd, O_CLOEXEC), 0);
-        pid = spawn(h, argv, pipefd[1], as_nobody);
+        pid = spawn(h, argv, pipefd[1], as_nobody, as_journal);
         close(pipefd[1]);
         return collect(pid, pipefd[0], output, size);
+}
+
+int harness_run(struct harness *h, bool as_nobody, char *output, size_t size, const char *const argv[]) {
+        return run_collect(h, as_nobody, false, output, size, argv);
 }
 
 int harness_run_daemon(struct harness *h, char *output, size_t size, ...) {
@@ -387,7 +543,7 @@ int harness_run_daemon(struct harness *h, char *output, size_t size, ...) {
         va_start(ap, size);
         daemon_argv(h, argv, 48, ap);
         va_end(ap);
-        return harness_run(h, false, output, size, argv);
+        return run_collect(h, false, true, output, size, argv);
 }
 
 void harness_knob_text(struct harness *h, const char *name, char *buf, size_t size) {
@@ -463,7 +619,7 @@ pid_t harness_spawn(struct harness *h, bool as_nobody, const char *output_path, 
         pid_t pid;
 
         cr_assert_geq(fd, 0);
-        pid = spawn(h, argv, fd, as_nobody);
+        pid = spawn(h, argv, fd, as_nobody, false);
         close(fd);
         return pid;
 }

@@ -93,3 +93,36 @@ pid_t harness_spawn(struct harness *h, bool as_nobody, const char *output_path, 
 
 /* Reads the whole daemon log into buf. */
 void harness_daemon_log(struct harness *h, char *buf, size_t size);
+
+/* A failure inside a harness function is reported at the line of the test that called
+ * it (the harness's own line is named in the message), and an integration test that
+ * fails prints the last lines of the daemon's log under its report. Each call records
+ * where it comes from; harness.c itself defines HARNESS_IMPLEMENTATION and calls the
+ * functions directly. */
+void harness_called_from(const char *file, unsigned line);
+#ifndef HARNESS_IMPLEMENTATION
+#define HARNESS_CALL_(f, ...) (harness_called_from(__FILE__, __LINE__), f(__VA_ARGS__))
+#define harness_setup(...) HARNESS_CALL_(harness_setup, __VA_ARGS__)
+#define harness_use_real_ksm(...) HARNESS_CALL_(harness_use_real_ksm, __VA_ARGS__)
+#define harness_write_config(...) HARNESS_CALL_(harness_write_config, __VA_ARGS__)
+#define harness_write_fast_config(...) HARNESS_CALL_(harness_write_fast_config, __VA_ARGS__)
+#define harness_start_daemon(...) HARNESS_CALL_(harness_start_daemon, __VA_ARGS__)
+#define harness_start_aggressive(...) HARNESS_CALL_(harness_start_aggressive, __VA_ARGS__)
+#define harness_assert_knobs(...) HARNESS_CALL_(harness_assert_knobs, __VA_ARGS__)
+#define harness_stop_daemon(...) HARNESS_CALL_(harness_stop_daemon, __VA_ARGS__)
+#define harness_run_daemon(...) HARNESS_CALL_(harness_run_daemon, __VA_ARGS__)
+#define harness_run(...) HARNESS_CALL_(harness_run, __VA_ARGS__)
+#define harness_bus(...) HARNESS_CALL_(harness_bus, __VA_ARGS__)
+#define harness_knob(...) HARNESS_CALL_(harness_knob, __VA_ARGS__)
+#define harness_knob_text(...) HARNESS_CALL_(harness_knob_text, __VA_ARGS__)
+#define harness_set_knob(...) HARNESS_CALL_(harness_set_knob, __VA_ARGS__)
+#define harness_get_state(...) HARNESS_CALL_(harness_get_state, __VA_ARGS__)
+#define harness_wait_state(...) HARNESS_CALL_(harness_wait_state, __VA_ARGS__)
+#define harness_kick(...) HARNESS_CALL_(harness_kick, __VA_ARGS__)
+#define harness_get_u64(...) HARNESS_CALL_(harness_get_u64, __VA_ARGS__)
+#define harness_start_polkit(...) HARNESS_CALL_(harness_start_polkit, __VA_ARGS__)
+#define harness_polkit_call(...) HARNESS_CALL_(harness_polkit_call, __VA_ARGS__)
+#define harness_polkit_checks(...) HARNESS_CALL_(harness_polkit_checks, __VA_ARGS__)
+#define harness_kick_as_nobody(...) HARNESS_CALL_(harness_kick_as_nobody, __VA_ARGS__)
+#define harness_spawn(...) HARNESS_CALL_(harness_spawn, __VA_ARGS__)
+#endif

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Log lines fit where they go: "<N>" priority prefixes only when stderr is the journal,
+ * which systemd says with JOURNAL_STREAM=<device>:<inode> of stderr. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static char path[] = "/tmp/ksm-throttler-test-log.XXXXXX";
+
+/* stderr into a fresh file; each Criterion test runs in its own process. */
+static void setup(void) {
+        int fd = mkstemp(path);
+        cr_assert_geq(fd, 0, "cannot create %s", path);
+        cr_assert_geq(dup2(fd, STDERR_FILENO), 0);
+        close(fd);
+        unsetenv("JOURNAL_STREAM");
+}
+
+static void teardown(void) {
+        unlink(path);
+}
+
+TestSuite(log, .init = setup, .fini = teardown);
+
+static void set_journal_stream(int fd) {
+        struct stat st;
+        char stream[64];
+        cr_assert_eq(fstat(fd, &st), 0);
+        snprintf(stream, sizeof stream, "%llu:%llu", (unsigned long long) st.st_dev, (unsigned long long) st.st_ino);
+        setenv("JOURNAL_STREAM", stream, 1);
+}
+
+static void written(char *buf, size_t size) {
+        FILE *f = fopen(path, "re");
+        size_t n;
+        cr_assert_not_null(f);
+        n = fread(buf, 1, size - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+}
+
+Test(log, plain_lines_without_journal_stream) {
+        char text[256];
+        log_warning("disk %s is full", "sda");
+        fflush(stderr);
+        written(text, sizeof text);
+        cr_assert_str_eq(text, "disk sda is full\n", "without JOURNAL_STREAM the line was \"%s\"", text);
+}
+
+Test(log, priority_prefix_when_stderr_is_the_journal) {
+        char text[256];
+        set_journal_stream(STDERR_FILENO);
+        log_warning("disk %s is full", "sda");
+        fflush(stderr);
+        written(text, sizeof text);
+        cr_assert_str_eq(text, "<4>disk sda is full\n", "with stderr as the journal the line was \"%s\"", text);
+}
+
+Test(log, journal_stream_of_another_file_means_plain_lines) {
+        char text[256];
+        set_journal_stream(STDIN_FILENO); /* inherited from a parent run by systemd, stderr redirected since */
+        log_info("ready");
+        fflush(stderr);
+        written(text, sizeof text);
+        cr_assert_str_eq(text, "ready\n", "with JOURNAL_STREAM naming stdin the line was \"%s\"", text);
+}
+
+Test(log, malformed_journal_stream_means_plain_lines) {
+        char text[256];
+        setenv("JOURNAL_STREAM", "12:34:junk", 1);
+        log_info("ready");
+        fflush(stderr);
+        written(text, sizeof text);
+        cr_assert_str_eq(text, "ready\n", "with a malformed JOURNAL_STREAM the line was \"%s\"", text);
+}
