@@ -2,10 +2,10 @@
 #include "authorize.h"
 
 #include <errno.h>
-#include <linux/capability.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bus-names.h"
 #include "fd-util.h"
@@ -25,12 +25,18 @@ struct waiter {
         struct waiter *next;
 };
 
-/* One polkit call in flight, shared by every request of one sender, action and interactivity. */
+/* A sender not seen lately is first asked about (its user ID, from the bus), then, if
+ * not privileged, checked with polkit. */
+enum check_phase { CHECK_CREDENTIALS, CHECK_POLKIT };
+
+/* One bus call in flight, shared by every request of one sender, action and
+ * interactivity. */
 struct check {
         struct authorizer *authorizer;
         char *sender;
         char *action;
         bool interactive;
+        enum check_phase phase;
         sd_bus_slot *slot;
         struct waiter *waiters, *last; /* answered in the order they came */
         unsigned n_waiters;
@@ -41,9 +47,12 @@ struct check {
 /* What unprivileged callers can make the daemon hold while polkit is slow or silent:
  * each waiting kick keeps its message. A sender's kicks share one polkit call, so a
  * few dozen are plenty for any real client; beyond that, and beyond the total, kicks
- * are refused at once. Root never waits here. */
+ * are refused at once. Root never waits for polkit. Kicks of senders whose user ID
+ * is still being asked for have their own total, so that a full polkit queue never
+ * refuses root's first kick on a new connection. */
 #define WAITERS_PER_SENDER_MAX 64
 #define WAITERS_MAX 512
+#define CREDENTIAL_WAITERS_MAX 512
 /* Checks hashed by sender, so that finding a sender's check costs the same however
  * many are in flight (at most WAITERS_MAX). */
 #define CHECK_BUCKETS 256
@@ -52,8 +61,10 @@ struct check {
 
 /* Whether a connection is privileged (root). A connection's uid is fixed when it
  * authenticates and unique names are never reused on a bus, so the answer holds for
- * the connection's life: remembering it saves a GetConnectionCredentials round trip
- * per call. This is not a cache of polkit grants, which are asked for every call. */
+ * the connection's life: remembering it saves a GetConnectionUnixUser round trip
+ * per call. Privileged entries are evicted last, so that many connections of other
+ * users cannot push root's out. This is not a cache of polkit grants, which are
+ * asked for every call. */
 #define PRIVILEGE_CACHE_SIZE 32
 struct privilege_entry {
         char sender[64];
@@ -65,7 +76,8 @@ struct authorizer {
         sd_bus *bus;
         uint64_t timeout_usec;
         struct check *checks[CHECK_BUCKETS];
-        unsigned n_waiters;
+        unsigned n_waiters;            /* waiting for polkit */
+        unsigned n_credential_waiters; /* waiting for the bus to say who the sender is */
         bool total_refusal_logged;
         /* The unique name that owns org.freedesktop.PolicyKit1 as the bus driver last
          * said, NULL if none: the only sender whose verdict counts. */
@@ -173,8 +185,11 @@ static void check_finish(struct check *c, const sd_bus_error *verdict) {
         while (*p != c)
                 p = &(*p)->next;
         *p = c->next;
-        c->authorizer->n_waiters -= c->n_waiters;
-        if (c->authorizer->n_waiters < WAITERS_MAX)
+        if (c->phase == CHECK_POLKIT)
+                c->authorizer->n_waiters -= c->n_waiters;
+        else
+                c->authorizer->n_credential_waiters -= c->n_waiters;
+        if (c->authorizer->n_waiters < WAITERS_MAX && c->authorizer->n_credential_waiters < CREDENTIAL_WAITERS_MAX)
                 c->authorizer->total_refusal_logged = false;
         for (struct waiter *w = c->waiters, *next; w; w = next) {
                 next = w->next;
@@ -265,9 +280,115 @@ static void check_freep(struct check **c) {
         check_free(*c);
 }
 
-static int check_start(struct authorizer *a, const char *sender, const char *action, bool interactive,
-                       struct check **ret) {
+static int polkit_call_start(struct check *c) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        struct authorizer *a = c->authorizer;
+        int r;
+
+        r = sd_bus_message_new_method_call(a->bus, &call, POLKIT_BUS_NAME, "/org/freedesktop/PolicyKit1/Authority",
+                                           "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(call, "(sa{sv})sa{ss}us", "system-bus-name", 1, "name", "s", c->sender, c->action, 0,
+                                  c->interactive ? POLKIT_ALLOW_USER_INTERACTION : 0u, "");
+        if (r < 0)
+                return r;
+        /* The timeout bounds how long a caller waits; the loop never blocks on polkit. */
+        c->slot = sd_bus_slot_unref(c->slot);
+        return sd_bus_call_async(a->bus, &c->slot, call, on_polkit_reply, c, a->timeout_usec);
+}
+
+static struct privilege_entry *privilege_find(struct authorizer *a, const char *sender) {
+        for (size_t i = 0; i < PRIVILEGE_CACHE_SIZE; i++)
+                if (strcmp(a->privilege_cache[i].sender, sender) == 0)
+                        return &a->privilege_cache[i];
+        return NULL;
+}
+
+static void privilege_remember(struct authorizer *a, const char *sender, bool privileged) {
+        struct privilege_entry *entry = privilege_find(a, sender);
+
+        if (strlen(sender) >= sizeof entry->sender)
+                return;
+        if (!entry) {
+                /* An empty slot, else the least recently used unprivileged entry, else the
+                 * least recently used one. */
+                entry = &a->privilege_cache[0];
+                for (size_t i = 1; i < PRIVILEGE_CACHE_SIZE; i++) {
+                        struct privilege_entry *e = &a->privilege_cache[i];
+                        if (!entry->sender[0])
+                                break;
+                        if (!e->sender[0] || (entry->privileged && !e->privileged) ||
+                            (entry->privileged == e->privileged && e->last_used < entry->last_used))
+                                entry = e;
+                }
+        }
+        strcpy(entry->sender, sender);
+        entry->privileged = privileged;
+        entry->last_used = ++a->privilege_clock;
+}
+
+static void check_refuse_all(struct check *c, const char *name, const char *message) {
+        sd_bus_error e = SD_BUS_ERROR_MAKE_CONST(name, message);
+        check_finish(c, &e);
+}
+
+/* The bus said who the sender is: root (or the daemon's own user, as
+ * sd_bus_query_sender_privilege has it where capabilities are unknown, which they are
+ * with dbus-daemon) passes; anyone else goes on to polkit. */
+static int on_credentials_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        struct check *c = userdata;
+        struct authorizer *a = c->authorizer;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        const char *from = sd_bus_message_get_sender(reply);
+        uint32_t uid;
+        int r;
+
+        /* Only the bus driver speaks for the bus (errors may also come from sd-bus itself). */
+        if (!(from ? strcmp(from, DBUS_DRIVER_NAME) == 0 : e != NULL)) {
+                log_warning("Kick from %s refused: the answer about who it is came from %s, not from the bus", c->sender,
+                            from ?: "nobody");
+                check_refuse_all(c, SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is; not authorized");
+                return 0;
+        }
+        if (e || sd_bus_message_read(reply, "u", &uid) < 0) {
+                log_warning("Kick from %s refused: cannot tell who it is: %s", c->sender,
+                            e ? e->message ?: e->name : "unreadable answer");
+                check_refuse_all(c, SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is; not authorized");
+                return 0;
+        }
+
+        bool privileged = uid == 0 || uid == (uint32_t) getuid();
+        privilege_remember(a, c->sender, privileged);
+        if (privileged) {
+                check_finish(c, NULL);
+                return 0;
+        }
+
+        a->n_credential_waiters -= c->n_waiters;
+        c->phase = CHECK_POLKIT;
+        a->n_waiters += c->n_waiters;
+        if (a->n_waiters > WAITERS_MAX) {
+                check_refuse_all(c, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                 "Too many kicks are waiting for polkit (limit " STRINGIFY(WAITERS_MAX) "); try again later");
+                return 0;
+        }
+        r = polkit_call_start(c);
+        if (r < 0) {
+                log_error_errno(r, "Cannot ask polkit about %s: %m", c->sender);
+                check_refuse_all(c, SD_BUS_ERROR_ACCESS_DENIED, "Cannot ask polkit; not authorized");
+        }
+        return 0;
+}
+
+static int credentials_call_start(struct check *c) {
+        return sd_bus_call_method_async(c->authorizer->bus, &c->slot, DBUS_DRIVER_NAME, DBUS_DRIVER_PATH,
+                                        DBUS_DRIVER_INTERFACE, "GetConnectionUnixUser", on_credentials_reply, c, "s", c->sender);
+}
+
+/* A new check, in its first phase, with its bus call sent. */
+static int check_start(struct authorizer *a, const char *sender, const char *action, bool interactive,
+                       enum check_phase phase, struct check **ret) {
         _cleanup_(check_freep) struct check *c = NULL;
         int r;
 
@@ -276,21 +397,12 @@ static int check_start(struct authorizer *a, const char *sender, const char *act
                 return -ENOMEM;
         c->authorizer = a;
         c->interactive = interactive;
+        c->phase = phase;
         c->sender = strdup(sender);
         c->action = strdup(action);
         if (!c->sender || !c->action)
                 return -ENOMEM;
-
-        r = sd_bus_message_new_method_call(a->bus, &call, POLKIT_BUS_NAME, "/org/freedesktop/PolicyKit1/Authority",
-                                           "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(call, "(sa{sv})sa{ss}us", "system-bus-name", 1, "name", "s", sender, action, 0,
-                                  interactive ? POLKIT_ALLOW_USER_INTERACTION : 0u, "");
-        if (r < 0)
-                return r;
-        /* The timeout bounds how long a caller waits; the loop never blocks on polkit. */
-        r = sd_bus_call_async(a->bus, &c->slot, call, on_polkit_reply, c, a->timeout_usec);
+        r = phase == CHECK_POLKIT ? polkit_call_start(c) : credentials_call_start(c);
         if (r < 0)
                 return r;
 
@@ -300,32 +412,6 @@ static int check_start(struct authorizer *a, const char *sender, const char *act
         *ret = c;
         c = NULL;
         return 0;
-}
-
-/* Returns 1 if the sender is root (or has CAP_SYS_ADMIN, where the bus tells), 0 if not. */
-static int sender_is_privileged(struct authorizer *a, sd_bus_message *m, const char *sender) {
-        struct privilege_entry *entry = &a->privilege_cache[0];
-        int r;
-
-        for (size_t i = 0; i < PRIVILEGE_CACHE_SIZE; i++) {
-                struct privilege_entry *e = &a->privilege_cache[i];
-                if (strcmp(e->sender, sender) == 0) {
-                        e->last_used = ++a->privilege_clock;
-                        return e->privileged;
-                }
-                if (e->last_used < entry->last_used)
-                        entry = e; /* least recently used, or an empty slot */
-        }
-
-        r = sd_bus_query_sender_privilege(m, CAP_SYS_ADMIN);
-        if (r < 0)
-                return r;
-        if (strlen(sender) < sizeof entry->sender) {
-                strcpy(entry->sender, sender);
-                entry->privileged = r > 0;
-                entry->last_used = ++a->privilege_clock;
-        }
-        return r > 0;
 }
 
 int authorize(struct authorizer *a, sd_bus_message *m, const char *action, authorize_callback_t callback,
@@ -338,13 +424,14 @@ int authorize(struct authorizer *a, sd_bus_message *m, const char *action, autho
 
         if (!sender)
                 return -EBADMSG;
-        /* Root and CAP_SYS_ADMIN pass without polkit (sd-bus also passes our own uid). */
-        r = sender_is_privileged(a, m, sender);
-        if (r < 0)
-                return log_error_errno(r, "Cannot determine the privileges of %s: %m", sender);
-        if (r > 0) {
-                callback(m, NULL, userdata);
-                return 0;
+        /* Root passes without polkit. */
+        struct privilege_entry *known = privilege_find(a, sender);
+        if (known) {
+                known->last_used = ++a->privilege_clock;
+                if (known->privileged) {
+                        callback(m, NULL, userdata);
+                        return 0;
+                }
         }
 
         struct check *any = NULL; /* of this sender: logs its refusals once */
@@ -367,9 +454,12 @@ int authorize(struct authorizer *a, sd_bus_message *m, const char *action, autho
                 callback(m, &e, userdata);
                 return 0;
         }
-        if (a->n_waiters >= WAITERS_MAX) {
+        /* A known unprivileged sender goes straight to polkit; an unknown one is asked about first. */
+        enum check_phase phase = c ? c->phase : known ? CHECK_POLKIT : CHECK_CREDENTIALS;
+        if (phase == CHECK_POLKIT ? a->n_waiters >= WAITERS_MAX : a->n_credential_waiters >= CREDENTIAL_WAITERS_MAX) {
                 if (!a->total_refusal_logged)
-                        log_notice("%u kicks are waiting for polkit; refusing more until polkit answers", a->n_waiters);
+                        log_notice("%u kicks are waiting for polkit and %u for the bus; refusing more until they are answered",
+                                   a->n_waiters, a->n_credential_waiters);
                 a->total_refusal_logged = true;
                 sd_bus_error e = SD_BUS_ERROR_MAKE_CONST(SD_BUS_ERROR_LIMITS_EXCEEDED,
                                                          "Too many kicks are waiting for polkit (limit "
@@ -382,10 +472,10 @@ int authorize(struct authorizer *a, sd_bus_message *m, const char *action, autho
         if (!w)
                 return -ENOMEM;
         if (!c) {
-                r = check_start(a, sender, action, interactive, &c);
+                r = check_start(a, sender, action, interactive, phase, &c);
                 if (r < 0) {
                         free(w);
-                        return log_error_errno(r, "Cannot ask polkit about %s: %m", sender);
+                        return log_error_errno(r, "Cannot ask the bus or polkit about %s: %m", sender);
                 }
         }
         w->message = sd_bus_message_ref(m);
@@ -397,7 +487,10 @@ int authorize(struct authorizer *a, sd_bus_message *m, const char *action, autho
                 c->waiters = w;
         c->last = w;
         c->n_waiters++;
-        a->n_waiters++;
+        if (phase == CHECK_POLKIT)
+                a->n_waiters++;
+        else
+                a->n_credential_waiters++;
         return 0;
 }
 
