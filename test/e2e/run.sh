@@ -13,7 +13,8 @@
 # "1..0 # SKIP <reason>"; with KSM_THROTTLER_E2E_REQUIRED=1 (CI) each of these is a failure
 # ("Bail out! <reason>") instead. The rootfs is cached in $KSM_THROTTLER_E2E_CACHE
 # (default /var/cache/ksm-throttler-e2e); the first boot of the container may take up to
-# $KSM_THROTTLER_E2E_BOOT_TIMEOUT seconds (default 300). It holds /tmp/ksm-real.lock while it runs.
+# $KSM_THROTTLER_E2E_BOOT_TIMEOUT seconds (default 300). It holds /tmp/ksm-real.lock while it
+# runs, waiting for it up to $KSM_THROTTLER_KSM_LOCK_TIMEOUT seconds (default 600).
 set -euo pipefail
 
 SOURCE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -38,9 +39,14 @@ bail() { echo "Bail out! $*"; exit 1; }
 command -v systemd-nspawn >/dev/null || skip "systemd-nspawn is missing (package systemd-container)"
 command -v debootstrap >/dev/null || skip "debootstrap is missing"
 [ -x /usr/bin/python3 ] || skip "/usr/bin/python3 is missing (it listens for the container's readiness)"
+[ -w $KSM/run ] || skip "$KSM is not writable"
 # shellcheck source=ksm-lock.sh
 . "$SOURCE_ROOT/test/e2e/ksm-lock.sh"
-lock_real_ksm
+LOCK_TIMEOUT=${KSM_THROTTLER_KSM_LOCK_TIMEOUT:-600}
+lock_real_ksm "$LOCK_TIMEOUT" ||
+    skip "the real KSM has been in use by another checkout for $LOCK_TIMEOUT s ($KSM_LOCK_HOLDER holds /tmp/ksm-real.lock)"
+# Writing the value back is the real test (access() does not know every refusal); only
+# under the lock, so that it cannot undo another checkout's write.
 ksm_writable() { local run; run=$(cat $KSM/run 2>/dev/null) && (echo "$run" >$KSM/run) 2>/dev/null; }
 ksm_writable || skip "$KSM is not writable"
 
