@@ -422,3 +422,42 @@ Test(daemon_core, recovery_keeps_a_knob_changed_after_the_throttler_wrote_it) {
         assert_knobs(0, 100, 55, "after recovery");
         cr_assert_eq(daemon_recover(&d), 0, "a second recovery found something to restore");
 }
+
+/* A stand-in for ksmd: each tick ends a full scan of 1000 pages that merges nothing new. */
+static int on_ksmd_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        unsigned *scans = userdata;
+        char text[32];
+
+        ++*scans;
+        snprintf(text, sizeof text, "%u\n", *scans);
+        write_file(ksm_dir, "full_scans", text);
+        snprintf(text, sizeof text, "%u\n", *scans * 1000);
+        write_file(ksm_dir, "pages_scanned", text);
+        cr_assert_eq(sd_event_source_set_time_relative(s, 50 * USEC_PER_MSEC), 0);
+        return 0;
+}
+
+Test(daemon_core, adaptive_mode_leaves_aggressive_once_merging_settled) {
+        sd_event_source *ksmd = NULL;
+        unsigned scans = 0;
+
+        write_file(ksm_dir, "full_scans", "0\n");
+        write_file(ksm_dir, "pages_scanned", "0\n");
+        write_file(ksm_dir, "pages_shared", "100\n");
+        write_file(ksm_dir, "pages_sharing", "5000\n");
+        d.config.adaptive = true;
+        d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = USEC_PER_HOUR;
+        start();
+        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(sd_event_add_time_relative(event, &ksmd, CLOCK_MONOTONIC, 50 * USEC_PER_MSEC, 0, on_ksmd_tick, &scans),
+                     0);
+        cr_assert_eq(sd_event_source_set_enabled(ksmd, SD_EVENT_ON), 0);
+
+        /* Aggressive lasts an hour: only the settle detection on the sampling timer ends it. */
+        run_until(THROTTLE_STANDARD);
+        cr_assert_geq(scans, 4, "aggressive ended after %u full scans, before the merge's two and two settled ones",
+                      scans);
+        cr_assert_eq(told.seen[0], THROTTLE_AGGRESSIVE);
+        cr_assert_eq(told.seen[told.n_seen - 1], THROTTLE_STANDARD);
+        sd_event_source_disable_unref(ksmd);
+}
