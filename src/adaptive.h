@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Adaptive throttling (SPEC §4, issue 5), pure: it is fed samples of KSM's own counters
+/* Adaptive throttling (docs/design.md, Adaptive mode), pure: it is fed samples of KSM's own counters
  * and of ksmd's CPU time, and answers when merging has settled after a kick and what
  * pages_to_scan keeps a state within its target full-scan time and CPU budget.
  * No I/O, no clock: times come in the samples. */
@@ -8,17 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ksm.h"
 #include "state-machine.h"
-
-struct ksm_sample {
-        uint64_t time_usec; /* CLOCK_MONOTONIC */
-        uint64_t full_scans;
-        uint64_t pages_scanned; /* 0 where the kernel lacks the counter (see has_pages_scanned) */
-        uint64_t pages_shared, pages_sharing, pages_unshared, pages_volatile, ksm_zero_pages;
-        uint64_t ksmd_cpu_usec; /* utime+stime of ksmd; see has_ksmd_cpu */
-        bool has_pages_scanned;
-        bool has_ksmd_cpu;
-};
 
 struct adaptive_level {
         uint64_t full_scan_usec;  /* target time for one full scan */
@@ -53,11 +44,6 @@ struct adaptive {
 };
 
 void adaptive_config_default(struct adaptive_config *ret);
-
-/* Saved memory in pages: pages_sharing + ksm_zero_pages. */
-static inline uint64_t ksm_sample_saved_pages(const struct ksm_sample *s) {
-        return s->pages_sharing + s->ksm_zero_pages;
-}
 
 /* A kick: the watch starts over from this sample (NULL: from the next one). */
 void adaptive_on_kick(struct adaptive *a, const struct ksm_sample *sample);

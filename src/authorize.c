@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bus-names.h"
 #include "fd-util.h"
 #include "log.h"
 #include "parse-util.h"
@@ -57,7 +58,6 @@ struct check {
 #define CHECK_BUCKETS 256
 
 #define POLKIT_BUS_NAME "org.freedesktop.PolicyKit1"
-#define BUS_DRIVER_NAME "org.freedesktop.DBus"
 
 /* Whether a connection is privileged (root). A connection's uid is fixed when it
  * authenticates and unique names are never reused on a bus, so the answer holds for
@@ -113,7 +113,6 @@ static int polkit_owner_set(struct authorizer *a, const char *owner) {
 static int on_polkit_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         struct authorizer *a = userdata;
         const char *name, *old_owner, *new_owner;
-        (void) ret_error;
 
         /* The match names the bus driver as sender; sd-bus checks it on every message. */
         if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || strcmp(name, POLKIT_BUS_NAME) != 0)
@@ -125,10 +124,9 @@ static int on_polkit_owner_changed(sd_bus_message *m, void *userdata, sd_bus_err
 static int on_polkit_owner_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         struct authorizer *a = userdata;
         const char *sender = sd_bus_message_get_sender(reply), *owner = NULL;
-        (void) ret_error;
 
         a->owner_query = sd_bus_slot_unref(a->owner_query);
-        if (!sender || strcmp(sender, BUS_DRIVER_NAME) != 0) {
+        if (!sender || strcmp(sender, DBUS_DRIVER_NAME) != 0) {
                 log_warning("Ignoring an answer about polkit's owner from %s instead of the bus", sender ?: "nobody");
                 return 0;
         }
@@ -143,11 +141,10 @@ static int on_polkit_owner_match_installed(sd_bus_message *reply, void *userdata
         struct authorizer *a = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         int r;
-        (void) ret_error;
 
         if (e)
                 log_warning("Cannot watch polkit's bus name (%s); unprivileged kicks will be refused", e->message ?: e->name);
-        r = sd_bus_call_method_async(a->bus, &a->owner_query, BUS_DRIVER_NAME, "/org/freedesktop/DBus", BUS_DRIVER_NAME,
+        r = sd_bus_call_method_async(a->bus, &a->owner_query, DBUS_DRIVER_NAME, DBUS_DRIVER_PATH, DBUS_DRIVER_INTERFACE,
                                      "GetNameOwner", on_polkit_owner_reply, a, "s", POLKIT_BUS_NAME);
         if (r < 0)
                 log_warning_errno(r, "Cannot ask who owns %s (%m); unprivileged kicks will be refused", POLKIT_BUS_NAME);
@@ -159,13 +156,13 @@ int authorizer_new(sd_bus *bus, uint64_t polkit_timeout_usec, struct authorizer 
         int r;
 
         if (!a)
-                return log_error_errno(-ENOMEM, "Out of memory");
+                return log_oom();
         a->bus = sd_bus_ref(bus);
         a->timeout_usec = polkit_timeout_usec;
         /* Asynchronous: start-up never waits for the bus. */
         r = sd_bus_add_match_async(bus, &a->owner_match,
-                                   "type='signal',sender='" BUS_DRIVER_NAME "',path='/org/freedesktop/DBus',"
-                                   "interface='" BUS_DRIVER_NAME "',member='NameOwnerChanged',arg0='" POLKIT_BUS_NAME "'",
+                                   "type='signal',sender='" DBUS_DRIVER_NAME "',path='" DBUS_DRIVER_PATH "',"
+                                   "interface='" DBUS_DRIVER_INTERFACE "',member='NameOwnerChanged',arg0='" POLKIT_BUS_NAME "'",
                                    on_polkit_owner_changed, on_polkit_owner_match_installed, a);
         if (r < 0) {
                 authorizer_free(a);
@@ -209,13 +206,12 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         const char *from = sd_bus_message_get_sender(reply);
         int authorized = 0, challenge = 0, r;
-        (void) ret_error;
 
         /* On a bus that passes replies nobody asked for, anyone could answer in
          * polkit's place. Errors from the bus driver or from sd-bus itself (timeout,
          * disconnection) are fine: they refuse anyway. */
         bool from_polkit = from && c->authorizer->polkit_owner && strcmp(from, c->authorizer->polkit_owner) == 0;
-        if (!from_polkit && !(e && (!from || strcmp(from, BUS_DRIVER_NAME) == 0))) {
+        if (!from_polkit && !(e && (!from || strcmp(from, DBUS_DRIVER_NAME) == 0))) {
                 log_warning("Kick from %s refused: the answer to its polkit check came from %s, not from polkit (%s)",
                             c->sender, from ?: "nobody", c->authorizer->polkit_owner ?: "not on the bus");
                 sd_bus_error_set(&verdict, SD_BUS_ERROR_ACCESS_DENIED,
@@ -251,7 +247,7 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         if (r >= 0)
                 r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
         if (r < 0) {
-                log_warning("Kick from %s refused: cannot parse polkit's answer: %s", c->sender, strerror(-r));
+                log_warning_errno(r, "Kick from %s refused: cannot parse polkit's answer: %m", c->sender);
                 sd_bus_error_set(&verdict, SD_BUS_ERROR_ACCESS_DENIED, "polkit gave an answer that cannot be read");
         } else if (authorized) {
                 log_debug("polkit authorized %s for %s", c->sender, c->action);
@@ -347,10 +343,9 @@ static int on_credentials_reply(sd_bus_message *reply, void *userdata, sd_bus_er
         const char *from = sd_bus_message_get_sender(reply);
         uint32_t uid;
         int r;
-        (void) ret_error;
 
         /* Only the bus driver speaks for the bus (errors may also come from sd-bus itself). */
-        if (!(from ? strcmp(from, BUS_DRIVER_NAME) == 0 : e != NULL)) {
+        if (!(from ? strcmp(from, DBUS_DRIVER_NAME) == 0 : e != NULL)) {
                 log_warning("Kick from %s refused: the answer about who it is came from %s, not from the bus", c->sender,
                             from ?: "nobody");
                 check_refuse_all(c, SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is; not authorized");
@@ -387,8 +382,8 @@ static int on_credentials_reply(sd_bus_message *reply, void *userdata, sd_bus_er
 }
 
 static int credentials_call_start(struct check *c) {
-        return sd_bus_call_method_async(c->authorizer->bus, &c->slot, BUS_DRIVER_NAME, "/org/freedesktop/DBus",
-                                        BUS_DRIVER_NAME, "GetConnectionUnixUser", on_credentials_reply, c, "s", c->sender);
+        return sd_bus_call_method_async(c->authorizer->bus, &c->slot, DBUS_DRIVER_NAME, DBUS_DRIVER_PATH,
+                                        DBUS_DRIVER_INTERFACE, "GetConnectionUnixUser", on_credentials_reply, c, "s", c->sender);
 }
 
 /* A new check, in its first phase, with its bus call sent. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Who may kick: root (by the user ID the bus gives for the connection, asked once per
- * connection and remembered), everyone else through an asynchronous polkit
- * CheckAuthorization. Nothing here blocks on the bus. Never fails open. */
+/* Who may kick (docs/design.md, Authorization): root (by the user ID the bus gives for
+ * the connection, asked once per connection and remembered), everyone else through an
+ * asynchronous polkit CheckAuthorization. Nothing here blocks on the bus. Never fails open. */
 #pragma once
 
 #include <stdint.h>

@@ -2,9 +2,31 @@
 #include "bus-object.h"
 
 #include <errno.h>
-#include <string.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 
+#include "bus-names.h"
+#include "fd-util.h"
 #include "log.h"
+
+/* What was last announced on the bus, to emit PropertiesChanged only for real changes. */
+struct published_state {
+        enum throttle_state state;
+        struct ksm_settings settings;
+        struct ksm_settings host;
+        uint64_t next_transition_usec;
+};
+
+struct bus_object {
+        sd_bus *bus;
+        struct daemon *daemon;
+        struct authorizer *authorizer;
+        sd_bus_slot *properties_slot;
+        sd_bus_slot *members_slot;
+        struct published_state published;
+};
 
 static int append_settings(sd_bus_message *reply, const struct ksm_settings *s) {
         int r;
@@ -29,23 +51,19 @@ static int append_settings(sd_bus_message *reply, const struct ksm_settings *s) 
 
 static int property_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        struct daemon *d = userdata;
-        (void) bus, (void) path, (void) interface, (void) property, (void) error;
-        return sd_bus_message_append(reply, "s", throttle_state_to_string(d->throttle.state));
+        const enum throttle_state *state = userdata;
+        return sd_bus_message_append(reply, "s", throttle_state_to_string(*state));
 }
 
 static int property_get_settings(sd_bus *bus, const char *path, const char *interface, const char *property,
                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        struct daemon *d = userdata;
-        (void) bus, (void) path, (void) interface, (void) error;
-        return append_settings(reply, strcmp(property, "InitialSettings") == 0 ? &d->host : &d->applied);
+        return append_settings(reply, userdata);
 }
 
 static int property_get_statistics(sd_bus *bus, const char *path, const char *interface, const char *property,
                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        struct daemon *d = userdata;
+        const int *ksm_dirfd = userdata;
         int r;
-        (void) bus, (void) path, (void) interface, (void) property, (void) error;
 
         r = sd_bus_message_open_container(reply, 'a', "{sx}");
         if (r < 0)
@@ -53,11 +71,11 @@ static int property_get_statistics(sd_bus *bus, const char *path, const char *in
         for (size_t i = 0; i < ksm_statistics_count; i++) {
                 int64_t value;
                 /* Counters the kernel lacks are left out; others that fail to read too, with a note. */
-                r = ksm_counter_read(d->ksm_dirfd, ksm_statistics_names[i], &value);
+                r = ksm_counter_read(*ksm_dirfd, ksm_statistics_names[i], &value);
                 if (r == -ENOENT)
                         continue;
                 if (r < 0) {
-                        log_debug("Cannot read KSM counter %s: %s", ksm_statistics_names[i], strerror(-r));
+                        log_debug_errno(r, "Cannot read KSM counter %s: %m", ksm_statistics_names[i]);
                         continue;
                 }
                 r = sd_bus_message_append(reply, "{sx}", ksm_statistics_names[i], value);
@@ -69,71 +87,153 @@ static int property_get_statistics(sd_bus *bus, const char *path, const char *in
 
 static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        (void) bus, (void) path, (void) interface, (void) property, (void) userdata, (void) error;
         return sd_bus_message_append(reply, "s", PROJECT_VERSION);
 }
 
+/* Sets *error to name with a message whose %m names error. */
+static void bus_error_set_errno(sd_bus_error *error, const char *name, int errno_value, const char *format, ...)
+        __attribute__((format(printf, 4, 5)));
+static void bus_error_set_errno(sd_bus_error *error, const char *name, int errno_value, const char *format, ...) {
+        char message[512];
+        va_list ap;
+
+        errno = abs(errno_value);
+        va_start(ap, format);
+        vsnprintf(message, sizeof message, format, ap);
+        va_end(ap);
+        sd_bus_error_set(error, name, message);
+}
+
+/* The D-Bus error for a failed kick: what failed, where, and the errno text. */
+static void bus_error_from_failure(const struct bus_object *o, const struct daemon_failure *failure, int r,
+                                   sd_bus_error *error) {
+        /* What the daemon could not do to failure->knob: KsmUnavailable names the knob. */
+        static const char *const knob_failures[] = {
+                [DAEMON_FAILURE_READ_KNOB] = "read",
+                [DAEMON_FAILURE_WRITE_KNOB] = "write",
+                [DAEMON_FAILURE_RESTORE_KNOB] = "restore",
+        };
+
+        if (failure->kind == DAEMON_FAILURE_SAVE_STATE)
+                bus_error_set_errno(error, SD_BUS_ERROR_FAILED, r,
+                                    "Cannot save the host's KSM settings in %s (%m), not throttling",
+                                    o->daemon->runtime_directory);
+        else if ((size_t) failure->kind < sizeof knob_failures / sizeof knob_failures[0] && knob_failures[failure->kind])
+                bus_error_set_errno(error, KSM_THROTTLER_ERROR_KSM_UNAVAILABLE, r, "Cannot %s KSM knob %s: %m",
+                                    knob_failures[failure->kind], ksm_knob_name(failure->knob));
+        else
+                sd_bus_error_set_errno(error, r);
+}
+
 static void on_kick_authorized(sd_bus_message *m, const sd_bus_error *denied, void *userdata) {
-        struct daemon *d = userdata;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
+        struct bus_object *o = userdata;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        struct daemon_failure failure = {};
         int r;
 
         if (denied)
                 r = sd_bus_reply_method_error(m, denied);
-        else if (daemon_kick(d, &error) < 0)
+        else if ((r = daemon_kick(o->daemon, &failure)) < 0) {
+                bus_error_from_failure(o, &failure, r, &error);
                 r = sd_bus_reply_method_error(m, &error);
-        else
+        } else
                 r = sd_bus_reply_method_return(m, NULL);
         if (r < 0)
-                log_debug("Cannot reply to Kick from %s: %s", sd_bus_message_get_sender(m), strerror(-r));
-        sd_bus_error_free(&error);
+                log_debug_errno(r, "Cannot reply to Kick from %s: %m", sd_bus_message_get_sender(m));
 }
 
 static int method_kick(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        struct daemon *d = userdata;
+        struct bus_object *o = userdata;
         int r;
-        (void) error;
 
-        r = authorize(d->authorizer, m, POLKIT_ACTION_KICK, on_kick_authorized, d);
+        r = authorize(o->authorizer, m, POLKIT_ACTION_KICK, on_kick_authorized, o);
         if (r < 0)
                 return r;
         return 1; /* replied (now or later) by on_kick_authorized */
 }
 
-static const sd_bus_vtable throttler_vtable[] = {
+/* Two tables on one interface: the properties read the core's values in place, by
+ * offset into struct daemon; Kick and StateChanged belong to the bus object, which
+ * holds the authorizer. */
+static const sd_bus_vtable properties_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Settings", "a{sv}", property_get_settings, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("InitialSettings", "a{sv}", property_get_settings, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("State", "s", property_get_state, offsetof(struct daemon, throttle.state),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Settings", "a{sv}", property_get_settings, offsetof(struct daemon, applied),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("InitialSettings", "a{sv}", property_get_settings, offsetof(struct daemon, host),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("NextTransitionUSec", "t", NULL, offsetof(struct daemon, next_transition_usec),
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("KickCount", "t", NULL, offsetof(struct daemon, kick_count), 0),
         SD_BUS_PROPERTY("LastKickUSec", "t", NULL, offsetof(struct daemon, last_kick_usec), 0),
-        SD_BUS_PROPERTY("Statistics", "a{sx}", property_get_statistics, 0, 0),
+        SD_BUS_PROPERTY("Statistics", "a{sx}", property_get_statistics, offsetof(struct daemon, ksm_dirfd), 0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_VTABLE_END,
+};
+
+static const sd_bus_vtable members_vtable[] = {
+        SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("Kick", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_kick, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("StateChanged", SD_BUS_ARGS("s", state, "s", previous), 0),
         SD_BUS_VTABLE_END,
 };
 
-int bus_object_add(struct daemon *d) {
+static void mark_published(struct bus_object *o) {
+        const struct daemon *d = o->daemon;
+
+        o->published = (struct published_state) {
+                .state = d->throttle.state,
+                .settings = d->applied,
+                .host = d->host,
+                .next_transition_usec = d->next_transition_usec,
+        };
+}
+
+int bus_object_new(sd_bus *bus, struct daemon *d, struct authorizer *authorizer, struct bus_object **ret) {
+        _cleanup_(bus_object_freep) struct bus_object *o = NULL;
         int r;
 
-        r = sd_bus_add_object_vtable(d->bus, NULL, KSM_THROTTLER_OBJECT_PATH, KSM_THROTTLER_INTERFACE, throttler_vtable, d);
+        o = calloc(1, sizeof *o);
+        if (!o)
+                return log_oom();
+        o->bus = sd_bus_ref(bus);
+        o->daemon = d;
+        o->authorizer = authorizer;
+        r = sd_bus_add_object_vtable(bus, &o->properties_slot, KSM_THROTTLER_OBJECT_PATH, KSM_THROTTLER_INTERFACE,
+                                     properties_vtable, d);
+        if (r >= 0)
+                r = sd_bus_add_object_vtable(bus, &o->members_slot, KSM_THROTTLER_OBJECT_PATH, KSM_THROTTLER_INTERFACE,
+                                             members_vtable, o);
         if (r < 0)
                 return log_error_errno(r, "Cannot register %s on the bus: %m", KSM_THROTTLER_OBJECT_PATH);
+        mark_published(o);
+        *ret = o;
+        o = NULL;
         return 0;
 }
 
-void bus_publish_changes(struct daemon *d) {
-        struct published_state *was = &d->published;
+struct bus_object *bus_object_free(struct bus_object *o) {
+        if (!o)
+                return NULL;
+        sd_bus_slot_unref(o->members_slot);
+        sd_bus_slot_unref(o->properties_slot);
+        sd_bus_unref(o->bus);
+        free(o);
+        return NULL;
+}
+
+/* The one place that announces changes: PropertiesChanged for each emitting property
+ * whose value differs from what was last announced, and StateChanged. */
+static void on_daemon_changed(struct daemon *d, void *userdata) {
+        struct bus_object *o = userdata;
+        struct published_state *was = &o->published;
         const char *changed[5];
         size_t n = 0;
         int r;
 
-        if (!d->bus || sd_bus_is_open(d->bus) <= 0)
+        if (sd_bus_is_open(o->bus) <= 0)
                 return;
-
         if (d->throttle.state != was->state)
                 changed[n++] = "State";
         if (!ksm_settings_equal(&d->applied, &was->settings))
@@ -145,26 +245,33 @@ void bus_publish_changes(struct daemon *d) {
         changed[n] = NULL;
 
         if (n > 0) {
-                r = sd_bus_emit_properties_changed_strv(d->bus, KSM_THROTTLER_OBJECT_PATH, KSM_THROTTLER_INTERFACE,
+                r = sd_bus_emit_properties_changed_strv(o->bus, KSM_THROTTLER_OBJECT_PATH, KSM_THROTTLER_INTERFACE,
                                                         (char **) changed);
                 if (r < 0)
                         log_warning_errno(r, "Cannot emit PropertiesChanged: %m");
         }
         if (d->throttle.state != was->state) {
-                r = sd_bus_emit_signal(d->bus, KSM_THROTTLER_OBJECT_PATH, KSM_THROTTLER_INTERFACE, "StateChanged", "ss",
+                r = sd_bus_emit_signal(o->bus, KSM_THROTTLER_OBJECT_PATH, KSM_THROTTLER_INTERFACE, "StateChanged", "ss",
                                        throttle_state_to_string(d->throttle.state), throttle_state_to_string(was->state));
                 if (r < 0)
                         log_warning_errno(r, "Cannot emit StateChanged: %m");
         }
 
-        bus_mark_published(d);
+        mark_published(o);
 }
 
-void bus_mark_published(struct daemon *d) {
-        d->published = (struct published_state) {
-                .state = d->throttle.state,
-                .settings = d->applied,
-                .host = d->host,
-                .next_transition_usec = d->next_transition_usec,
-        };
+static void on_daemon_reset(struct daemon *d, void *userdata) {
+        mark_published(userdata);
 }
+
+static void on_config_reloaded(struct daemon *d, void *userdata) {
+        struct bus_object *o = userdata;
+        if (o->authorizer)
+                authorizer_set_timeout(o->authorizer, d->config.polkit_timeout_usec);
+}
+
+const struct daemon_observer bus_object_observer = {
+        .changed = on_daemon_changed,
+        .reset = on_daemon_reset,
+        .config_reloaded = on_config_reloaded,
+};

@@ -1,15 +1,25 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The org.kata.KsmThrottler object on the bus: vtable, getters, and change signals. */
+/* The org.kata.KsmThrottler object on the bus: vtables, getters, Kick, and the change
+ * signals. It observes the daemon core; the core does not know it. */
 #pragma once
 
+#include <systemd/sd-bus.h>
+
+#include "authorize.h"
 #include "daemon.h"
 
-/* Registers /org/kata/KsmThrottler on d->bus. */
-int bus_object_add(struct daemon *d);
+struct bus_object;
 
-/* The one place that announces changes: PropertiesChanged for each emitting
- * property whose value differs from what was last announced, and StateChanged. */
-void bus_publish_changes(struct daemon *d);
+/* Registers /org/kata/KsmThrottler on bus for d, kicks authorized through authorizer,
+ * and takes d's current values as announced. */
+int bus_object_new(sd_bus *bus, struct daemon *d, struct authorizer *authorizer, struct bus_object **ret);
+/* Unregisters the object. */
+struct bus_object *bus_object_free(struct bus_object *o);
+static inline void bus_object_freep(struct bus_object **o) {
+        bus_object_free(*o);
+}
 
-/* Takes the current state as announced, so that only later changes are signalled. */
-void bus_mark_published(struct daemon *d);
+/* The daemon's observer, with the bus object as userdata: announces what changed with
+ * PropertiesChanged (only properties whose value differs from what was last announced)
+ * and StateChanged, and applies a reloaded PolkitTimeoutSec= to the authorizer. */
+extern const struct daemon_observer bus_object_observer;

@@ -3,11 +3,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "fd-util.h"
 #include "log.h"
@@ -19,123 +22,131 @@ struct parse_context {
         unsigned line;           /* line the handler is called for */
         unsigned lines_complete; /* newlines read so far */
         FILE *stream;
+        int read_error;          /* errno of a failed read of stream, 0 if none */
         char *line_buffer;
         size_t line_buffer_size;
         unsigned n_errors;
+        char *sources;           /* the files read so far, ", "-separated */
         /* Where each pages bound was last set, to blame the right line. */
         char min_where[512], max_where[512];
 };
 
-static void context_where(const struct parse_context *ctx, char *buf, size_t size) {
-        snprintf(buf, size, "%s:%u", ctx->file, ctx->line);
-}
+struct config_key;
+/* Stores value into field, or returns -EINVAL (out of bounds, not parsable) or -ENOMEM. */
+typedef int (*config_parser)(const char *value, const struct config_key *key, void *field);
 
-static int invalid_value(struct parse_context *ctx, const char *section, const char *key, const char *value,
-                         const char *expected) {
-        log_error("%s:%u: invalid value \"%s\" for %s in [%s]: expected %s", ctx->file, ctx->line, value, key, section,
-                  expected);
-        ctx->n_errors++;
+/* One configuration key: where it goes and what it accepts. Level keys are listed once
+ * per level section. */
+struct config_key {
+        const char *section;
+        const char *key;
+        config_parser parse;
+        size_t offset;     /* of the field in struct config */
+        uint64_t min, max; /* bounds, in the field's unit (microseconds for durations) */
+        const char *expected; /* what an error says is expected */
+        enum { REMEMBER_NONE, REMEMBER_MIN_PAGES, REMEMBER_MAX_PAGES } remember;
+};
+
+static int parse_duration_field(const char *value, const struct config_key *key, void *field) {
+        uint64_t usec;
+        if (parse_duration_usec(value, &usec) < 0 || usec < key->min || usec > key->max)
+                return -EINVAL;
+        *(uint64_t *) field = usec;
         return 0;
 }
 
-static int parse_uint32_in_range(const char *value, uint32_t min, uint32_t max, uint32_t *ret) {
+static int parse_uint32_field(const char *value, const struct config_key *key, void *field) {
         uint64_t v;
-        int r = parse_uint64(value, &v);
-        if (r < 0)
-                return r;
-        if (v < min || v > max)
-                return -ERANGE;
-        *ret = (uint32_t) v;
+        if (parse_uint64(value, &v) < 0 || v < key->min || v > key->max || v > UINT32_MAX)
+                return -EINVAL;
+        *(uint32_t *) field = (uint32_t) v;
         return 0;
 }
 
-static int handle_level_key(struct parse_context *ctx, struct throttle_level *level, struct adaptive_level *adaptive,
-                            const char *section, const char *key, const char *value) {
-        if (strcmp(key, "DurationSec") == 0) {
-                uint64_t usec;
-                if (parse_duration_usec(value, &usec) < 0 || usec < USEC_PER_MSEC || usec > 24 * USEC_PER_HOUR)
-                        return invalid_value(ctx, section, key, value,
-                                             "a duration between 1ms and 24h such as 500ms, 30s, 2min (a bare number is seconds)");
-                level->duration_usec = usec;
-        } else if (strcmp(key, "PagesPerScanFactor") == 0) {
-                if (parse_uint32_in_range(value, 1, UINT32_MAX, &level->pages_per_scan_factor) < 0)
-                        return invalid_value(ctx, section, key, value, "a whole number of at least 1");
-        } else if (strcmp(key, "SleepMillisecs") == 0) {
-                if (parse_uint32_in_range(value, 1, 60000, &level->sleep_millisecs) < 0)
-                        return invalid_value(ctx, section, key, value, "a whole number of milliseconds from 1 to 60000");
-        } else if (strcmp(key, "FullScanSec") == 0) {
-                uint64_t usec;
-                if (parse_duration_usec(value, &usec) < 0 || usec < 10 * USEC_PER_MSEC || usec > 24 * USEC_PER_HOUR)
-                        return invalid_value(ctx, section, key, value, "a duration between 10ms and 24h such as 1s or 2min");
-                adaptive->full_scan_usec = usec;
-        } else if (strcmp(key, "MaxCpuPercent") == 0) {
-                if (parse_uint32_in_range(value, 1, 100, &adaptive->max_cpu_percent) < 0)
-                        return invalid_value(ctx, section, key, value, "a whole percentage of one CPU from 1 to 100");
-        } else
-                log_warning("%s:%u: unknown key %s in [%s], ignoring", ctx->file, ctx->line, key, section);
-        return 1;
+static int parse_boolean_field(const char *value, const struct config_key *key, void *field) {
+        return parse_boolean(value, (bool *) field) < 0 ? -EINVAL : 0;
 }
 
-static int handle_throttler_key(struct parse_context *ctx, const char *section, const char *key, const char *value) {
-        struct config *c = ctx->config;
-
-        if (strcmp(key, "KsmDirectory") == 0) {
-                char *copy;
-                if (value[0] != '/')
-                        return invalid_value(ctx, section, key, value, "an absolute path");
-                copy = strdup(value);
-                if (!copy)
-                        return log_error("Out of memory"), 0;
-                free(c->ksm_directory);
-                c->ksm_directory = copy;
-        } else if (strcmp(key, "Adaptive") == 0) {
-                if (parse_boolean(value, &c->adaptive) < 0)
-                        return invalid_value(ctx, section, key, value, "yes or no");
-        } else if (strcmp(key, "ConvergedPercent") == 0) {
-                if (parse_uint32_in_range(value, 1, 100, &c->adaptive_config.converged_percent) < 0)
-                        return invalid_value(ctx, section, key, value, "a whole percentage from 1 to 100");
-        } else if (strcmp(key, "ConvergedScans") == 0) {
-                if (parse_uint32_in_range(value, 1, 100, &c->adaptive_config.converged_scans) < 0)
-                        return invalid_value(ctx, section, key, value, "a whole number of full scans from 1 to 100");
-        } else if (strcmp(key, "PolkitTimeoutSec") == 0) {
-                uint64_t usec;
-                /* At most 100 s: ksmctl waits 120 s for the daemon's verdict. */
-                if (parse_duration_usec(value, &usec) < 0 || usec < USEC_PER_MSEC || usec > 100 * USEC_PER_SEC)
-                        return invalid_value(ctx, section, key, value, "a duration between 1ms and 100s such as 25s");
-                c->polkit_timeout_usec = usec;
-        } else if (strcmp(key, "MinPagesToScan") == 0) {
-                if (parse_uint32_in_range(value, 1, UINT32_MAX, &c->throttle.min_pages_to_scan) < 0)
-                        return invalid_value(ctx, section, key, value, "a whole number of at least 1");
-                context_where(ctx, ctx->min_where, sizeof ctx->min_where);
-        } else if (strcmp(key, "MaxPagesToScan") == 0) {
-                if (parse_uint32_in_range(value, 1, UINT32_MAX, &c->throttle.max_pages_to_scan) < 0)
-                        return invalid_value(ctx, section, key, value, "a whole number of at least 1");
-                context_where(ctx, ctx->max_where, sizeof ctx->max_where);
-        } else
-                log_warning("%s:%u: unknown key %s in [%s], ignoring", ctx->file, ctx->line, key, section);
-        return 1;
+static int parse_absolute_path_field(const char *value, const struct config_key *key, void *field) {
+        char *copy;
+        if (value[0] != '/')
+                return -EINVAL;
+        copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        free(*(char **) field);
+        *(char **) field = copy;
+        return 0;
 }
+
+#define KEY(section_, key_, parse_, field, min_, max_, expected_, ...)                                              \
+        {                                                                                                          \
+                .section = section_, .key = key_, .parse = parse_, .offset = offsetof(struct config, field),      \
+                .min = min_, .max = max_, .expected = expected_, __VA_ARGS__                                       \
+        }
+
+#define LEVEL_KEYS(name, state)                                                                                    \
+        KEY(name, "DurationSec", parse_duration_field, throttle.level[state].duration_usec, USEC_PER_MSEC,        \
+            24 * USEC_PER_HOUR, "a duration between 1ms and 24h such as 500ms, 30s, 2min (a bare number is seconds)"), \
+        KEY(name, "PagesPerScanFactor", parse_uint32_field, throttle.level[state].pages_per_scan_factor, 1,        \
+            UINT32_MAX, "a whole number of at least 1"),                                                           \
+        KEY(name, "SleepMillisecs", parse_uint32_field, throttle.level[state].sleep_millisecs, 1, 60000,           \
+            "a whole number of milliseconds from 1 to 60000"),                                                    \
+        KEY(name, "FullScanSec", parse_duration_field, adaptive_config.level[state].full_scan_usec,                \
+            10 * USEC_PER_MSEC, 24 * USEC_PER_HOUR, "a duration between 10ms and 24h such as 1s or 2min"),         \
+        KEY(name, "MaxCpuPercent", parse_uint32_field, adaptive_config.level[state].max_cpu_percent, 1, 100,       \
+            "a whole percentage of one CPU from 1 to 100")
+
+static const struct config_key config_keys[] = {
+        KEY("Throttler", "KsmDirectory", parse_absolute_path_field, ksm_directory, 0, 0, "an absolute path"),
+        KEY("Throttler", "Adaptive", parse_boolean_field, adaptive, 0, 0, "yes or no"),
+        KEY("Throttler", "ConvergedPercent", parse_uint32_field, adaptive_config.converged_percent, 1, 100,
+            "a whole percentage from 1 to 100"),
+        KEY("Throttler", "ConvergedScans", parse_uint32_field, adaptive_config.converged_scans, 1, 100,
+            "a whole number of full scans from 1 to 100"),
+        /* At most 100 s: ksmctl waits 120 s for the daemon's verdict. */
+        KEY("Throttler", "PolkitTimeoutSec", parse_duration_field, polkit_timeout_usec, USEC_PER_MSEC, 100 * USEC_PER_SEC,
+            "a duration between 1ms and 100s such as 25s"),
+        KEY("Throttler", "MinPagesToScan", parse_uint32_field, throttle.min_pages_to_scan, 1, UINT32_MAX,
+            "a whole number of at least 1", .remember = REMEMBER_MIN_PAGES),
+        KEY("Throttler", "MaxPagesToScan", parse_uint32_field, throttle.max_pages_to_scan, 1, UINT32_MAX,
+            "a whole number of at least 1", .remember = REMEMBER_MAX_PAGES),
+        LEVEL_KEYS("Aggressive", THROTTLE_AGGRESSIVE),
+        LEVEL_KEYS("Standard", THROTTLE_STANDARD),
+        LEVEL_KEYS("Slow", THROTTLE_SLOW),
+};
 
 static int config_ini_handler(void *user, const char *section, const char *key, const char *value) {
         struct parse_context *ctx = user;
-        static const struct {
-                const char *name;
-                enum throttle_state state;
-        } level_sections[] = {
-                { "Aggressive", THROTTLE_AGGRESSIVE },
-                { "Standard", THROTTLE_STANDARD },
-                { "Slow", THROTTLE_SLOW },
-        };
+        bool section_known = false;
 
-        if (strcmp(section, "Throttler") == 0)
-                return handle_throttler_key(ctx, section, key, value);
-        for (size_t i = 0; i < sizeof level_sections / sizeof level_sections[0]; i++)
-                if (strcmp(section, level_sections[i].name) == 0)
-                        return handle_level_key(ctx, &ctx->config->throttle.level[level_sections[i].state],
-                                                &ctx->config->adaptive_config.level[level_sections[i].state], section,
-                                                key, value);
+        for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++) {
+                const struct config_key *k = &config_keys[i];
+                int r;
 
-        if (section[0] == '\0')
+                if (strcmp(section, k->section) != 0)
+                        continue;
+                section_known = true;
+                if (strcmp(key, k->key) != 0)
+                        continue;
+                r = k->parse(value, k, (char *) ctx->config + k->offset);
+                if (r == -ENOMEM) {
+                        log_oom();
+                        ctx->n_errors++;
+                } else if (r < 0) {
+                        log_error("%s:%u: invalid value \"%s\" for %s in [%s]: expected %s", ctx->file, ctx->line, value, key,
+                                  section, k->expected);
+                        ctx->n_errors++;
+                } else if (k->remember == REMEMBER_MIN_PAGES)
+                        snprintf(ctx->min_where, sizeof ctx->min_where, "%s:%u", ctx->file, ctx->line);
+                else if (k->remember == REMEMBER_MAX_PAGES)
+                        snprintf(ctx->max_where, sizeof ctx->max_where, "%s:%u", ctx->file, ctx->line);
+                return 1;
+        }
+
+        if (section_known)
+                log_warning("%s:%u: unknown key %s in [%s], ignoring", ctx->file, ctx->line, key, section);
+        else if (section[0] == '\0')
                 log_warning("%s:%u: key %s outside any section, ignoring", ctx->file, ctx->line, key);
         else
                 log_warning("%s:%u: unknown section [%s], ignoring key %s", ctx->file, ctx->line, section, key);
@@ -144,7 +155,13 @@ static int config_ini_handler(void *user, const char *section, const char *key, 
 
 /* Reads one whole line, however long, into a growing buffer. Returns its length or -1 at EOF. */
 static ssize_t read_whole_line(struct parse_context *ctx) {
-        return getline(&ctx->line_buffer, &ctx->line_buffer_size, ctx->stream);
+        ssize_t len;
+
+        errno = 0;
+        len = getline(&ctx->line_buffer, &ctx->line_buffer_size, ctx->stream);
+        if (len < 0 && ferror(ctx->stream))
+                ctx->read_error = errno ?: EIO; /* reported once the stream ends, with the file */
+        return len;
 }
 
 /* inih reads lines through this, so that the handler knows the line it is called for,
@@ -181,24 +198,62 @@ static char *config_ini_reader(char *str, int num, void *user) {
         return str;
 }
 
+/* Appends a file read to ctx->sources, for messages such as the reload's. */
+static void note_source(struct parse_context *ctx, const char *path) {
+        char *joined = NULL;
+
+        if (asprintf(&joined, "%s%s%s", ctx->sources ?: "", ctx->sources ? ", " : "", path) < 0)
+                return; /* only a message loses a name */
+        free(ctx->sources);
+        ctx->sources = joined;
+}
+
 static int config_parse_file(struct parse_context *ctx, const char *path, bool required) {
         _cleanup_(fclosep) FILE *f = NULL;
-        int r;
+        struct stat st;
+        int fd, r;
 
-        f = fopen(path, "re");
+        /* O_NONBLOCK: a FIFO in place of the file must not hang start-up or a reload. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd >= 0 && fstat(fd, &st) < 0) {
+                int saved = errno;
+                close(fd);
+                fd = -1;
+                errno = saved;
+        } else if (fd >= 0 && !S_ISREG(st.st_mode)) {
+                close(fd);
+                fd = -1;
+                errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+        }
+        if (fd >= 0) {
+                f = fdopen(fd, "re");
+                if (!f)
+                        close(fd);
+        }
         if (!f) {
                 if (errno == ENOENT && !required)
                         return 0;
-                log_error_errno(errno, "Cannot read configuration file %s: %m", path);
+                if (errno == EINVAL)
+                        log_error("Cannot read configuration file %s: not a regular file", path);
+                else
+                        log_error_errno(errno, "Cannot read configuration file %s: %m", path);
                 ctx->n_errors++;
                 return -errno;
         }
 
         ctx->file = path;
         ctx->stream = f;
+        ctx->read_error = 0;
         ctx->line = ctx->lines_complete = 0;
         unsigned errors_before = ctx->n_errors;
         r = ini_parse_stream(config_ini_reader, ctx, config_ini_handler, ctx);
+        if (ctx->read_error != 0) {
+                /* A read that failed part-way is not the end of the file: nothing of it counts. */
+                log_error_errno(ctx->read_error, "Cannot read configuration file %s (after line %u): %m", path,
+                                ctx->lines_complete);
+                ctx->n_errors++;
+                return -ctx->read_error;
+        }
         if (r > 0 && ctx->n_errors == errors_before) {
                 /* Something inih rejected that the reader let through (e.g. "[Section" without "]"). */
                 log_error("%s:%d: syntax error: expected [Section] or Key=Value", path, r);
@@ -207,6 +262,7 @@ static int config_parse_file(struct parse_context *ctx, const char *path, bool r
                 log_error("%s: cannot parse: out of memory", path);
                 ctx->n_errors++;
         }
+        note_source(ctx, path);
         return 0;
 }
 
@@ -222,15 +278,17 @@ int config_load(struct config *c, const char *path, bool required) {
         struct dirent **entries = NULL;
         int n;
 
+        parsed.sources = NULL;
         parsed.ksm_directory = strdup(c->ksm_directory);
         if (!parsed.ksm_directory)
-                return log_error_errno(ENOMEM, "Out of memory");
+                return log_oom();
 
         config_parse_file(&ctx, path, required);
 
         if (asprintf(&dropin_dir, "%s.d", path) < 0) {
+                free(ctx.sources);
                 config_done(&parsed);
-                return log_error_errno(ENOMEM, "Out of memory");
+                return log_oom();
         }
         n = scandir(dropin_dir, &entries, is_conf_file, alphasort);
         if (n < 0 && errno != ENOENT && errno != ENOTDIR) {
@@ -245,6 +303,7 @@ int config_load(struct config *c, const char *path, bool required) {
         }
         free(entries);
         free(ctx.line_buffer);
+        parsed.sources = ctx.sources;
 
         if (ctx.n_errors == 0 && parsed.throttle.min_pages_to_scan > parsed.throttle.max_pages_to_scan) {
                 log_error("%s: MinPagesToScan=%u is greater than MaxPagesToScan=%u (%s)",
@@ -259,6 +318,7 @@ int config_load(struct config *c, const char *path, bool required) {
         }
 
         free(c->ksm_directory);
+        free(c->sources);
         *c = parsed;
         return 0;
 }
@@ -278,4 +338,6 @@ int config_init(struct config *c) {
 void config_done(struct config *c) {
         free(c->ksm_directory);
         c->ksm_directory = NULL;
+        free(c->sources);
+        c->sources = NULL;
 }

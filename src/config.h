@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The configuration file (SPEC §6): the main file and its drop-ins, parsed with libinih. */
+/* The configuration file (ksm-throttler.conf(5)): the main file and its drop-ins, parsed with libinih. */
 #pragma once
 
 #include "adaptive.h"
@@ -14,6 +14,7 @@ struct config {
         struct throttle_config throttle;
         bool adaptive; /* leave aggressive once merging settled, size scans from KSM's counters */
         struct adaptive_config adaptive_config;
+        char *sources; /* the files the last load read, ", "-separated; NULL if none (defaults) */
 };
 
 /* Built-in defaults; -ENOMEM on allocation failure. */

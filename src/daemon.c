@@ -10,9 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bus-object.h"
 #include "log.h"
 #include "parse-util.h"
+#include "proc.h"
 #include "saved-state.h"
 
 /* A transition that failed to write is tried again after this long. */
@@ -33,6 +33,27 @@ static int timer_arm(struct daemon *d, uint64_t when) {
         if (r < 0)
                 return r;
         return sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
+}
+
+static void observer_changed(struct daemon *d) {
+        if (d->observer && d->observer->changed)
+                d->observer->changed(d, d->observer_userdata);
+}
+
+static void observer_reset(struct daemon *d) {
+        if (d->observer && d->observer->reset)
+                d->observer->reset(d, d->observer_userdata);
+}
+
+void daemon_set_observer(struct daemon *d, const struct daemon_observer *observer, void *userdata) {
+        d->observer = observer;
+        d->observer_userdata = userdata;
+}
+
+/* Says what failed, if the caller asked and nothing failed before in this call. */
+static void failure_set(struct daemon_failure *ret_failure, enum daemon_failure_kind kind, enum ksm_knob knob) {
+        if (ret_failure && ret_failure->kind == DAEMON_FAILURE_NONE)
+                *ret_failure = (struct daemon_failure) { kind, knob };
 }
 
 static void notify_status(struct daemon *d) {
@@ -86,9 +107,11 @@ static void sample_timer_arm(struct daemon *d) {
 }
 
 static int sample_read(struct daemon *d, struct ksm_sample *ret) {
-        int r = ksm_sample_read(d->ksm_dirfd, d->ksmd_pid, ret);
+        int r = ksm_sample_read(d->ksm_dirfd, ret);
         if (r < 0)
-                return log_debug("Cannot read the KSM counters: %s", strerror(-r)), r;
+                return log_debug_errno(r, "Cannot read the KSM counters: %m");
+        if (d->ksmd_pid > 0 && proc_cpu_usec(d->ksmd_pid, &ret->ksmd_cpu_usec) >= 0)
+                ret->has_ksmd_cpu = true;
         ret->time_usec = now_usec(CLOCK_MONOTONIC);
         return 0;
 }
@@ -107,9 +130,59 @@ static const char *format_written(const struct ksm_settings *from, const struct 
         return buf;
 }
 
-/* Moves sysfs and the state machine to next. Failure-atomic: if a knob cannot be
- * written, sysfs is put back and the state stays where it was. */
-static int daemon_enter(struct daemon *d, const struct throttle *next, const char *reason, sd_bus_error *error) {
+/* Whether target would change a knob of now. */
+static bool settings_differ(const struct ksm_settings *now, const struct ksm_settings *target) {
+        for (int k = 0; k < _KSM_KNOB_MAX; k++)
+                if (ksm_settings_has(target, k) && ksm_settings_has(now, k) && now->value[k] != target->value[k])
+                        return true;
+        return false;
+}
+
+/* Gives the host its values back at the end of a cycle: every knob that can be written
+ * is, none is put back, and each that cannot is reported. Returns 0 or the first -errno. */
+static int restore_host_values(struct daemon *d, const struct ksm_settings *target,
+                               struct daemon_failure *ret_failure) {
+        struct ksm_settings now;
+        int errors[_KSM_KNOB_MAX];
+        unsigned failed;
+        int r;
+
+        r = ksm_settings_restore(d->ksm_dirfd, &d->applied, target, &now, &failed, errors);
+        d->applied = now;
+        for (int k = 0; k < _KSM_KNOB_MAX; k++)
+                if (failed & (1u << k)) {
+                        char value[KSM_KNOB_VALUE_MAX];
+                        log_error_errno(errors[k], "Cannot restore KSM knob %s/%s to %s: %m", d->config.ksm_directory,
+                                        ksm_knob_name(k), ksm_knob_format_value(k, target->value[k], value));
+                        failure_set(ret_failure, DAEMON_FAILURE_RESTORE_KNOB, k);
+                }
+        return r < 0 ? r : 0;
+}
+
+static int daemon_enter(struct daemon *d, const struct throttle *next, const char *reason,
+                        struct daemon_failure *ret_failure);
+
+/* The values about to be written could not be recorded: a crash now could not be told
+ * from an outside change, so the cycle ends and the host gets its values back. */
+static int daemon_abandon_cycle(struct daemon *d, int error_code, struct daemon_failure *ret_failure) {
+        log_error("Cannot record the KSM values about to be written in %s: not throttling; %s", d->runtime_directory,
+                  d->throttle.state == THROTTLE_INITIAL ? "nothing was written" : "restoring the host's values");
+        failure_set(ret_failure, DAEMON_FAILURE_SAVE_STATE, 0);
+        if (d->throttle.state != THROTTLE_INITIAL) {
+                struct throttle initial;
+                throttle_init(&initial);
+                (void) daemon_enter(d, &initial, "cannot record its writes", NULL);
+        }
+        return error_code;
+}
+
+/* Moves sysfs and the state machine to next. Each write is recorded before it is made
+ * (the values about to be written, beside those in sysfs), so that a crash at any point
+ * leaves a record that tells the throttler's values from anyone else's. Failure-atomic
+ * while throttling: if a knob cannot be written, sysfs is put back and the state stays.
+ * The return to initial instead writes every knob it can and reports the others. */
+static int daemon_enter(struct daemon *d, const struct throttle *next, const char *reason,
+                        struct daemon_failure *ret_failure) {
         enum throttle_state previous = d->throttle.state;
         struct ksm_settings target, now;
         enum ksm_knob failed = 0;
@@ -135,21 +208,43 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
         }
 
         struct ksm_settings before = d->applied;
-        r = ksm_settings_apply(d->ksm_dirfd, &d->applied, &target, &now, &failed);
-        d->applied = now;
-        if (r < 0) {
-                log_error_errno(r, "Cannot write KSM knob %s/%s for state %s: %m; staying %s", d->config.ksm_directory,
-                                ksm_knob_name(failed), throttle_state_to_string(next->state),
-                                throttle_state_to_string(previous));
-                if (error)
-                        sd_bus_error_setf(error, KSM_THROTTLER_ERROR_KSM_UNAVAILABLE, "Cannot write KSM knob %s: %s",
-                                          ksm_knob_name(failed), strerror(-r));
-                if (!ksm_settings_equal(&before, &d->applied))
-                        /* The rollback left some of our values behind: record them as ours. */
+        if (next->state == THROTTLE_INITIAL) {
+                /* Restoring needs no new record: a knob already back at the host's value no
+                 * longer holds what the record says the throttler wrote, and is left as it is. */
+                r = restore_host_values(d, &target, ret_failure);
+                if (r < 0) {
+                        log_error("Could not give every KSM knob the host's value; staying %s, the record in %s stays "
+                                  "for ksm-throttler --restore",
+                                  throttle_state_to_string(previous), d->runtime_directory);
                         (void) saved_state_save(d->runtime_directory,
                                                 &(struct saved_state) { .host = d->host, .written = d->applied });
-                bus_publish_changes(d);
-                return r;
+                        observer_changed(d);
+                        return r;
+                }
+                r = settings_differ(&before, &d->applied);
+        } else {
+                if (settings_differ(&d->applied, &target)) {
+                        r = saved_state_save(d->runtime_directory, &(struct saved_state) {
+                                                                           .host = d->host,
+                                                                           .written = d->applied,
+                                                                           .pending = target,
+                                                                   });
+                        if (r < 0)
+                                return daemon_abandon_cycle(d, r, ret_failure);
+                }
+                r = ksm_settings_apply(d->ksm_dirfd, &d->applied, &target, &now, &failed);
+                d->applied = now;
+                if (r < 0) {
+                        log_error_errno(r, "Cannot write KSM knob %s/%s for state %s: %m; staying %s", d->config.ksm_directory,
+                                        ksm_knob_name(failed), throttle_state_to_string(next->state),
+                                        throttle_state_to_string(previous));
+                        failure_set(ret_failure, DAEMON_FAILURE_WRITE_KNOB, failed);
+                        /* What the rollback left, recorded as ours. */
+                        (void) saved_state_save(d->runtime_directory,
+                                                &(struct saved_state) { .host = d->host, .written = d->applied });
+                        observer_changed(d);
+                        return r;
+                }
         }
 
         bool deadline_moved = next->deadline_usec != d->throttle.deadline_usec || next->state != previous;
@@ -157,8 +252,8 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
         if (next->state == THROTTLE_INITIAL)
                 (void) saved_state_remove(d->runtime_directory); /* the host has its values back */
         else if (r > 0)
-                /* What we wrote, so that a restore after a crash can tell our values from
-                 * someone else's; the host's values were saved before the first write. */
+                /* Done: what was pending is what is written. If this fails, the record of
+                 * the intent still tells our values from someone else's. */
                 (void) saved_state_save(d->runtime_directory,
                                         &(struct saved_state) { .host = d->host, .written = d->applied });
         if (deadline_moved) {
@@ -181,69 +276,75 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
         } else
                 log_debug("State %s (%s): %d knob(s) written", throttle_state_to_string(next->state), reason, r);
 
-        bus_publish_changes(d);
+        observer_changed(d);
         return 0;
 }
 
 /* If a knob no longer holds what the throttler wrote, an administrator or another tool
- * (ksmtuned, tuned) is managing KSM: the cycle ends in initial without a write, and
- * the values now in sysfs become the host's own. Returns 1 if that happened. */
+ * (ksmtuned, tuned) is managing KSM: the cycle ends in initial. The knobs that were
+ * changed become the host's values and stay as they are; the others, which only the
+ * throttler wrote, get the host's values back. Returns 1 if that happened. */
 static int daemon_detect_outside_change(struct daemon *d) {
-        struct ksm_settings now;
+        struct ksm_settings now, changed = {};
         char wrote[256], holds[256];
-        bool changed = false;
+        int r;
 
         if (d->throttle.state == THROTTLE_INITIAL || ksm_settings_read(d->ksm_dirfd, &now, NULL) < 0)
                 return 0; /* nothing of ours in sysfs, or unreadable: the next write reports it */
 
         /* While throttling, advisor_mode is none: the kernel moves none of these by itself. */
         for (int k = 0; k < _KSM_KNOB_MAX; k++)
-                if (ksm_settings_has(&now, k) && ksm_settings_has(&d->applied, k))
-                        changed = changed || now.value[k] != d->applied.value[k];
-        if (!changed)
+                if (ksm_settings_has(&now, k) && ksm_settings_has(&d->applied, k) && now.value[k] != d->applied.value[k])
+                        ksm_settings_set(&changed, k, now.value[k]);
+        if (changed.present == 0)
                 return 0;
 
         log_notice("KSM knobs were changed from outside during %s (the throttler wrote %s; they hold %s): "
-                   "ending the cycle without writing; these are now the host's values",
+                   "ending the cycle; these are now the host's values, the other knobs get the host's values back",
                    throttle_state_to_string(d->throttle.state), format_written(&now, &d->applied, wrote, sizeof wrote),
-                   format_written(&d->applied, &now, holds, sizeof holds));
+                   ksm_settings_format(&changed, holds, sizeof holds));
+        struct ksm_settings adopted = host_values(&changed);
+        for (int k = 0; k < _KSM_KNOB_MAX; k++)
+                if (ksm_settings_has(&adopted, k))
+                        ksm_settings_set(&d->host, k, adopted.value[k]);
         d->applied = now;
-        d->host = host_values(&now);
-        throttle_init(&d->throttle);
-        d->next_transition_usec = 0;
-        (void) timer_arm(d, 0);
-        (void) saved_state_remove(d->runtime_directory);
-        notify_status(d);
-        bus_publish_changes(d);
+
+        struct throttle initial;
+        throttle_init(&initial);
+        r = daemon_enter(d, &initial, "changed from outside", NULL);
+        if (r < 0) {
+                /* Reported; the record stays for --restore. Throttling does not resume
+                 * over the administrator's values. */
+                d->throttle = initial;
+                d->next_transition_usec = 0;
+                (void) timer_arm(d, 0);
+                sample_timer_arm(d);
+                notify_status(d);
+                observer_changed(d);
+        }
         return 1;
 }
 
-int daemon_kick(struct daemon *d, sd_bus_error *error) {
+int daemon_kick(struct daemon *d, struct daemon_failure *ret_failure) {
         struct throttle next;
         int r;
+
+        if (ret_failure)
+                *ret_failure = (struct daemon_failure) { .kind = DAEMON_FAILURE_NONE };
 
         (void) daemon_detect_outside_change(d);
         next = d->throttle;
         if (d->throttle.state == THROTTLE_INITIAL) {
                 /* A new cycle starts from whatever the host has now. */
-                struct ksm_settings now, host;
+                struct ksm_settings now;
                 enum ksm_knob failed = 0;
                 r = read_knobs(d, &now, &failed);
                 if (r < 0) {
-                        sd_bus_error_setf(error, KSM_THROTTLER_ERROR_KSM_UNAVAILABLE, "Cannot read KSM knob %s: %s",
-                                          ksm_knob_name(failed), strerror(-r));
+                        failure_set(ret_failure, DAEMON_FAILURE_READ_KNOB, failed);
                         return r;
                 }
-                host = host_values(&now);
-                /* Saved before the first write, so that a crash cannot lose them. */
-                r = saved_state_save(d->runtime_directory, &(struct saved_state) { .host = host });
-                if (r < 0) {
-                        sd_bus_error_setf(error, SD_BUS_ERROR_FAILED,
-                                          "Cannot save the host's KSM settings in %s (%s), not throttling",
-                                          d->runtime_directory, strerror(-r));
-                        return r;
-                }
-                d->host = host;
+                /* Saved by daemon_enter() with the first values it writes, before writing them. */
+                d->host = host_values(&now);
                 d->applied = now;
         }
 
@@ -253,7 +354,7 @@ int daemon_kick(struct daemon *d, sd_bus_error *error) {
                 adaptive_on_kick(&d->adaptive, sample_read(d, &sample) >= 0 ? &sample : NULL);
         }
         throttle_on_kick(&next, &d->config.throttle, now_usec(CLOCK_MONOTONIC));
-        r = daemon_enter(d, &next, "kicked", error);
+        r = daemon_enter(d, &next, "kicked", ret_failure);
         if (r < 0) {
                 /* Rolled back to the host's values? Then nothing needs restoring later; if the
                  * rollback itself failed, the saved file is what gives them back. */
@@ -270,8 +371,6 @@ int daemon_kick(struct daemon *d, sd_bus_error *error) {
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct daemon *d = userdata;
         struct throttle next = d->throttle;
-        (void) s;
-        (void) usec;
 
         if (now_usec(CLOCK_MONOTONIC) >= d->throttle.deadline_usec && daemon_detect_outside_change(d) > 0)
                 return 0;
@@ -280,14 +379,15 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 timer_arm(d, d->throttle.deadline_usec);
                 return 0;
         }
-        if (daemon_enter(d, &next, "no kick", NULL) < 0) {
-                /* Stay, and try again soon; show when. */
+        if (daemon_enter(d, &next, "no kick", NULL) < 0 && d->throttle.state != THROTTLE_INITIAL) {
+                /* Stay, and try again soon; show when. (Back in initial, the cycle was
+                 * abandoned: nothing to retry.) */
                 d->throttle.deadline_usec = now_usec(CLOCK_MONOTONIC) + RETRY_USEC;
                 d->next_transition_usec = now_usec(CLOCK_REALTIME) + RETRY_USEC;
                 if (timer_arm(d, d->throttle.deadline_usec) < 0)
                         log_error("Cannot arm the decay timer: KSM stays in %s until the next kick or stop",
                                   throttle_state_to_string(d->throttle.state));
-                bus_publish_changes(d);
+                observer_changed(d);
         }
         return 0;
 }
@@ -296,8 +396,6 @@ static int on_sample_timer(sd_event_source *source, uint64_t usec, void *userdat
         struct daemon *d = userdata;
         struct throttle next = d->throttle;
         struct ksm_sample sample;
-        (void) source;
-        (void) usec;
 
         if (d->throttle.state == THROTTLE_INITIAL || daemon_detect_outside_change(d) > 0)
                 return 0;
@@ -350,13 +448,14 @@ int daemon_reload_config(struct daemon *d, const char *path, bool required) {
         d->config.ksm_directory = NULL;
         config_done(&d->config);
         d->config = fresh;
-        if (d->authorizer)
-                authorizer_set_timeout(d->authorizer, d->config.polkit_timeout_usec);
         if (d->config.adaptive && !was_adaptive)
                 adaptive_on_kick(&d->adaptive, NULL); /* no watch ran: start one from the next sample */
         sample_timer_arm(d); /* Adaptive= may have changed */
-        log_info("Reloaded the configuration from %s; new values apply from the next transition%s", path,
+        log_info("Reloaded the configuration from %s; new values apply from the next transition%s",
+                 d->config.sources ?: "built-in defaults (no file found)",
                  d->config.adaptive ? " (adaptive sizing from the next sample)" : "");
+        if (d->observer && d->observer->config_reloaded)
+                d->observer->config_reloaded(d, d->observer_userdata);
         return 0;
 }
 
@@ -373,10 +472,34 @@ int daemon_restore(struct daemon *d) {
         return 0;
 }
 
+/* Whether a knob still holds a value the dead instance wrote or was about to write. A
+ * knob the record says nothing about is taken as the throttler's (older records). */
+static bool knob_holds_throttler_value(const struct saved_state *state, const struct ksm_settings *current, enum ksm_knob k) {
+        bool known = false;
+
+        if (ksm_settings_has(&state->written, k)) {
+                known = true;
+                if (current->value[k] == state->written.value[k])
+                        return true;
+        }
+        if (ksm_settings_has(&state->pending, k)) {
+                known = true;
+                if (current->value[k] == state->pending.value[k])
+                        return true;
+        }
+        /* A pending change of advisor_mode makes the kernel reset pages_to_scan to its own default. */
+        if (k == KSM_KNOB_PAGES_TO_SCAN && ksm_settings_has(&state->pending, KSM_KNOB_ADVISOR_MODE) &&
+            ksm_settings_has(&state->written, KSM_KNOB_ADVISOR_MODE) &&
+            state->pending.value[KSM_KNOB_ADVISOR_MODE] != state->written.value[KSM_KNOB_ADVISOR_MODE])
+                return true;
+        return !known;
+}
+
 int daemon_recover(struct daemon *d) {
         struct saved_state state;
-        struct ksm_settings saved, current, now;
-        enum ksm_knob failed = 0;
+        struct ksm_settings saved, current = {}, now;
+        int errors[_KSM_KNOB_MAX] = {}, write_errors[_KSM_KNOB_MAX];
+        unsigned failed = 0, write_failed;
         char text[256];
         int r;
 
@@ -386,33 +509,56 @@ int daemon_recover(struct daemon *d) {
         if (r < 0)
                 return r;
 
-        r = read_knobs(d, &current, NULL);
-        if (r < 0)
-                return r;
+        /* Knob by knob: one that cannot be read is reported, the others are still restored. */
+        for (int k = 0; k < _KSM_KNOB_MAX; k++) {
+                uint32_t value;
+                if (!ksm_settings_has(&state.host, k))
+                        continue;
+                r = ksm_knob_read(d->ksm_dirfd, k, &value);
+                if (r == -ENOENT && !ksm_knob_is_required(k))
+                        continue; /* this kernel lacks it: nothing to restore */
+                if (r < 0) {
+                        failed |= 1u << k;
+                        errors[k] = r;
+                        continue;
+                }
+                ksm_settings_set(&current, k, value);
+        }
         saved = host_values(&state.host);
-        /* Knobs this kernel lacks cannot be restored; knobs not saved are left alone. */
         saved.present &= current.present;
-        /* A knob that no longer holds what the dead instance wrote was changed by someone
-         * else after it (SPEC §7): theirs stands. */
+        /* A knob that holds neither what the dead instance wrote nor what it was about to
+         * write was changed by someone else after it: theirs stands. */
         for (int k = 0; k < _KSM_KNOB_MAX; k++)
-                if (ksm_settings_has(&saved, k) && ksm_settings_has(&state.written, k) &&
-                    current.value[k] != state.written.value[k]) {
+                if (ksm_settings_has(&saved, k) && current.value[k] != saved.value[k] &&
+                    !knob_holds_throttler_value(&state, &current, k)) {
                         log_notice("KSM knob %s was changed after the throttler wrote it; leaving it as it is",
                                    ksm_knob_name(k));
                         saved.value[k] = current.value[k];
                 }
         log_notice("A previous ksm-throttler did not restore the host's KSM settings; restoring %s from %s/%s",
                    ksm_settings_format(&saved, text, sizeof text), d->runtime_directory, SAVED_STATE_FILE);
-        r = ksm_settings_apply(d->ksm_dirfd, &current, &saved, &now, &failed);
-        if (r < 0)
-                return log_error_errno(r, "Cannot restore KSM knob %s/%s: %m", d->config.ksm_directory,
-                                       ksm_knob_name(failed));
+        r = ksm_settings_restore(d->ksm_dirfd, &current, &saved, &now, &write_failed, write_errors);
+        for (int k = 0; k < _KSM_KNOB_MAX; k++) {
+                char value[KSM_KNOB_VALUE_MAX];
+                if (write_failed & (1u << k))
+                        errors[k] = write_errors[k];
+                else if (!(failed & (1u << k)))
+                        continue;
+                failed |= 1u << k;
+                log_error_errno(errors[k], "Cannot restore KSM knob %s/%s to %s: %m", d->config.ksm_directory, ksm_knob_name(k),
+                                ksm_knob_format_value(k, state.host.value[k], value));
+        }
+        if (failed != 0) {
+                log_error("Some KSM knobs still lack the host's values; %s/%s is kept for the next ksm-throttler --restore",
+                          d->runtime_directory, SAVED_STATE_FILE);
+                return r < 0 ? r : -EIO;
+        }
         r = saved_state_remove(d->runtime_directory);
         if (r < 0)
                 return r;
         /* What sysfs holds now is the host's own again. */
         d->host = d->applied = now;
-        bus_mark_published(d);
+        observer_reset(d);
         return 1;
 }
 
@@ -444,15 +590,13 @@ int daemon_init(struct daemon *d, sd_event *event) {
         else if (d->config.adaptive)
                 log_info("ksmd is not visible in /proc; adaptive mode runs without a CPU budget");
 
-        bus_mark_published(d); /* nothing to announce at start */
+        observer_reset(d); /* nothing to announce at start */
         return 0;
 }
 
 void daemon_done(struct daemon *d) {
         d->timer = sd_event_source_disable_unref(d->timer);
         d->sample_timer = sd_event_source_disable_unref(d->sample_timer);
-        d->authorizer = authorizer_free(d->authorizer);
-        d->bus = sd_bus_flush_close_unref(d->bus);
         d->event = sd_event_unref(d->event);
         if (d->ksm_dirfd >= 0)
                 close(d->ksm_dirfd);

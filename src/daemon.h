@@ -1,27 +1,42 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The running throttler: the state machine bound to sysfs, a timer and the bus. */
+/* The running throttler: the state machine and adaptive mode bound to sysfs, procfs,
+ * the saved state and sd-event timers. It knows no bus: it tells an observer what
+ * changed (docs/design.md, The observer). */
 #pragma once
 
-#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "adaptive.h"
-#include "authorize.h"
 #include "config.h"
 #include "ksm.h"
 #include "state-machine.h"
 
-#define KSM_THROTTLER_BUS_NAME "org.kata.KsmThrottler"
-#define KSM_THROTTLER_OBJECT_PATH "/org/kata/KsmThrottler"
-#define KSM_THROTTLER_INTERFACE "org.kata.KsmThrottler"
-#define KSM_THROTTLER_ERROR_KSM_UNAVAILABLE "org.kata.KsmThrottler.Error.KsmUnavailable"
+struct daemon;
 
-/* What was last announced on the bus, to emit PropertiesChanged only for real changes. */
-struct published_state {
-        enum throttle_state state;
-        struct ksm_settings settings;
-        struct ksm_settings host;
-        uint64_t next_transition_usec;
+/* What the core tells its observer (main.c wires the bus object here). Each callback
+ * may be NULL. */
+struct daemon_observer {
+        /* The state, the knobs applied, the host's values or the next transition may have
+         * changed: compare with what was last announced. */
+        void (*changed)(struct daemon *d, void *userdata);
+        /* The current values are the new baseline (start-up, recovery): nothing to announce. */
+        void (*reset)(struct daemon *d, void *userdata);
+        /* A new configuration is in force. */
+        void (*config_reloaded)(struct daemon *d, void *userdata);
+};
+
+/* Why a kick failed, for the caller to report in its own terms. */
+enum daemon_failure_kind {
+        DAEMON_FAILURE_NONE,
+        DAEMON_FAILURE_READ_KNOB,  /* a knob could not be read: knob */
+        DAEMON_FAILURE_WRITE_KNOB, /* a knob could not be written: knob; sysfs was put back */
+        DAEMON_FAILURE_SAVE_STATE, /* the values about to be written could not be recorded: the cycle ended */
+        DAEMON_FAILURE_RESTORE_KNOB, /* a knob could not get the host's value back: knob; the others did */
+};
+
+struct daemon_failure {
+        enum daemon_failure_kind kind;
+        enum ksm_knob knob;
 };
 
 struct daemon {
@@ -40,14 +55,13 @@ struct daemon {
         uint64_t next_transition_usec; /* CLOCK_REALTIME, 0 in initial */
 
         sd_event *event;
-        sd_bus *bus;
         sd_event_source *timer;        /* the decay: fires when the state's time is up */
         sd_event_source *sample_timer; /* adaptive mode only, and only outside initial */
         struct adaptive adaptive;
         pid_t ksmd_pid;                /* for ksmd's CPU time; 0 if not found */
         bool resizing_suspended;       /* a re-size failed in this state: wait for the next one */
-        struct authorizer *authorizer;
-        struct published_state published;
+        const struct daemon_observer *observer;
+        void *observer_userdata;
 };
 
 /* If a previous instance died mid-cycle, its saved host values are put back.
@@ -58,8 +72,12 @@ int daemon_recover(struct daemon *d);
 int daemon_init(struct daemon *d, sd_event *event);
 void daemon_done(struct daemon *d);
 
-/* A kick: aggressive now. On failure error names the knob and errno. */
-int daemon_kick(struct daemon *d, sd_bus_error *error);
+/* Sets who is told of changes (NULL: nobody). */
+void daemon_set_observer(struct daemon *d, const struct daemon_observer *observer, void *userdata);
+
+/* A kick: aggressive now. Returns 0 or -errno; on failure *ret_failure (if not NULL)
+ * says what failed. The failure is logged here. */
+int daemon_kick(struct daemon *d, struct daemon_failure *ret_failure);
 
 /* Re-reads the configuration from defaults and path (+ drop-ins). An invalid one is
  * rejected and the running one kept. The KSM directory stays as started. */

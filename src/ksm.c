@@ -1,17 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "ksm.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
-#include "adaptive.h"
 #include "fd-util.h"
+#include "fileio.h"
 #include "log.h"
 #include "parse-util.h"
 
@@ -131,23 +131,6 @@ int ksm_knob_parse(enum ksm_knob knob, const char *text, uint32_t *ret) {
         return 0;
 }
 
-/* Reads a small sysfs file into buf, NUL-terminated. */
-static int read_small_file_at(int dirfd, const char *name, char *buf, size_t size) {
-        _cleanup_close_ int fd = -EBADF;
-        ssize_t n;
-
-        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, size - 1);
-        if (n < 0)
-                return -errno;
-        if ((size_t) n == size - 1)
-                return -EFBIG; /* not a knob: knobs are a few bytes */
-        buf[n] = '\0';
-        return 0;
-}
-
 int ksm_knob_read(int dirfd, enum ksm_knob knob, uint32_t *ret) {
         char text[128];
         int r;
@@ -158,18 +141,39 @@ int ksm_knob_read(int dirfd, enum ksm_knob knob, uint32_t *ret) {
         return ksm_knob_parse(knob, text, ret);
 }
 
+/* In a test directory of plain files, a write that truncates first can be cut by a crash
+ * and leave an empty knob, which sysfs never does: there the file is replaced whole. */
+static int replace_plain_file_at(int dirfd, const char *name, const char *text, size_t len) {
+        char temporary[64];
+        _cleanup_close_ int fd = -EBADF;
+
+        snprintf(temporary, sizeof temporary, ".%s.new", name);
+        (void) unlinkat(dirfd, temporary, 0);
+        fd = openat(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+                return -errno;
+        if (write(fd, text, len) != (ssize_t) len || renameat(dirfd, temporary, dirfd, name) < 0) {
+                int r = errno ? -errno : -EIO;
+                (void) unlinkat(dirfd, temporary, 0);
+                return r;
+        }
+        return 0;
+}
+
 int ksm_knob_write(int dirfd, enum ksm_knob knob, uint32_t value) {
         _cleanup_close_ int fd = -EBADF;
         char text[32], formatted[KSM_KNOB_VALUE_MAX];
+        struct statfs fs;
         int len;
         ssize_t n;
 
         len = snprintf(text, sizeof text, "%s\n", ksm_knob_format_value(knob, value, formatted));
 
-        /* O_TRUNC matters for a test directory of plain files; sysfs ignores it. */
-        fd = openat(dirfd, knob_names[knob], O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
+        fd = openat(dirfd, knob_names[knob], O_WRONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return -errno;
+        if (fstatfs(fd, &fs) >= 0 && fs.f_type != SYSFS_MAGIC)
+                return replace_plain_file_at(dirfd, knob_names[knob], text, (size_t) len);
         n = write(fd, text, (size_t) len);
         if (n < 0)
                 return -errno;
@@ -207,15 +211,21 @@ int ksm_counter_read(int dirfd, const char *name, int64_t *ret) {
         return parse_int64(text, ret);
 }
 
-int ksm_directory_open(const char *path) {
-        _cleanup_close_ int dirfd = -EBADF;
-
-        dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+int ksm_directory_open_unchecked(const char *path) {
+        int dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dirfd < 0) {
                 if (errno == ENOENT)
                         return log_error_errno(errno, "KSM directory %s does not exist: kernel built without CONFIG_KSM?", path);
                 return log_error_errno(errno, "Cannot open KSM directory %s: %m", path);
         }
+        return dirfd;
+}
+
+int ksm_directory_open(const char *path) {
+        _cleanup_close_ int dirfd = ksm_directory_open_unchecked(path);
+
+        if (dirfd < 0)
+                return dirfd;
 
         for (int k = 0; k < _KSM_KNOB_MAX; k++) {
                 uint32_t value;
@@ -239,6 +249,25 @@ int ksm_directory_open(const char *path) {
         return fd_move(&dirfd);
 }
 
+/* Whether moving from now to target writes knob k: only knobs both have, whose value
+ * changes, and never pages_to_scan while the kernel's advisor owns it (writes fail with
+ * EINVAL then). */
+static bool knob_needs_write(const struct ksm_settings *now, const struct ksm_settings *target, enum ksm_knob k) {
+        if (!ksm_settings_has(target, k) || !ksm_settings_has(now, k) || now->value[k] == target->value[k])
+                return false;
+        return !(k == KSM_KNOB_PAGES_TO_SCAN && ksm_settings_has(now, KSM_KNOB_ADVISOR_MODE) &&
+                 now->value[KSM_KNOB_ADVISOR_MODE] == KSM_ADVISOR_SCAN_TIME);
+}
+
+/* After a write of knob k: changing advisor_mode resets pages_to_scan in the kernel, so
+ * its new value is read into *now, or the next check would take the kernel's reset for
+ * someone else's write. */
+static int reread_after_write(int dirfd, struct ksm_settings *now, enum ksm_knob k) {
+        if (k != KSM_KNOB_ADVISOR_MODE || !ksm_settings_has(now, KSM_KNOB_PAGES_TO_SCAN))
+                return 0;
+        return ksm_knob_read(dirfd, KSM_KNOB_PAGES_TO_SCAN, &now->value[KSM_KNOB_PAGES_TO_SCAN]);
+}
+
 int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const struct ksm_settings *target,
                        struct ksm_settings *ret_now, enum ksm_knob *ret_failed) {
         struct ksm_settings now = *current;
@@ -247,13 +276,7 @@ int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const stru
         int n_written = 0, r;
 
         for (int k = 0; k < _KSM_KNOB_MAX; k++) {
-                if (!ksm_settings_has(target, k) || !ksm_settings_has(&now, k))
-                        continue;
-                /* While the kernel's advisor is on it owns pages_to_scan (writes fail with EINVAL). */
-                if (k == KSM_KNOB_PAGES_TO_SCAN && ksm_settings_has(&now, KSM_KNOB_ADVISOR_MODE) &&
-                    now.value[KSM_KNOB_ADVISOR_MODE] == KSM_ADVISOR_SCAN_TIME)
-                        continue;
-                if (now.value[k] == target->value[k])
+                if (!knob_needs_write(&now, target, k))
                         continue;
 
                 r = ksm_knob_write(dirfd, k, target->value[k]);
@@ -266,14 +289,10 @@ int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const stru
                 n_written++;
                 now.value[k] = target->value[k];
 
-                if (k == KSM_KNOB_ADVISOR_MODE) {
-                        /* Changing advisor_mode resets pages_to_scan in the kernel: know the new value,
-                         * or the next check would take our own write for someone else's. */
-                        r = ksm_knob_read(dirfd, KSM_KNOB_PAGES_TO_SCAN, &now.value[KSM_KNOB_PAGES_TO_SCAN]);
-                        if (r < 0) {
-                                *ret_failed = KSM_KNOB_PAGES_TO_SCAN;
-                                goto rollback;
-                        }
+                r = reread_after_write(dirfd, &now, k);
+                if (r < 0) {
+                        *ret_failed = KSM_KNOB_PAGES_TO_SCAN;
+                        goto rollback;
                 }
         }
 
@@ -293,53 +312,40 @@ rollback:
         return r;
 }
 
-int meminfo_parse_anon_pages(const char *text, uint64_t page_size, uint64_t *ret_pages) {
-        const char *line = text;
+int ksm_settings_restore(int dirfd, const struct ksm_settings *current, const struct ksm_settings *target,
+                         struct ksm_settings *ret_now, unsigned *ret_failed, int errors[_KSM_KNOB_MAX]) {
+        struct ksm_settings now = *current;
+        unsigned failed = 0;
+        int n_written = 0, first_error = 0;
 
-        while (line && *line) {
-                if (strncmp(line, "AnonPages:", 10) == 0) {
-                        const char *p = line + 10;
-                        char number[32];
-                        size_t len;
-                        uint64_t kib;
-                        int r;
+        for (int k = 0; k < _KSM_KNOB_MAX; k++) {
+                int r;
 
-                        p += strspn(p, " \t");
-                        len = strspn(p, "0123456789");
-                        if (len == 0 || len >= sizeof number)
-                                return -EINVAL;
-                        memcpy(number, p, len);
-                        number[len] = '\0';
-                        p += len;
-                        p += strspn(p, " \t");
-                        if (strncmp(p, "kB", 2) != 0)
-                                return -EINVAL;
-                        r = parse_uint64(number, &kib);
-                        if (r < 0)
-                                return r;
-                        if (kib > UINT64_MAX / 1024)
-                                return -ERANGE;
-                        *ret_pages = kib * 1024 / page_size;
-                        return 0;
+                errors[k] = 0;
+                if (!knob_needs_write(&now, target, k))
+                        continue;
+                r = ksm_knob_write(dirfd, k, target->value[k]);
+                if (r < 0) {
+                        failed |= 1u << k;
+                        errors[k] = r;
+                        first_error = first_error ?: r;
+                        continue;
                 }
-                line = strchr(line, '\n');
-                if (line)
-                        line++;
+                n_written++;
+                now.value[k] = target->value[k];
+                r = reread_after_write(dirfd, &now, k);
+                if (r < 0) {
+                        failed |= 1u << KSM_KNOB_PAGES_TO_SCAN;
+                        errors[KSM_KNOB_PAGES_TO_SCAN] = r;
+                        first_error = first_error ?: r;
+                }
         }
-        return -ENODATA;
+        *ret_now = now;
+        *ret_failed = failed;
+        return first_error < 0 ? first_error : n_written;
 }
 
-int meminfo_read_anon_pages(const char *path, uint64_t *ret_pages) {
-        char text[16384];
-        int r;
-
-        r = read_small_file_at(AT_FDCWD, path, text, sizeof text);
-        if (r < 0)
-                return r;
-        return meminfo_parse_anon_pages(text, (uint64_t) sysconf(_SC_PAGESIZE), ret_pages);
-}
-
-int ksm_sample_read(int dirfd, pid_t ksmd_pid, struct ksm_sample *ret) {
+int ksm_sample_read(int dirfd, struct ksm_sample *ret) {
         static const struct {
                 const char *name;
                 size_t offset;
@@ -366,63 +372,6 @@ int ksm_sample_read(int dirfd, pid_t ksmd_pid, struct ksm_sample *ret) {
                 if (strcmp(counters[i].name, "pages_scanned") == 0)
                         s.has_pages_scanned = true;
         }
-        if (ksmd_pid > 0 && proc_cpu_usec(ksmd_pid, &s.ksmd_cpu_usec) >= 0)
-                s.has_ksmd_cpu = true;
         *ret = s;
         return 0;
-}
-
-int proc_stat_parse_cpu_usec(const char *text, long ticks_per_sec, uint64_t *ret) {
-        /* "pid (comm) state ppid ..." where comm may hold spaces and parentheses:
-         * fields are counted from the last ')'. utime and stime are fields 14 and 15. */
-        const char *p = strrchr(text, ')');
-        unsigned long long utime, stime;
-
-        if (!p || ticks_per_sec <= 0)
-                return -EINVAL;
-        if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
-                return -EINVAL;
-        if (utime + stime > UINT64_MAX / 1000000)
-                return -ERANGE;
-        *ret = (uint64_t) (utime + stime) * 1000000 / (uint64_t) ticks_per_sec;
-        return 0;
-}
-
-int proc_cpu_usec(pid_t pid, uint64_t *ret) {
-        char path[64], text[1024];
-        int r;
-
-        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
-        r = read_small_file_at(AT_FDCWD, path, text, sizeof text);
-        if (r < 0)
-                return r;
-        return proc_stat_parse_cpu_usec(text, sysconf(_SC_CLK_TCK), ret);
-}
-
-int ksmd_find(const char *proc_path, pid_t *ret) {
-        _cleanup_(closedirp) DIR *proc = opendir(proc_path);
-        struct dirent *de;
-
-        if (!proc)
-                return -errno;
-        while ((de = readdir(proc))) {
-                char path[PATH_MAX], comm[32];
-                uint64_t pid;
-
-                if (parse_uint64(de->d_name, &pid) < 0 || pid > INT32_MAX)
-                        continue;
-                snprintf(path, sizeof path, "%s/%s/comm", proc_path, de->d_name);
-                if (read_small_file_at(AT_FDCWD, path, comm, sizeof comm) < 0 || strcmp(comm, "ksmd\n") != 0)
-                        continue;
-                /* The kernel thread, a child of kthreadd (PID 2), not a process that took its name. */
-                char stat[512];
-                int ppid;
-                snprintf(path, sizeof path, "%s/%s/stat", proc_path, de->d_name);
-                if (read_small_file_at(AT_FDCWD, path, stat, sizeof stat) < 0 || !strrchr(stat, ')') ||
-                    sscanf(strrchr(stat, ')') + 1, " %*c %d", &ppid) != 1 || ppid != 2)
-                        continue;
-                *ret = (pid_t) pid;
-                return 0;
-        }
-        return -ESRCH;
 }

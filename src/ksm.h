@@ -5,9 +5,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
-/* The knobs the throttler manages, in the order SPEC §4 restores them. */
+/* The knobs the throttler manages, in the order they are written and restored
+ * (advisor_mode first: see docs/design.md, The state machine). */
 enum ksm_knob {
         KSM_KNOB_ADVISOR_MODE,
         KSM_KNOB_PAGES_TO_SCAN,
@@ -58,6 +58,8 @@ int ksm_knob_parse(enum ksm_knob knob, const char *text, uint32_t *ret);
 /* Opens the KSM directory and checks every required knob is readable and writable.
  * Logs what is missing; returns a directory fd. */
 int ksm_directory_open(const char *path);
+/* Opens the KSM directory without checking its knobs, for a restore that writes what it can. */
+int ksm_directory_open_unchecked(const char *path);
 
 int ksm_knob_read(int dirfd, enum ksm_knob knob, uint32_t *ret);
 int ksm_knob_write(int dirfd, enum ksm_knob knob, uint32_t value);
@@ -67,26 +69,37 @@ int ksm_settings_read(int dirfd, struct ksm_settings *ret, enum ksm_knob *ret_fa
 int ksm_counter_read(int dirfd, const char *name, int64_t *ret);
 
 /* Moves sysfs from *current to *target, writing only knobs whose value differs, in
- * SPEC §4 order. pages_to_scan is left alone while advisor_mode is scan-time (the
+ * enum order. pages_to_scan is left alone while advisor_mode is scan-time (the
  * kernel owns it then), and re-read after an advisor_mode change (the kernel resets it).
  * On a failed write the knobs already written are put back. *ret_now receives what is in
  * sysfs afterwards; *ret_failed the knob that failed. Returns the number of writes or -errno. */
 int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const struct ksm_settings *target,
                        struct ksm_settings *ret_now, enum ksm_knob *ret_failed);
 
-struct ksm_sample;
-/* Reads the counters adaptive throttling watches (full_scans, pages_scanned, pages_*,
- * ksm_zero_pages) and, with ksmd_pid > 0, ksmd's CPU time. time_usec is left to the caller. */
-int ksm_sample_read(int dirfd, pid_t ksmd_pid, struct ksm_sample *ret);
+/* Moves sysfs from *current to *target like ksm_settings_apply(), for giving the host its
+ * values back: every knob that can be written is written, none is put back, and a knob
+ * that fails does not stop the others. *ret_failed gets a bit (1u << knob) for each
+ * knob that could not be written (with its -errno in errors[knob]). Returns the number
+ * of writes, or the first knob's -errno if any failed. */
+int ksm_settings_restore(int dirfd, const struct ksm_settings *current, const struct ksm_settings *target,
+                         struct ksm_settings *ret_now, unsigned *ret_failed, int errors[_KSM_KNOB_MAX]);
 
-/* The PID of the ksmd kernel thread, found once by its name; -ESRCH if not visible. */
-int ksmd_find(const char *proc_path, pid_t *ret);
-/* utime+stime of a process in microseconds, from /proc/PID/stat. */
-int proc_cpu_usec(pid_t pid, uint64_t *ret);
-/* The same, from /proc/PID/stat text and the clock tick rate. */
-int proc_stat_parse_cpu_usec(const char *text, long ticks_per_sec, uint64_t *ret);
+/* One reading of the counters adaptive throttling watches. */
+struct ksm_sample {
+        uint64_t time_usec; /* CLOCK_MONOTONIC */
+        uint64_t full_scans;
+        uint64_t pages_scanned; /* 0 where the kernel lacks the counter (see has_pages_scanned) */
+        uint64_t pages_shared, pages_sharing, pages_unshared, pages_volatile, ksm_zero_pages;
+        uint64_t ksmd_cpu_usec; /* utime+stime of ksmd; see has_ksmd_cpu */
+        bool has_pages_scanned;
+        bool has_ksmd_cpu;
+};
 
-/* AnonPages from a meminfo file, in pages. */
-int meminfo_read_anon_pages(const char *path, uint64_t *ret_pages);
-/* The same, from meminfo text. */
-int meminfo_parse_anon_pages(const char *text, uint64_t page_size, uint64_t *ret_pages);
+/* Saved memory in pages: pages_sharing + ksm_zero_pages. */
+static inline uint64_t ksm_sample_saved_pages(const struct ksm_sample *s) {
+        return s->pages_sharing + s->ksm_zero_pages;
+}
+
+/* Reads the counters (full_scans, pages_scanned, pages_*, ksm_zero_pages). time_usec and
+ * ksmd's CPU time (procfs, see proc.h) are left to the caller. */
+int ksm_sample_read(int dirfd, struct ksm_sample *ret);

@@ -17,5 +17,12 @@ int log_internal(int priority, int error, const char *format, ...) __attribute__
 #define log_notice(...) log_internal(LOG_NOTICE, 0, __VA_ARGS__)
 #define log_warning(...) log_internal(LOG_WARNING, 0, __VA_ARGS__)
 #define log_error(...) log_internal(LOG_ERR, 0, __VA_ARGS__)
-#define log_error_errno(error, ...) log_internal(LOG_ERR, (error), __VA_ARGS__)
+/* The _errno forms take the error (negative or positive) that %m then names, and
+ * return it negated: "return log_debug_errno(r, "Cannot read %s: %m", path);". */
+#define log_debug_errno(error, ...) log_internal(LOG_DEBUG, (error), __VA_ARGS__)
+#define log_info_errno(error, ...) log_internal(LOG_INFO, (error), __VA_ARGS__)
+#define log_notice_errno(error, ...) log_internal(LOG_NOTICE, (error), __VA_ARGS__)
 #define log_warning_errno(error, ...) log_internal(LOG_WARNING, (error), __VA_ARGS__)
+#define log_error_errno(error, ...) log_internal(LOG_ERR, (error), __VA_ARGS__)
+/* Logs "Out of memory" and returns -ENOMEM. */
+#define log_oom() log_internal(LOG_ERR, ENOMEM, "Out of memory")

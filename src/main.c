@@ -12,6 +12,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "bus-names.h"
 #include "bus-object.h"
 #include "config.h"
 #include "daemon.h"
@@ -37,8 +38,26 @@ struct arguments {
         const char *meminfo_path;
         const char *runtime_directory;
         bool restore_only;
+        bool check_config;
         struct daemon *daemon; /* for the SIGHUP handler */
 };
+
+/* The edges main.c wires to the daemon: the bus connection, polkit, and the object. */
+struct bus_service {
+        struct daemon *daemon;
+        sd_bus *bus;
+        struct authorizer *authorizer;
+        struct bus_object *object;
+};
+
+/* Answers pending kicks ("shutting down"), unregisters the object, closes the bus. */
+static void bus_service_done(struct bus_service *s) {
+        if (s->daemon)
+                daemon_set_observer(s->daemon, NULL, NULL);
+        s->authorizer = authorizer_free(s->authorizer);
+        s->object = bus_object_free(s->object);
+        s->bus = sd_bus_flush_close_unref(s->bus);
+}
 
 static void help(void) {
         printf("Usage: ksm-throttler [OPTIONS...]\n"
@@ -58,6 +77,8 @@ static void help(void) {
                "     --log-level=LEVEL    debug, info, notice, warning, err (default info)\n"
                "     --restore            Restore the host's values saved by a daemon that\n"
                "                          did not exit cleanly, then exit\n"
+               "     --check-config       Check the configuration and its drop-ins, then exit\n"
+               "                          (status 78 if invalid)\n"
                "\n"
                "See ksm-throttler(8) and ksm-throttler.conf(5).\n",
                CONFIG_DEFAULT_PATH, KSM_DEFAULT_DIRECTORY);
@@ -65,7 +86,7 @@ static void help(void) {
 
 /* Returns 1 to run, 0 to exit successfully (--help), or an exit status < 0 negated. */
 static int parse_arguments(int argc, char *argv[], struct arguments *args) {
-        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_KSM_DIR, ARG_MEMINFO, ARG_RUNTIME_DIR, ARG_LOG_LEVEL, ARG_RESTORE };
+        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_KSM_DIR, ARG_MEMINFO, ARG_RUNTIME_DIR, ARG_LOG_LEVEL, ARG_RESTORE, ARG_CHECK_CONFIG };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -75,6 +96,7 @@ static int parse_arguments(int argc, char *argv[], struct arguments *args) {
                 { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "restore", no_argument, NULL, ARG_RESTORE },
+                { "check-config", no_argument, NULL, ARG_CHECK_CONFIG },
                 {},
         };
         int c, level;
@@ -118,6 +140,9 @@ static int parse_arguments(int argc, char *argv[], struct arguments *args) {
                 case ARG_RESTORE:
                         args->restore_only = true;
                         break;
+                case ARG_CHECK_CONFIG:
+                        args->check_config = true;
+                        break;
                 case '?':
                         if (optopt)
                                 log_error("Option -%c or its argument is not valid; see --help", optopt);
@@ -134,7 +159,8 @@ static int parse_arguments(int argc, char *argv[], struct arguments *args) {
 }
 
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        struct daemon *d = userdata;
+        struct bus_service *service = userdata;
+        struct daemon *d = service->daemon;
 
         log_info("Received SIG%s, restoring the host's KSM settings and exiting", sigabbrev_np((int) si->ssi_signo));
         sd_notify(false, "STOPPING=1\nSTATUS=Restoring the host's KSM settings");
@@ -142,18 +168,17 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         (void) daemon_restore(d);
         /* Callers waiting for polkit hear why now: sd-bus flushes and closes the bus as
          * soon as the loop exits. */
-        authorizer_shutdown(d->authorizer);
+        authorizer_shutdown(service->authorizer);
         /* Still authenticating or saying Hello (a stuck bus): a flush would wait for the
          * bus for up to 90 s, and nobody can be waiting for an answer yet. */
-        if (d->bus && sd_bus_is_ready(d->bus) <= 0)
-                (void) sd_bus_close(d->bus);
+        if (service->bus && sd_bus_is_ready(service->bus) <= 0)
+                (void) sd_bus_close(service->bus);
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
 static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         const struct arguments *args = userdata;
         struct daemon *d = args->daemon;
-        (void) s, (void) si;
 
         log_info("Received SIGHUP, reloading the configuration");
         (void) daemon_reload_config(d, args->config_path, args->config_required);
@@ -167,7 +192,6 @@ struct name_query {
 
 static int on_name_has_owner_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         struct name_query *q = userdata;
-        (void) ret_error;
 
         q->done = true;
         if (sd_bus_message_is_method_error(reply, NULL) || sd_bus_message_read(reply, "b", &q->owned) < 0)
@@ -188,7 +212,7 @@ static int daemon_is_running(void) {
         r = sd_bus_open_system(&bus);
         if (r < 0)
                 return r;
-        r = sd_bus_call_method_async(bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+        r = sd_bus_call_method_async(bus, NULL, DBUS_DRIVER_NAME, DBUS_DRIVER_PATH, DBUS_DRIVER_INTERFACE,
                                      "NameHasOwner", on_name_has_owner_reply, &q, "s", KSM_THROTTLER_BUS_NAME);
         if (r < 0)
                 return r;
@@ -264,19 +288,18 @@ static int bus_open_system_without_fds(sd_bus **ret) {
 }
 
 struct start {
-        struct daemon *daemon;
+        struct bus_service *service;
         sd_event_source *timeout;
         sd_bus_slot *request;
 };
 
 static int start_failed(struct start *start) {
         start->timeout = sd_event_source_disable_unref(start->timeout);
-        return sd_event_exit(start->daemon->event, LOOP_EXIT_START_FAILED);
+        return sd_event_exit(start->service->daemon->event, LOOP_EXIT_START_FAILED);
 }
 
 static int on_start_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         char timeout[32];
-        (void) s, (void) usec;
 
         log_error("The system bus did not let ksm-throttler own %s within %s; exiting", KSM_THROTTLER_BUS_NAME,
                   format_duration_usec(timeout, sizeof timeout, START_TIMEOUT_USEC));
@@ -286,11 +309,11 @@ static int on_start_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 /* The name is ours (or not): recover a crashed instance's values, serve, tell systemd. */
 static int on_request_name_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         struct start *start = userdata;
-        struct daemon *daemon = start->daemon;
+        struct bus_service *service = start->service;
+        struct daemon *daemon = service->daemon;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         uint32_t result = 0;
         int r;
-        (void) ret_error;
 
         if (e) {
                 log_error("Cannot own %s on the system bus: %s", KSM_THROTTLER_BUS_NAME, e->message ?: e->name);
@@ -311,8 +334,10 @@ static int on_request_name_reply(sd_bus_message *reply, void *userdata, sd_bus_e
 
         /* Only once the name is ours: a second instance must not undo a running cycle.
          * The object appears after that, so that no kick can come before the recovery. */
-        if (daemon_recover(daemon) < 0 || bus_object_add(daemon) < 0)
+        if (daemon_recover(daemon) < 0 ||
+            bus_object_new(service->bus, daemon, service->authorizer, &service->object) < 0)
                 return sd_event_exit(daemon->event, LOOP_EXIT_START_FAILED);
+        daemon_set_observer(daemon, &bus_object_observer, service->object);
 
         char settings[256];
         log_info("ksm-throttler %s ready on %s, KSM in %s, host settings: %s", PROJECT_VERSION, KSM_THROTTLER_BUS_NAME,
@@ -324,7 +349,8 @@ static int on_request_name_reply(sd_bus_message *reply, void *userdata, sd_bus_e
 /* Sets up the loop and the bus, owns the name, restores a crashed instance's values,
  * and serves until a signal or the bus ends it. Nothing here waits for the bus: all of
  * it runs on the loop, which serves SIGTERM from the start. Returns 0, or -errno (logged). */
-static int serve(struct daemon *daemon, struct arguments *args) {
+static int serve(struct bus_service *service, struct arguments *args) {
+        struct daemon *daemon = service->daemon;
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         int r;
 
@@ -344,38 +370,38 @@ static int serve(struct daemon *daemon, struct arguments *args) {
         r = daemon_init(daemon, event);
         if (r < 0)
                 return r;
-        if ((r = sd_event_add_signal(event, NULL, SIGTERM, on_exit_signal, daemon)) < 0 ||
-            (r = sd_event_add_signal(event, NULL, SIGINT, on_exit_signal, daemon)) < 0 ||
+        if ((r = sd_event_add_signal(event, NULL, SIGTERM, on_exit_signal, service)) < 0 ||
+            (r = sd_event_add_signal(event, NULL, SIGINT, on_exit_signal, service)) < 0 ||
             (r = sd_event_add_signal(event, NULL, SIGHUP, on_reload_signal, args)) < 0) {
                 log_error_errno(r, "Cannot watch signals: %m");
                 return r;
         }
 
-        r = bus_open_system_without_fds(&daemon->bus);
+        r = bus_open_system_without_fds(&service->bus);
         if (r < 0) {
                 log_error_errno(r, "Cannot connect to the system bus: %m");
                 return r;
         }
-        r = authorizer_new(daemon->bus, daemon->config.polkit_timeout_usec, &daemon->authorizer);
+        r = authorizer_new(service->bus, daemon->config.polkit_timeout_usec, &service->authorizer);
         if (r < 0)
                 return r;
-        r = sd_bus_attach_event(daemon->bus, event, SD_EVENT_PRIORITY_NORMAL);
+        r = sd_bus_attach_event(service->bus, event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0) {
                 log_error_errno(r, "Cannot attach the bus to the event loop: %m");
                 return r;
         }
         /* If the bus goes away there is nobody left to serve: restore and exit. */
-        (void) sd_bus_set_exit_on_disconnect(daemon->bus, true);
+        (void) sd_bus_set_exit_on_disconnect(service->bus, true);
 
         /* Owning the name, and what follows, happens on the loop (on_request_name_reply). */
-        struct start start = { .daemon = daemon };
+        struct start start = { .service = service };
         r = sd_event_add_time_relative(event, &start.timeout, CLOCK_MONOTONIC, START_TIMEOUT_USEC, 0, on_start_timeout,
                                        &start);
         if (r < 0) {
                 log_error_errno(r, "Cannot create the start-up timer: %m");
                 return r;
         }
-        r = sd_bus_request_name_async(daemon->bus, &start.request, KSM_THROTTLER_BUS_NAME, 0, on_request_name_reply,
+        r = sd_bus_request_name_async(service->bus, &start.request, KSM_THROTTLER_BUS_NAME, 0, on_request_name_reply,
                                       &start);
         if (r < 0) {
                 start.timeout = sd_event_source_disable_unref(start.timeout);
@@ -400,6 +426,7 @@ static int serve(struct daemon *daemon, struct arguments *args) {
 
 static int run(int argc, char *argv[]) {
         struct daemon daemon = { .ksm_dirfd = -EBADF };
+        struct bus_service service = { .daemon = &daemon };
         struct arguments args;
         sigset_t mask;
         int r, exit_status = EXIT_SUCCESS;
@@ -417,9 +444,21 @@ static int run(int argc, char *argv[]) {
                 return -r;
         args.daemon = &daemon;
 
-        if (config_init(&daemon.config) < 0)
-                return log_error("Out of memory"), EXIT_FAILURE;
-        if (config_load(&daemon.config, args.config_path, args.config_required) < 0) {
+        if (config_init(&daemon.config) < 0) {
+                log_oom();
+                return EXIT_FAILURE;
+        }
+        r = config_load(&daemon.config, args.config_path, args.config_required);
+        if (args.check_config) {
+                /* What ExecReload= runs before SIGHUP, so that systemctl reload reports a bad file. */
+                if (r >= 0)
+                        log_info("Configuration is valid: %s", daemon.config.sources ?: "built-in defaults (no file found)");
+                else
+                        log_error("Invalid configuration");
+                config_done(&daemon.config);
+                return r < 0 ? EX_CONFIG : EXIT_SUCCESS;
+        }
+        if (r < 0) {
                 if (!args.restore_only) {
                         log_error("Invalid configuration, not starting");
                         config_done(&daemon.config);
@@ -433,13 +472,17 @@ static int run(int argc, char *argv[]) {
         if (args.ksm_directory) {
                 free(daemon.config.ksm_directory);
                 daemon.config.ksm_directory = strdup(args.ksm_directory);
-                if (!daemon.config.ksm_directory)
-                        return log_error("Out of memory"), EXIT_FAILURE;
+                if (!daemon.config.ksm_directory) {
+                        log_oom();
+                        return EXIT_FAILURE;
+                }
         }
         daemon.meminfo_path = args.meminfo_path;
         daemon.runtime_directory = args.runtime_directory;
 
-        daemon.ksm_dirfd = ksm_directory_open(daemon.config.ksm_directory);
+        /* --restore writes every knob it can, so it does not insist on all of them. */
+        daemon.ksm_dirfd = args.restore_only ? ksm_directory_open_unchecked(daemon.config.ksm_directory)
+                                             : ksm_directory_open(daemon.config.ksm_directory);
         if (daemon.ksm_dirfd < 0) {
                 config_done(&daemon.config);
                 return EX_UNAVAILABLE;
@@ -451,11 +494,12 @@ static int run(int argc, char *argv[]) {
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         }
 
-        r = serve(&daemon, &args);
+        r = serve(&service, &args);
         exit_status = r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         /* Also after the bus went away or the loop failed; a no-op if already restored. */
         if (daemon_restore(&daemon) < 0)
                 exit_status = EXIT_FAILURE;
+        bus_service_done(&service);
         daemon_done(&daemon);
         return exit_status;
 }

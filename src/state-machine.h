@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The throttling schedule of SPEC §4 as a pure state machine: no I/O, no clock.
+/* The throttling schedule as a pure state machine: no I/O, no clock (docs/design.md,
+ * The state machine).
  * Callers pass the time (CLOCK_MONOTONIC µs) and AnonPages; it returns states and settings. */
 #pragma once
 
@@ -36,7 +37,7 @@ struct throttle {
 const char *throttle_state_to_string(enum throttle_state state);
 enum throttle_state throttle_state_from_string(const char *s);
 
-/* The built-in schedule of SPEC §4. */
+/* The built-in schedule: 30 s aggressive, 2 min standard, 2 min slow. */
 void throttle_config_default(struct throttle_config *ret);
 
 static inline void throttle_init(struct throttle *t) {

@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# End to end under a real systemd (issue 3, SPEC §5, §7): boots a minimal Debian 12
-# in systemd-nspawn with the real /sys/kernel/mm/ksm bound in, installs the project
-# as a distribution package would (meson --prefix=/usr, DESTDIR install), and checks
+# End to end under a real systemd (docs/design.md: Authorization, Persistence and
+# recovery): boots a minimal Debian 12 in systemd-nspawn with the real
+# /sys/kernel/mm/ksm bound in, installs the project as a distribution package
+# would (meson --prefix=/usr, DESTDIR install), and checks
 # with the real system bus, systemd and polkitd:
 #   bus activation through SystemdService=, the hardened unit writing the knobs,
 #   StatusText, nobody refused by default and allowed by a rules file,

@@ -8,6 +8,7 @@
 #include "ksm.h"
 #include "log.h"
 #include "parse-util.h"
+#include "proc.h"
 #include "saved-state.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

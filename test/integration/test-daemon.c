@@ -52,7 +52,6 @@ struct signal_log {
 static int on_state_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         struct signal_log *log = userdata;
         const char *state, *previous;
-        (void) error;
 
         cr_assert_geq(sd_bus_message_read(m, "ss", &state, &previous), 0);
         if (log->n_states < 16)
@@ -75,7 +74,6 @@ static int on_state_changed(sd_bus_message *m, void *userdata, sd_bus_error *err
 static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         struct signal_log *log = userdata;
         const char *interface, *name;
-        (void) error;
 
         cr_assert_geq(sd_bus_message_read(m, "s", &interface), 0);
         cr_assert_geq(sd_bus_message_enter_container(m, 'a', "{sv}"), 0);

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# The polkit policy is valid against polkit's policyconfig DTD and has the defaults SPEC §5 asks for.
+# The polkit policy is valid against polkit's policyconfig DTD and has the defaults docs/design.md (Authorization) gives.
 set -euo pipefail
 policy=$1
 dtd=/usr/share/polkit-1/policyconfig-1.dtd

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
 # The installed systemd unit: systemd-analyze verify reports nothing, and
-# systemd-analyze security --offline scores it at most 1.5 (SPEC §5, issue 3).
+# systemd-analyze security --offline scores it at most 1.5.
 # Usage: test-unit-file.sh BUILD_DIR
 set -euo pipefail
 build=$1
@@ -25,3 +25,13 @@ sed "s|$libexecdir/|$dest$libexecdir/|" "$unit" >"$dest/ksm-throttler.service"
 out=$(systemd-analyze verify --man=no "$dest/ksm-throttler.service" 2>&1) || { echo "$out"; echo "FAIL: verify failed"; exit 1; }
 [ -z "$out" ] || { echo "$out"; echo "FAIL: systemd-analyze verify reported something"; exit 1; }
 echo "verify: clean"
+
+# A bad configuration exits 78 (EX_CONFIG): restarting cannot fix it.
+grep -qx 'RestartPreventExitStatus=78' "$unit" || { echo "FAIL: no RestartPreventExitStatus=78"; exit 1; }
+# systemctl reload must fail on a file the daemon would reject: check it before SIGHUP.
+reloads=$(grep '^ExecReload=' "$unit")
+check_line=$(grep -n '^ExecReload=.*/ksm-throttler --check-config$' "$unit" | cut -d: -f1)
+hup_line=$(grep -n '^ExecReload=.*kill -HUP \$MAINPID$' "$unit" | cut -d: -f1)
+[ -n "$check_line" ] && [ -n "$hup_line" ] && [ "$check_line" -lt "$hup_line" ] || {
+    echo "$reloads"; echo "FAIL: ExecReload= does not run ksm-throttler --check-config before the SIGHUP"; exit 1; }
+echo "reload: checks the configuration first"

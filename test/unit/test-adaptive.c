@@ -227,14 +227,3 @@ Test(adaptive, sampling_only_outside_initial) {
         cr_assert_gt(adaptive_sample_interval_usec(THROTTLE_AGGRESSIVE), 0);
         cr_assert_lt(adaptive_sample_interval_usec(THROTTLE_AGGRESSIVE), adaptive_sample_interval_usec(THROTTLE_SLOW));
 }
-
-Test(adaptive, proc_stat_cpu_time) {
-        uint64_t usec;
-        /* A comm with spaces and parentheses; utime 150, stime 250 ticks at 100 Hz. */
-        cr_assert_eq(proc_stat_parse_cpu_usec("37 (ks md) (x)) S 2 0 0 0 -1 2129984 0 0 0 0 150 250 0 0 39 19 1 0 5",
-                                              100, &usec),
-                     0);
-        cr_assert_eq(usec, 4000000);
-        cr_assert_eq(proc_stat_parse_cpu_usec("37 ksmd S 2", 100, &usec), -EINVAL);
-        cr_assert_eq(proc_stat_parse_cpu_usec("37 (ksmd) S 2 0", 100, &usec), -EINVAL);
-}

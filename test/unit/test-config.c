@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The configuration file and its drop-ins (SPEC §6), against files in a temporary directory. */
+/* The configuration file and its drop-ins, against files in a temporary directory. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -189,7 +189,7 @@ Test(config, adaptive_is_on_by_default) {
 Test(config, bare_number_duration_is_seconds_and_inline_comments_are_allowed) {
         struct config c;
         config_init(&c);
-        /* As in the SPEC §6 example. */
+        /* The inline-comment style of the example in ksm-throttler.conf(5). */
         write_file("ksm-throttler.conf",
                    "[Aggressive]\n"
                    "DurationSec=45\n"
@@ -255,30 +255,45 @@ Test(config, unknown_keys_and_sections_warn_with_file_and_line) {
 }
 
 Test(config, invalid_values_are_rejected_with_file_and_line_and_leave_config_unchanged) {
+        /* Write text, expect -EINVAL, a message naming the file and line, and what it says. */
         static const struct {
                 const char *text;
                 unsigned line;
+                const char *message;
         } bad[] = {
-                { "[Aggressive]\nSleepMillisecs=7\nDurationSec=0\n", 3 },
-                { "[Aggressive]\nSleepMillisecs=7\nDurationSec=abc\n", 3 },
-                { "[Standard]\nSleepMillisecs=7\nDurationSec=\n", 3 },
-                { "[Slow]\nSleepMillisecs=7\nDurationSec=-5s\n", 3 },
-                { "[Aggressive]\nSleepMillisecs=7\nPagesPerScanFactor=0\n", 3 },
-                { "[Standard]\nSleepMillisecs=7\nPagesPerScanFactor=ten\n", 3 },
-                { "[Slow]\nPagesPerScanFactor=7\nSleepMillisecs=0\n", 3 },
-                { "[Slow]\nPagesPerScanFactor=7\nSleepMillisecs=1.5\n", 3 },
-                { "[Throttler]\nMaxPagesToScan=7000\nMinPagesToScan=x\n", 3 },
-                { "[Throttler]\nMinPagesToScan=7\nMaxPagesToScan=-1\n", 3 },
-                { "[Throttler]\nMinPagesToScan=0\n", 2 },
-                { "[Throttler]\nMaxPagesToScan=99999999999\n", 2 },
-                { "[Throttler]\nMinPagesToScan=7\nKsmDirectory=relative/ksm\n", 3 },
-                { "# comment\n\n[Throttler]\nMinPagesToScan=7\n[Aggressive]\nDurationSec=5 fortnights\n", 6 },
-                { "[Throttler]\nMinPagesToScan=7\nAdaptive=perhaps\n", 3 },
-                { "[Throttler]\nMinPagesToScan=7\nConvergedPercent=0\n", 3 },
-                { "[Throttler]\nMinPagesToScan=7\nConvergedScans=1000\n", 3 },
-                { "[Throttler]\nMinPagesToScan=7\nPolkitTimeoutSec=0\n", 3 },
-                { "[Aggressive]\nSleepMillisecs=7\nFullScanSec=1ms\n", 3 },
-                { "[Standard]\nSleepMillisecs=7\nMaxCpuPercent=101\n", 3 },
+                { "[Aggressive]\nSleepMillisecs=7\nDurationSec=0\n", 3,
+                  "invalid value \"0\" for DurationSec in [Aggressive]: expected a duration between 1ms and 24h" },
+                { "[Aggressive]\nSleepMillisecs=7\nDurationSec=abc\n", 3, "invalid value \"abc\" for DurationSec" },
+                { "[Standard]\nSleepMillisecs=7\nDurationSec=\n", 3, "invalid value \"\" for DurationSec in [Standard]" },
+                { "[Slow]\nSleepMillisecs=7\nDurationSec=-5s\n", 3, "invalid value \"-5s\" for DurationSec in [Slow]" },
+                { "[Aggressive]\nSleepMillisecs=7\nPagesPerScanFactor=0\n", 3,
+                  "for PagesPerScanFactor in [Aggressive]: expected a whole number of at least 1" },
+                { "[Standard]\nSleepMillisecs=7\nPagesPerScanFactor=ten\n", 3, "invalid value \"ten\" for PagesPerScanFactor" },
+                { "[Slow]\nPagesPerScanFactor=7\nSleepMillisecs=0\n", 3,
+                  "for SleepMillisecs in [Slow]: expected a whole number of milliseconds from 1 to 60000" },
+                { "[Slow]\nPagesPerScanFactor=7\nSleepMillisecs=1.5\n", 3, "invalid value \"1.5\" for SleepMillisecs" },
+                { "[Throttler]\nMaxPagesToScan=7000\nMinPagesToScan=x\n", 3,
+                  "invalid value \"x\" for MinPagesToScan in [Throttler]: expected a whole number of at least 1" },
+                { "[Throttler]\nMinPagesToScan=7\nMaxPagesToScan=-1\n", 3, "invalid value \"-1\" for MaxPagesToScan" },
+                { "[Throttler]\nMinPagesToScan=0\n", 2, "invalid value \"0\" for MinPagesToScan" },
+                { "[Throttler]\nMaxPagesToScan=99999999999\n", 2, "invalid value \"99999999999\" for MaxPagesToScan" },
+                { "[Throttler]\nMinPagesToScan=7\nKsmDirectory=relative/ksm\n", 3,
+                  "for KsmDirectory in [Throttler]: expected an absolute path" },
+                { "# comment\n\n[Throttler]\nMinPagesToScan=7\n[Aggressive]\nDurationSec=5 fortnights\n", 6,
+                  "invalid value \"5 fortnights\" for DurationSec" },
+                { "[Throttler]\nMinPagesToScan=7\nAdaptive=perhaps\n", 3, "for Adaptive in [Throttler]: expected yes or no" },
+                { "[Throttler]\nMinPagesToScan=7\nConvergedPercent=0\n", 3,
+                  "for ConvergedPercent in [Throttler]: expected a whole percentage from 1 to 100" },
+                { "[Throttler]\nMinPagesToScan=7\nConvergedScans=1000\n", 3,
+                  "for ConvergedScans in [Throttler]: expected a whole number of full scans from 1 to 100" },
+                { "[Throttler]\nMinPagesToScan=7\nPolkitTimeoutSec=0\n", 3,
+                  "for PolkitTimeoutSec in [Throttler]: expected a duration between 1ms and 100s" },
+                { "[Aggressive]\nSleepMillisecs=7\nFullScanSec=1ms\n", 3,
+                  "for FullScanSec in [Aggressive]: expected a duration between 10ms and 24h" },
+                { "[Standard]\nSleepMillisecs=7\nMaxCpuPercent=101\n", 3,
+                  "for MaxCpuPercent in [Standard]: expected a whole percentage of one CPU from 1 to 100" },
+                { "[Slow]\nMaxCpuPercent=0\n", 2, "for MaxCpuPercent in [Slow]" },
+                { "[Slow]\nFullScanSec=25h\n", 2, "for FullScanSec in [Slow]" },
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 struct config c;
@@ -294,6 +309,8 @@ Test(config, invalid_values_are_rejected_with_file_and_line_and_leave_config_unc
                 int r = load_capturing(&c, conf, true);
                 cr_assert_eq(r, -EINVAL, "case %zu:\n%s\nreturned %d, expected -EINVAL", i, bad[i].text, r);
                 assert_logged(conf, bad[i].line);
+                cr_assert_not_null(strstr(stderr_text, bad[i].message), "case %zu:\n%s\nexpected \"%s\", got:\n%s", i,
+                                   bad[i].text, bad[i].message, stderr_text);
                 cr_assert_eq(memcmp(&c.throttle, &before, sizeof before), 0, "case %zu:\n%s\nchanged the config", i,
                              bad[i].text);
                 cr_assert_eq(c.ksm_directory, dir_before);
@@ -400,7 +417,7 @@ Test(config, successful_reload_replaces_previous_values) {
         cr_assert_eq(load_capturing(&c, conf, true), 0, "%s", stderr_text);
         cr_assert_str_eq(c.ksm_directory, "/one");
 
-        /* A rejected reload keeps the loaded values (SIGHUP in SPEC §6). */
+        /* A rejected reload keeps the loaded values (SIGHUP). */
         write_file("ksm-throttler.conf", "[Throttler]\nKsmDirectory=/two\n[Slow]\nSleepMillisecs=0\n");
         cr_assert_eq(load_capturing(&c, conf, true), -EINVAL);
         cr_assert_str_eq(c.ksm_directory, "/one");
@@ -411,4 +428,52 @@ Test(config, successful_reload_replaces_previous_values) {
         cr_assert_str_eq(c.ksm_directory, "/three");
         config_done(&c);
         cr_assert_null(c.ksm_directory);
+}
+
+Test(config, read_error_in_a_dropin_is_reported_with_file_and_errno) {
+        struct config c;
+        char dropin[PATH_MAX + 64];
+        config_init(&c);
+        write_file("ksm-throttler.conf", "[Aggressive]\nDurationSec=10s\n");
+        make_dropin_dir();
+        /* Reading /proc/self/mem at offset 0 fails with EIO, as a failing disk would. */
+        snprintf(dropin, sizeof dropin, "%s.d/50-unreadable.conf", conf);
+        cr_assert_eq(symlink("/proc/self/mem", dropin), 0);
+
+        cr_assert_eq(load_capturing(&c, conf, true), -EINVAL, "an unreadable drop-in was taken as empty:\n%s", stderr_text);
+        cr_assert_not_null(strstr(stderr_text, dropin), "the error does not name the drop-in:\n%s", stderr_text);
+        cr_assert_not_null(strstr(stderr_text, strerror(EIO)), "the error does not give the errno:\n%s", stderr_text);
+        assert_default_throttle(&c.throttle);
+        config_done(&c);
+}
+
+Test(config, config_path_naming_a_directory_is_refused) {
+        struct config c;
+        config_init(&c);
+        cr_assert_eq(mkdir(conf, 0755), 0);
+        cr_assert_eq(load_capturing(&c, conf, true), -EINVAL, "a directory was read as an empty file:\n%s", stderr_text);
+        cr_assert_not_null(strstr(stderr_text, conf), "%s", stderr_text);
+        cr_assert_not_null(strstr(stderr_text, strerror(EISDIR)), "%s", stderr_text);
+        /* Also when the file is optional: a directory there is a mistake, not an absence. */
+        cr_assert_eq(load_capturing(&c, conf, false), -EINVAL, "%s", stderr_text);
+        config_done(&c);
+}
+
+Test(config, sources_name_the_files_actually_read) {
+        struct config c;
+        char dropin[PATH_MAX];
+        config_init(&c);
+        make_dropin_dir();
+        snprintf(dropin, sizeof dropin, "%s", write_file("ksm-throttler.conf.d/10-a.conf", "[Slow]\nSleepMillisecs=300\n"));
+
+        /* Only a drop-in: the missing main file is not named. */
+        cr_assert_eq(load_capturing(&c, conf, false), 0, "%s", stderr_text);
+        cr_assert_str_eq(c.sources, dropin);
+
+        write_file("ksm-throttler.conf", "[Slow]\nSleepMillisecs=200\n");
+        cr_assert_eq(load_capturing(&c, conf, false), 0, "%s", stderr_text);
+        char expected[2 * PATH_MAX + 8];
+        snprintf(expected, sizeof expected, "%s, %s", conf, dropin);
+        cr_assert_str_eq(c.sources, expected);
+        config_done(&c);
 }

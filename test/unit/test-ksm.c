@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* KSM sysfs access (SPEC §4) against a temporary directory of fake knob files. */
+/* KSM sysfs access against a temporary directory of fake knob files. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -402,57 +402,77 @@ Test(ksm, apply_ignores_knobs_the_kernel_lacks) {
         cr_assert_not(ksm_settings_has(&now, KSM_KNOB_ADVISOR_MODE));
 }
 
-static const char meminfo[] =
-        "MemTotal:       32594948 kB\n"
-        "MemFree:         9876543 kB\n"
-        "MemAvailable:   20000000 kB\n"
-        "Buffers:          123456 kB\n"
-        "Cached:          9000000 kB\n"
-        "SwapCached:            0 kB\n"
-        "Active:          8000000 kB\n"
-        "Inactive:        7000000 kB\n"
-        "Active(anon):     900000 kB\n"
-        "Inactive(anon):   124000 kB\n"
-        "AnonPages:        1024000 kB\n"
-        "Mapped:           800000 kB\n"
-        "Shmem:            200000 kB\n"
-        "AnonHugePages:    409600 kB\n"
-        "HugePages_Total:       0\n";
+Test(ksm, sample_read_counters) {
+        struct ksm_sample s;
 
-Test(ksm, meminfo_parse_anon_pages) {
-        uint64_t pages = 1;
-        cr_assert_eq(meminfo_parse_anon_pages(meminfo, 4096, &pages), 0);
-        cr_assert_eq(pages, 256000);
-        cr_assert_eq(meminfo_parse_anon_pages(meminfo, 16384, &pages), 0);
-        cr_assert_eq(pages, 64000);
-        cr_assert_eq(meminfo_parse_anon_pages("AnonPages: 0 kB\n", 4096, &pages), 0);
-        cr_assert_eq(pages, 0);
-        /* The last line need not end with a newline. */
-        cr_assert_eq(meminfo_parse_anon_pages("MemTotal: 1 kB\nAnonPages: 8 kB", 4096, &pages), 0);
-        cr_assert_eq(pages, 2);
+        put("full_scans", "12\n");
+        put("pages_shared", "10\n");
+        put("pages_sharing", "90\n");
+        put("pages_unshared", "5\n");
+        put("pages_volatile", "3\n");
+        put("ksm_zero_pages", "7\n");
+        cr_assert_eq(ksm_sample_read(ksm_fd, &s), 0, "counters not read");
+        cr_assert_eq(s.full_scans, 12);
+        cr_assert_eq(s.pages_sharing, 90);
+        cr_assert_eq(ksm_sample_saved_pages(&s), 97, "saved pages are pages_sharing + ksm_zero_pages");
+        cr_assert_not(s.has_pages_scanned, "pages_scanned is missing here, yet marked as read");
+        cr_assert_not(s.has_ksmd_cpu, "ksmd's CPU time is the caller's to fill in");
+
+        put("pages_scanned", "4000\n");
+        cr_assert_eq(ksm_sample_read(ksm_fd, &s), 0);
+        cr_assert(s.has_pages_scanned);
+        cr_assert_eq(s.pages_scanned, 4000);
+
+        cr_assert_eq(unlinkat(ksm_fd, "full_scans", 0), 0);
+        cr_assert_eq(ksm_sample_read(ksm_fd, &s), -ENOENT, "full_scans is always there: its absence is an error");
 }
 
-Test(ksm, meminfo_parse_anon_pages_rejects) {
-        uint64_t pages = 77;
-        cr_assert_eq(meminfo_parse_anon_pages("MemTotal: 1 kB\nAnonHugePages: 2048 kB\n", 4096, &pages), -ENODATA);
-        cr_assert_eq(meminfo_parse_anon_pages("", 4096, &pages), -ENODATA);
-        cr_assert_eq(meminfo_parse_anon_pages("MemTotal: 1 kB\nXAnonPages: 4096 kB\n", 4096, &pages), -ENODATA);
-        cr_assert_eq(meminfo_parse_anon_pages("AnonPages: lots kB\n", 4096, &pages), -EINVAL);
-        cr_assert_eq(meminfo_parse_anon_pages("AnonPages: 1024\n", 4096, &pages), -EINVAL);
-        cr_assert_eq(meminfo_parse_anon_pages("AnonPages: -1024 kB\n", 4096, &pages), -EINVAL);
-        cr_assert_eq(pages, 77);
+Test(ksm, restore_writes_every_knob_it_can_and_reports_the_others) {
+        struct ksm_settings current = settings(-1, 10000, 1, 1), host = settings(-1, 100, 20, 0), now;
+        int errors[_KSM_KNOB_MAX];
+        unsigned failed = 0;
+
+        put("run", "1\n");
+        put("pages_to_scan", "10000\n");
+        put("sleep_millisecs", "1\n");
+        make_unwritable("run");
+        cr_assert_lt(ksm_settings_restore(ksm_fd, &current, &host, &now, &failed, errors), 0);
+        /* Nothing is put back: the knobs that could be written hold the host's values. */
+        cr_assert_str_eq(get("pages_to_scan"), "100\n");
+        cr_assert_str_eq(get("sleep_millisecs"), "20\n");
+        cr_assert_eq(failed, 1u << KSM_KNOB_RUN, "failed mask %#x", failed);
+        cr_assert_eq(errors[KSM_KNOB_RUN], -EISDIR, "errno %d", errors[KSM_KNOB_RUN]);
+        cr_assert_eq(now.value[KSM_KNOB_RUN], 1, "run is reported as still holding the throttler's value");
+        cr_assert_eq(now.value[KSM_KNOB_PAGES_TO_SCAN], 100);
+        cr_assert_eq(now.value[KSM_KNOB_SLEEP_MILLISECS], 20);
 }
 
-Test(ksm, meminfo_read_anon_pages) {
-        char path[PATH_MAX];
-        uint64_t pages = 0, expected = 0;
+Test(ksm, restore_with_everything_writable_succeeds) {
+        struct ksm_settings current = settings(KSM_ADVISOR_NONE, 10000, 1, 1), host = settings(KSM_ADVISOR_SCAN_TIME, 100, 20, 0);
+        struct ksm_settings now;
+        int errors[_KSM_KNOB_MAX];
+        unsigned failed = 1;
 
-        put("meminfo", meminfo);
-        snprintf(path, sizeof path, "%s/meminfo", tmpdir);
-        cr_assert_eq(meminfo_read_anon_pages(path, &pages), 0);
-        cr_assert_eq(meminfo_parse_anon_pages(meminfo, (uint64_t) sysconf(_SC_PAGESIZE), &expected), 0);
-        cr_assert_eq(pages, expected);
+        put("advisor_mode", "[none] scan-time\n");
+        put("run", "1\n");
+        put("pages_to_scan", "10000\n");
+        put("sleep_millisecs", "1\n");
+        cr_assert_eq(ksm_settings_restore(ksm_fd, &current, &host, &now, &failed, errors), 3);
+        cr_assert_eq(failed, 0);
+        cr_assert_str_eq(get("advisor_mode"), "scan-time\n");
+        /* With the advisor back in charge, pages_to_scan is the kernel's: left alone. */
+        cr_assert_str_eq(get("pages_to_scan"), "10000\n");
+        cr_assert_str_eq(get("run"), "0\n");
+        cr_assert_str_eq(get("sleep_millisecs"), "20\n");
+}
 
-        snprintf(path, sizeof path, "%s/no-meminfo", tmpdir);
-        cr_assert_eq(meminfo_read_anon_pages(path, &pages), -ENOENT);
+Test(ksm, write_in_a_plain_directory_replaces_the_file_whole) {
+        struct stat before, after;
+        cr_assert_eq(fstatat(ksm_fd, "sleep_millisecs", &before, 0), 0);
+        cr_assert_eq(ksm_knob_write(ksm_fd, KSM_KNOB_SLEEP_MILLISECS, 7), 0);
+        cr_assert_str_eq(get("sleep_millisecs"), "7\n");
+        cr_assert_eq(fstatat(ksm_fd, "sleep_millisecs", &after, 0), 0);
+        /* A new inode: a crash mid-write leaves the old file or the new one, never an empty one. */
+        cr_assert_neq(before.st_ino, after.st_ino);
+        cr_assert_eq(fstatat(ksm_fd, ".sleep_millisecs.new", &after, 0), -1, "the temporary file was left behind");
 }

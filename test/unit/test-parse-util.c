@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Strict parsers: durations (SPEC §6), integers from config and sysfs, booleans. */
+/* Strict parsers: durations, integers from config and sysfs, booleans. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdbool.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The throttling schedule of SPEC §4, driven with injected times. */
+/* The throttling schedule, driven with injected times. */
 #include <criterion/criterion.h>
 
 #include "parse-util.h"

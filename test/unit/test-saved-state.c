@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The saved host values in the runtime directory: format, parse, and what a hostile
+ * runtime directory must not make the daemon do (block, follow, restore a stranger's file). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "saved-state.h"
+
+static char tmpdir[] = "/tmp/test-saved-state-XXXXXX";
+static char rundir[PATH_MAX];    /* tmpdir/run, 0700 like systemd's RuntimeDirectoryMode= */
+static char stderr_text[8192];   /* what the last capture logged */
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        return remove(path);
+}
+
+static void setup(void) {
+        cr_assert_not_null(mkdtemp(tmpdir));
+        snprintf(rundir, sizeof rundir, "%s/run", tmpdir);
+        cr_assert_eq(mkdir(rundir, 0700), 0);
+}
+
+static void teardown(void) {
+        nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Every test is bounded: a test that blocks in open() or read() fails instead of hanging. */
+TestSuite(saved_state, .init = setup, .fini = teardown, .timeout = 10);
+
+static const char *path_in(const char *dir, const char *name) {
+        static char path[PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        return path;
+}
+
+static void write_text(const char *path, const char *text, mode_t mode) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        cr_assert_geq(fd, 0, "cannot create %s: %s", path, strerror(errno));
+        cr_assert_eq(write(fd, text, strlen(text)), (ssize_t) strlen(text));
+        cr_assert_eq(close(fd), 0);
+        cr_assert_eq(chmod(path, mode), 0);
+}
+
+static struct saved_state sample_state(void) {
+        struct saved_state s = {};
+        ksm_settings_set(&s.host, KSM_KNOB_RUN, 0);
+        ksm_settings_set(&s.host, KSM_KNOB_PAGES_TO_SCAN, 100);
+        ksm_settings_set(&s.host, KSM_KNOB_SLEEP_MILLISECS, 20);
+        ksm_settings_set(&s.written, KSM_KNOB_RUN, 1);
+        ksm_settings_set(&s.written, KSM_KNOB_PAGES_TO_SCAN, 10000);
+        ksm_settings_set(&s.written, KSM_KNOB_SLEEP_MILLISECS, 1);
+        return s;
+}
+
+/* saved_state_load(rundir) with stderr captured into stderr_text. */
+static int load_capturing(struct saved_state *ret) {
+        FILE *capture = tmpfile();
+        int saved, r;
+        size_t n;
+
+        cr_assert_not_null(capture);
+        fflush(stderr);
+        saved = dup(STDERR_FILENO);
+        dup2(fileno(capture), STDERR_FILENO);
+        r = saved_state_load(rundir, ret);
+        fflush(stderr);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        rewind(capture);
+        n = fread(stderr_text, 1, sizeof stderr_text - 1, capture);
+        stderr_text[n] = '\0';
+        fclose(capture);
+        return r;
+}
+
+static void assert_logged(const char *text) {
+        cr_assert_not_null(strstr(stderr_text, text), "expected a message with \"%s\", got:\n%s", text, stderr_text);
+}
+
+Test(saved_state, save_then_load_gives_the_same_values) {
+        struct saved_state s = sample_state(), loaded;
+        struct stat st;
+
+        cr_assert_eq(saved_state_save(rundir, &s), 0);
+        cr_assert_eq(stat(path_in(rundir, SAVED_STATE_FILE), &st), 0);
+        cr_assert(S_ISREG(st.st_mode));
+        cr_assert_eq(st.st_mode & 022, 0, "the saved file is writable by others: %o", st.st_mode);
+        cr_assert_eq(load_capturing(&loaded), 0, "%s", stderr_text);
+        cr_assert(ksm_settings_equal(&loaded.host, &s.host));
+        cr_assert(ksm_settings_equal(&loaded.written, &s.written));
+        cr_assert_eq(saved_state_remove(rundir), 0);
+        cr_assert_eq(load_capturing(&loaded), -ENOENT);
+}
+
+Test(saved_state, nothing_saved_is_enoent_without_a_message) {
+        struct saved_state loaded;
+        cr_assert_eq(load_capturing(&loaded), -ENOENT);
+        cr_assert_str_eq(stderr_text, "");
+}
+
+Test(saved_state, damaged_file_names_file_and_line) {
+        struct saved_state loaded;
+        write_text(path_in(rundir, SAVED_STATE_FILE), "run=0\npages_to_scan=lots\n", 0600);
+        cr_assert_eq(load_capturing(&loaded), -EINVAL);
+        assert_logged("host-settings:2:");
+}
+
+Test(saved_state, out_of_range_values_are_refused) {
+        static const struct {
+                const char *text;
+                const char *message;
+        } bad[] = {
+                /* run=2 would unmerge everything, and the kernel knows no run above 2. */
+                { "run=7\npages_to_scan=100\nsleep_millisecs=20\n", "host-settings:1:" },
+                { "run=2\npages_to_scan=100\nsleep_millisecs=20\n", "host-settings:1:" },
+                { "run=0\npages_to_scan=100\nsleep_millisecs=20\nwritten.run=9\n", "host-settings:4:" },
+                { "run=0\npages_to_scan=4294967296\nsleep_millisecs=20\n", "host-settings:2:" },
+                { "run=0\npages_to_scan=100\nsleep_millisecs=-1\n", "host-settings:3:" },
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                struct saved_state loaded;
+                write_text(path_in(rundir, SAVED_STATE_FILE), bad[i].text, 0600);
+                cr_assert_eq(load_capturing(&loaded), -EINVAL, "case %zu accepted:\n%s", i, bad[i].text);
+                assert_logged(bad[i].message);
+        }
+}
+
+Test(saved_state, oversized_file_is_refused_not_cut) {
+        char text[2048];
+        struct saved_state loaded;
+        size_t len;
+
+        /* Padded with blank lines so that the 1023rd byte falls inside "10000". */
+        len = (size_t) snprintf(text, sizeof text, "run=0\nsleep_millisecs=20\n");
+        memset(text + len, '\n', 1021 - len - strlen("pages_to_scan="));
+        len = 1021 - strlen("pages_to_scan=");
+        snprintf(text + len, sizeof text - len, "pages_to_scan=10000\n");
+        write_text(path_in(rundir, SAVED_STATE_FILE), text, 0600);
+        cr_assert_eq(load_capturing(&loaded), -EFBIG, "a file of %zu bytes was accepted (pages_to_scan=%u)", strlen(text),
+                     loaded.host.value[KSM_KNOB_PAGES_TO_SCAN]);
+        assert_logged("too large");
+}
+
+Test(saved_state, directory_of_another_user_is_refused) {
+        struct saved_state loaded;
+        write_text(path_in(rundir, SAVED_STATE_FILE), "run=1\npages_to_scan=4294967295\nsleep_millisecs=0\n", 0600);
+        cr_assert_eq(chown(path_in(rundir, SAVED_STATE_FILE), 65534, 65534), 0);
+        cr_assert_eq(chown(rundir, 65534, 65534), 0);
+        cr_assert_eq(load_capturing(&loaded), -EPERM, "another user's file was loaded");
+        assert_logged("owned by");
+        assert_logged(rundir);
+}
+
+Test(saved_state, file_of_another_user_is_refused) {
+        struct saved_state loaded;
+        write_text(path_in(rundir, SAVED_STATE_FILE), "run=1\npages_to_scan=4294967295\nsleep_millisecs=0\n", 0600);
+        cr_assert_eq(chown(path_in(rundir, SAVED_STATE_FILE), 65534, 65534), 0);
+        cr_assert_eq(load_capturing(&loaded), -EPERM, "another user's file was loaded");
+        assert_logged("owned by");
+}
+
+Test(saved_state, directory_writable_by_others_is_refused) {
+        struct saved_state loaded, s = sample_state();
+        write_text(path_in(rundir, SAVED_STATE_FILE), "run=0\npages_to_scan=100\nsleep_millisecs=20\n", 0600);
+        cr_assert_eq(chmod(rundir, 0777), 0);
+        cr_assert_eq(load_capturing(&loaded), -EPERM);
+        assert_logged("writable");
+        cr_assert_lt(saved_state_save(rundir, &s), 0, "saved into a world-writable directory");
+}
+
+Test(saved_state, symlinked_directory_is_not_followed) {
+        char link[PATH_MAX - 64];
+        struct saved_state loaded, s = sample_state();
+
+        write_text(path_in(rundir, SAVED_STATE_FILE), "run=0\npages_to_scan=100\nsleep_millisecs=20\n", 0600);
+        snprintf(link, sizeof link, "%.64s/link", tmpdir);
+        cr_assert_eq(symlink(rundir, link), 0);
+        snprintf(rundir, sizeof rundir, "%s", link);
+        cr_assert_lt(load_capturing(&loaded), 0, "loaded through a symlink");
+        assert_logged(link);
+        cr_assert_lt(saved_state_save(link, &s), 0, "saved through a symlink");
+}
+
+Test(saved_state, fifo_as_saved_file_does_not_block_load) {
+        struct saved_state loaded;
+        cr_assert_eq(mkfifo(path_in(rundir, SAVED_STATE_FILE), 0600), 0);
+        cr_assert_lt(load_capturing(&loaded), 0);
+        assert_logged("not a regular file");
+}
+
+Test(saved_state, fifo_as_temporary_file_does_not_block_save) {
+        struct saved_state s = sample_state(), loaded;
+        cr_assert_eq(mkfifo(path_in(rundir, SAVED_STATE_FILE ".tmp"), 0600), 0);
+        /* A stale entry of ours is replaced by a fresh regular file. */
+        cr_assert_eq(saved_state_save(rundir, &s), 0);
+        cr_assert_eq(load_capturing(&loaded), 0, "%s", stderr_text);
+        cr_assert(ksm_settings_equal(&loaded.host, &s.host));
+}
+
+Test(saved_state, symlinked_file_is_not_followed) {
+        struct saved_state loaded;
+        char target[PATH_MAX + 16];
+        snprintf(target, sizeof target, "%s/elsewhere", tmpdir);
+        write_text(target, "run=0\npages_to_scan=100\nsleep_millisecs=20\n", 0600);
+        cr_assert_eq(symlink(target, path_in(rundir, SAVED_STATE_FILE)), 0);
+        cr_assert_lt(load_capturing(&loaded), 0);
+        assert_logged(SAVED_STATE_FILE);
+}
+
+Test(saved_state, intent_round_trips_with_written_and_pending_values) {
+        struct saved_state s = sample_state(), loaded;
+        char text[1024];
+
+        ksm_settings_set(&s.host, KSM_KNOB_ADVISOR_MODE, KSM_ADVISOR_SCAN_TIME);
+        ksm_settings_set(&s.written, KSM_KNOB_ADVISOR_MODE, KSM_ADVISOR_NONE);
+        ksm_settings_set(&s.pending, KSM_KNOB_RUN, 1);
+        ksm_settings_set(&s.pending, KSM_KNOB_PAGES_TO_SCAN, 1000);
+        ksm_settings_set(&s.pending, KSM_KNOB_SLEEP_MILLISECS, 10);
+        cr_assert_gt(saved_state_format(&s, text, sizeof text), 0);
+        cr_assert_not_null(strstr(text, "pending.pages_to_scan=1000\n"), "%s", text);
+        cr_assert_not_null(strstr(text, "written.advisor_mode=none\n"), "%s", text);
+        cr_assert_not_null(strstr(text, "advisor_mode=scan-time\n"), "%s", text);
+        cr_assert_eq(saved_state_parse(text, "test", &loaded), 0);
+        cr_assert(ksm_settings_equal(&loaded.host, &s.host));
+        cr_assert(ksm_settings_equal(&loaded.written, &s.written));
+        cr_assert(ksm_settings_equal(&loaded.pending, &s.pending));
+
+        /* The largest state the daemon writes fits the size limit with room to spare. */
+        cr_assert_lt(strlen(text), SAVED_STATE_SIZE_MAX / 2);
+}
+
+Test(saved_state, a_host_run_of_2_read_at_the_kick_may_be_recorded_as_written) {
+        struct saved_state loaded;
+        /* The host's run=2 is restored as 0, but sysfs did hold 2 before the first write. */
+        cr_assert_eq(saved_state_parse("run=0\npages_to_scan=100\nsleep_millisecs=20\nwritten.run=2\npending.run=1\n", "test",
+                                       &loaded),
+                     0);
+        cr_assert_eq(loaded.written.value[KSM_KNOB_RUN], 2);
+        cr_assert_eq(loaded.pending.value[KSM_KNOB_RUN], 1);
+}
