@@ -375,6 +375,29 @@ static void check_refuse_all(struct check *c, const char *name, const char *mess
         check_finish(c, &e);
 }
 
+/* Refuses, with LimitsExceeded, the waiters of c (still asking the bus) after the first
+ * keep. */
+static void check_refuse_beyond(struct check *c, unsigned keep) {
+        sd_bus_error e = SD_BUS_ERROR_MAKE_CONST(SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                                 "Too many kicks are waiting for polkit (limit " STRINGIFY(WAITERS_MAX)
+                                                 "); try again later");
+        struct waiter *last = c->waiters, *rest;
+
+        for (unsigned i = 1; i < keep; i++)
+                last = last->next;
+        rest = last->next;
+        last->next = NULL;
+        c->last = last;
+        c->authorizer->n_credential_waiters -= c->n_waiters - keep;
+        c->n_waiters = keep;
+        for (struct waiter *next; rest; rest = next) {
+                next = rest->next;
+                rest->callback(rest->message, &e, &c->caller, rest->userdata);
+                sd_bus_message_unref(rest->message);
+                free(rest);
+        }
+}
+
 /* The bus said who the sender is: root (or the daemon's own user, as
  * sd_bus_query_sender_privilege has it where capabilities are unknown, which they are
  * with dbus-daemon) passes; anyone else goes on to polkit. */
@@ -407,14 +430,18 @@ static int on_credentials_reply(sd_bus_message *reply, void *userdata, sd_bus_er
                 return 0;
         }
 
-        a->n_credential_waiters -= c->n_waiters;
-        c->phase = CHECK_POLKIT;
-        a->n_waiters += c->n_waiters;
-        if (a->n_waiters > WAITERS_MAX) {
+        /* As many as fit go on to polkit, in the order they came; the rest are refused. */
+        unsigned room = a->n_waiters < WAITERS_MAX ? WAITERS_MAX - a->n_waiters : 0;
+        if (room == 0) {
                 check_refuse_all(c, SD_BUS_ERROR_LIMITS_EXCEEDED,
                                  "Too many kicks are waiting for polkit (limit " STRINGIFY(WAITERS_MAX) "); try again later");
                 return 0;
         }
+        if (c->n_waiters > room)
+                check_refuse_beyond(c, room);
+        a->n_credential_waiters -= c->n_waiters;
+        c->phase = CHECK_POLKIT;
+        a->n_waiters += c->n_waiters;
         r = polkit_call_start(c);
         if (r < 0) {
                 log_error_errno(r, "Cannot ask polkit about %s: %m", c->sender);
