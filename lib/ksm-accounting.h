@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Per-VM KSM accounting: which process, machine, sandbox or unit saves what.
+ *
+ * Reads /proc/<pid>/ksm_stat of every process, keeps those that take part in
+ * KSM, and groups them the way an operator thinks: the machine registered
+ * with systemd-machined (libvirt, nspawn), else the Kata sandbox, else the
+ * systemd unit from the process's cgroup, else the process itself.
+ *
+ * Everything takes its inputs as paths and structs (a /proc tree, a machine
+ * list), so that tests run on small fake trees. The scan is bounded: at most
+ * max_processes processes are kept, and smaps (which walks page tables and is
+ * the only costly read) is read only for processes that take part in KSM or
+ * look like hypervisors, and only until smaps_budget_usec has been spent.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#define KSM_GROUP_NAME_MAX 128
+#define KSM_COMM_MAX 16
+
+enum ksm_group_kind {
+        KSM_GROUP_MACHINE,
+        KSM_GROUP_SANDBOX,
+        KSM_GROUP_UNIT,
+        KSM_GROUP_PROCESS,
+        _KSM_GROUP_KIND_MAX,
+};
+
+const char *ksm_group_kind_to_string(enum ksm_group_kind kind);
+
+/* A machine known to systemd-machined: its name, its scope unit and leader. */
+struct ksm_machine {
+        char name[KSM_GROUP_NAME_MAX];
+        char unit[KSM_GROUP_NAME_MAX];
+        pid_t leader;
+};
+
+/* Where the mergeable_bytes figure of a process came from. */
+enum ksm_mergeable_source {
+        KSM_MERGEABLE_NONE,  /* not known: smaps unreadable, or skipped once the budget was spent */
+        KSM_MERGEABLE_SMAPS, /* the sizes of the VMAs flagged "mg" in smaps */
+};
+
+struct ksm_process {
+        pid_t pid;
+        uid_t uid;
+        char comm[KSM_COMM_MAX];
+        /* /proc/<pid>/ksm_stat */
+        uint64_t rmap_items;
+        uint64_t zero_pages;
+        uint64_t merging_pages;
+        int64_t profit_bytes; /* ksm_process_profit: can be negative (KSM's metadata costs) */
+        bool merge_any;       /* prctl(PR_SET_MEMORY_MERGE) */
+        bool mergeable;       /* the kernel tracks this mm for KSM */
+        /* /proc/<pid>/smaps, when read */
+        enum ksm_mergeable_source mergeable_source;
+        uint64_t mergeable_bytes;      /* VMAs flagged "mg" */
+        uint64_t shared_writable_bytes; /* VMAs flagged "sh" and "wr": KSM never merges these */
+        bool hypervisor;               /* comm names a known hypervisor */
+        /* grouping */
+        enum ksm_group_kind kind;
+        char group[KSM_GROUP_NAME_MAX];
+};
+
+/* One row of `ksmctl top` and of the daemon's accounting method. Every field
+ * has a fixed D-Bus type, so a row marshals as (ssuuxtttd): kind, name, pid,
+ * processes, profit_bytes, merging_pages, zero_pages, mergeable_bytes,
+ * merged_share. */
+struct ksm_group {
+        enum ksm_group_kind kind;
+        char name[KSM_GROUP_NAME_MAX];
+        pid_t pid;           /* its lowest pid: the process itself for a process group */
+        uint32_t n_processes;
+        int64_t profit_bytes;
+        uint64_t merging_pages;
+        uint64_t zero_pages;
+        uint64_t mergeable_bytes;
+        double merged_share; /* (merging + zero pages) × page size / mergeable_bytes, 0..1; NAN if unknown */
+        uid_t uid;           /* the owner of its processes, or (uid_t) -1 if they differ */
+        bool mergeable_known; /* every process's mergeable_bytes came from smaps */
+};
+
+struct ksm_accounting_options {
+        const char *proc_dir;          /* "/proc" */
+        size_t page_size;              /* 0: sysconf(_SC_PAGESIZE) */
+        size_t max_processes;          /* 0: KSM_ACCOUNTING_MAX_PROCESSES */
+        bool read_smaps;               /* read smaps for mergeable and shared sizes */
+        uint64_t smaps_budget_usec;    /* 0: no limit (tests); stops reading smaps once spent */
+        const struct ksm_machine *machines; /* from ksm_machines_from_machined(), or NULL */
+        size_t n_machines;
+};
+
+#define KSM_ACCOUNTING_MAX_PROCESSES 65536
+#define KSM_ACCOUNTING_SMAPS_BUDGET_USEC (500 * UINT64_C(1000))
+
+struct ksm_accounting {
+        size_t page_size;
+        struct ksm_process *processes; /* those that take part in KSM, and hypervisors */
+        size_t n_processes;
+        struct ksm_group *groups;      /* sorted by profit, largest first */
+        size_t n_groups;
+        size_t n_scanned;              /* /proc entries looked at */
+        size_t n_denied;               /* processes whose ksm_stat could not be read (EACCES) */
+        size_t n_smaps_skipped;        /* processes whose smaps was skipped for the budget */
+        bool truncated;                /* more than max_processes took part */
+        bool ksm_stat_missing;         /* the kernel has no /proc/<pid>/ksm_stat (before 6.1) */
+};
+
+/* Scans opts->proc_dir. Returns 0 or -errno (the proc dir cannot be opened, out of memory). */
+int ksm_accounting_scan(const struct ksm_accounting_options *opts, struct ksm_accounting *ret);
+void ksm_accounting_free(struct ksm_accounting *a);
+
+/* Parsers, exposed for the unit tests and the fuzzers. Each returns 0 or -EINVAL. */
+int ksm_stat_parse(const char *text, struct ksm_process *p);
+/* Picks the systemd hierarchy's path from /proc/<pid>/cgroup text (unified "0::"
+ * or hybrid "name=systemd:"). */
+int ksm_cgroup_path_parse(const char *text, char *ret, size_t size);
+/* The innermost unit named in a cgroup path ("foo.service" from
+ * "/system.slice/foo.service/payload"), or -ENOENT. */
+int ksm_unit_from_cgroup(const char *path, char *ret, size_t size);
+/* The machine name of a "machine-NAME.scope" component (unescaped), or -ENOENT. */
+int ksm_machine_from_cgroup(const char *path, char *ret, size_t size);
+/* The Kata sandbox id from a command line (NUL-separated) or cgroup path, or -ENOENT. */
+int ksm_sandbox_from_cmdline(const char *cmdline, size_t len, char *ret, size_t size);
+int ksm_sandbox_from_cgroup(const char *path, char *ret, size_t size);
+bool ksm_comm_is_hypervisor(const char *comm);
+
+/* Asks org.freedesktop.machine1 on bus (an sd_bus *) for every machine's name,
+ * unit and leader. Returns the number of machines, or -errno; -ENOENT-like
+ * errors (machined absent) are for the caller to treat as "no machines". */
+struct sd_bus;
+int ksm_machines_from_machined(struct sd_bus *bus, struct ksm_machine **ret);
+
+/* Writes s as a JSON string literal. */
+void ksm_json_print_string(FILE *f, const char *s);
+/* The groups as a JSON array of objects. */
+void ksm_accounting_print_json(FILE *f, const struct ksm_accounting *a, size_t limit);
