@@ -10,9 +10,10 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/wait.h>
-#include <systemd/sd-bus.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "ksmt-client.h"
 
 static double now_sec(void) {
         struct timespec ts;
@@ -25,16 +26,15 @@ static int client(unsigned calls) {
         sd_bus *bus = NULL;
         unsigned errors = 0;
 
-        if (sd_bus_open_system(&bus) < 0)
+        if (ksmt_bus_open(&bus) < 0)
                 return 255;
         for (unsigned i = 0; i < calls; i++) {
                 sd_bus_error error = SD_BUS_ERROR_NULL;
                 sd_bus_message *reply = NULL;
-                if (sd_bus_call_method(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler", "Kick",
-                                       &error, NULL, NULL) < 0)
+                if (ksmt_kick(bus, 0, 0, &error) < 0)
                         errors++;
                 sd_bus_error_free(&error);
-                if (sd_bus_get_property(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler",
+                if (sd_bus_get_property(bus, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH, KSM_THROTTLER_INTERFACE,
                                         properties[i % 3], &error, &reply, i % 3 == 0 ? "s" : i % 3 == 1 ? "a{sv}" : "a{sx}") < 0)
                         errors++;
                 sd_bus_error_free(&error);
@@ -58,8 +58,8 @@ int main(int argc, char *argv[]) {
         sd_bus *bus = NULL;
         double start, elapsed;
 
-        if (sd_bus_open_system(&bus) < 0 ||
-            sd_bus_match_signal(bus, NULL, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler",
+        if (ksmt_bus_open(&bus) < 0 ||
+            sd_bus_match_signal(bus, NULL, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH, KSM_THROTTLER_INTERFACE,
                                 "StateChanged", on_state_changed, &state_changes) < 0) {
                 fprintf(stderr, "load-client: cannot watch the bus\n");
                 return 1;

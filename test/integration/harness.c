@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "harness.h"
+#include "ksmt-client.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -310,8 +311,7 @@ void harness_start_daemon(struct harness *h, ...) {
         for (int i = 0; i < 3000; i++) {
                 struct timespec delay = { 0, 10 * 1000 * 1000 };
                 sd_bus_error error = SD_BUS_ERROR_NULL;
-                sd_bus_message *reply = NULL;
-                int owned = 0;
+                int owned;
 
                 if (waitpid(h->daemon_pid, &status, WNOHANG) == h->daemon_pid) {
                         char log[8192];
@@ -320,12 +320,8 @@ void harness_start_daemon(struct harness *h, ...) {
                         sd_bus_flush_close_unref(bus);
                         cr_assert_fail("the daemon exited at start (status %d):\n%s", status, log);
                 }
-                if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                       "NameHasOwner", &error, &reply, "s", "org.kata.KsmThrottler") >= 0)
-                        (void) sd_bus_message_read(reply, "b", &owned);
-                reply = sd_bus_message_unref(reply);
-                sd_bus_error_free(&error);
-                if (owned) {
+                owned = ksmt_name_has_owner(bus, KSM_THROTTLER_BUS_NAME);
+                if (owned > 0) {
                         /* Owning the name comes before recovery and READY=1; an answered Ping
                          * means the daemon is serving. */
                         int r = sd_bus_call_method(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
@@ -469,14 +465,7 @@ pid_t harness_spawn(struct harness *h, bool as_nobody, const char *output_path, 
 }
 
 static bool name_has_owner(sd_bus *bus, const char *name) {
-        sd_bus_message *reply = NULL;
-        int owned = 0;
-
-        if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner",
-                               NULL, &reply, "s", name) >= 0)
-                (void) sd_bus_message_read(reply, "b", &owned);
-        sd_bus_message_unref(reply);
-        return owned;
+        return ksmt_name_has_owner(bus, name) > 0;
 }
 
 void harness_start_polkit(struct harness *h, bool template) {

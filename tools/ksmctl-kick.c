@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ksmctl kick */
+
+#include <string.h>
+#include <unistd.h>
+
+#include "fd-util.h"
+#include "ksmctl.h"
+
+int verb_kick(int argc, char *argv[]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        unsigned flags = 0;
+        int status, r;
+
+        status = connect_bus(&bus);
+        if (status != KSMT_EXIT_OK)
+                return status;
+
+        /* Let polkit ask for a password only if someone is there to type it; in scripts
+         * the call must fail fast instead of hanging on an agent. */
+        if (arg_ask_password && isatty(STDIN_FILENO))
+                flags |= KSMT_KICK_INTERACTIVE;
+
+        if (arg_no_block) {
+                /* Wait until the daemon has read it, not for its verdict. */
+                r = ksmt_kick_no_wait(bus, flags | KSMT_KICK_CONFIRM_RECEIPT, &error);
+                if (r < 0)
+                        return report_call_failure("send the kick", &error, r);
+                return KSMT_EXIT_OK;
+        }
+
+        r = ksmt_kick(bus, arg_timeout_usec, flags, &error);
+        if (r < 0)
+                return report_call_failure("kick", &error, r);
+        return KSMT_EXIT_OK;
+}
