@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <systemd/sd-bus.h>
 
 #include "ksm-accounting.h"
@@ -394,6 +395,12 @@ static void classify(const struct ksm_accounting_options *o, int dir_fd, struct 
         const struct ksm_machine *m;
         ssize_t n;
 
+        if (o->group_by_process) {
+                p->kind = KSM_GROUP_PROCESS;
+                snprintf(p->group, sizeof(p->group), "%s[%d]", p->comm, (int) p->pid);
+                return;
+        }
+
         if (read_small_file(dir_fd, "cgroup", text, sizeof(text), NULL) >= 0)
                 (void) ksm_cgroup_path_parse(text, cgroup, sizeof(cgroup));
 
@@ -645,48 +652,41 @@ int ksm_machines_from_machined(sd_bus *bus, struct ksm_machine **ret) {
         return (int) n;
 }
 
-void ksm_json_print_string(FILE *f, const char *s) {
-        fputc('"', f);
-        for (const unsigned char *c = (const unsigned char *) s; *c; c++) {
-                switch (*c) {
-                case '"': fputs("\\\"", f); break;
-                case '\\': fputs("\\\\", f); break;
-                case '\n': fputs("\\n", f); break;
-                case '\t': fputs("\\t", f); break;
-                default:
-                        if (*c < 0x20 || *c == 0x7f)
-                                fprintf(f, "\\u%04x", *c);
-                        else
-                                fputc(*c, f);
-                }
+json_t *ksm_group_to_json(const struct ksm_group *g, size_t page_size) {
+        json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
+                              "kind", ksm_group_kind_to_string(g->kind),
+                              "name", g->name,
+                              "pid", (json_int_t) g->pid,
+                              "processes", (json_int_t) g->n_processes,
+                              "profit_bytes", (json_int_t) g->profit_bytes,
+                              "merging_pages", (json_int_t) g->merging_pages,
+                              "zero_pages", (json_int_t) g->zero_pages,
+                              "saved_bytes", (json_int_t) ((g->merging_pages + g->zero_pages) * page_size));
+        if (!o)
+                return NULL;
+        /* Unknown is null, not 0: a VM whose maps could not be read is not "nothing mergeable". */
+        if (json_object_set_new(o, "mergeable_bytes", g->mergeable_known ? json_integer((json_int_t) g->mergeable_bytes) : json_null()) < 0 ||
+            json_object_set_new(o, "merged_share", isnan(g->merged_share) ? json_null() : json_real(g->merged_share)) < 0 ||
+            json_object_set_new(o, "uid", g->uid == (uid_t) -1 ? json_null() : json_integer((json_int_t) g->uid)) < 0) {
+                json_decref(o);
+                return NULL;
         }
-        fputc('"', f);
+        return o;
 }
 
-void ksm_accounting_print_json(FILE *f, const struct ksm_accounting *a, size_t limit) {
-        fputc('[', f);
-        for (size_t i = 0; i < a->n_groups && (limit == 0 || i < limit); i++) {
-                const struct ksm_group *g = &a->groups[i];
-                fputs(i ? ",\n {" : "{", f);
-                fputs("\"kind\":", f);
-                ksm_json_print_string(f, ksm_group_kind_to_string(g->kind));
-                fputs(",\"name\":", f);
-                ksm_json_print_string(f, g->name);
-                fprintf(f, ",\"pid\":%d,\"processes\":%" PRIu32 ",\"profit_bytes\":%" PRIi64 ",\"merging_pages\":%" PRIu64
-                           ",\"zero_pages\":%" PRIu64 ",\"saved_bytes\":%" PRIu64,
-                        (int) g->pid, g->n_processes, g->profit_bytes, g->merging_pages, g->zero_pages,
-                        (g->merging_pages + g->zero_pages) * (uint64_t) a->page_size);
-                if (g->mergeable_known)
-                        fprintf(f, ",\"mergeable_bytes\":%" PRIu64, g->mergeable_bytes);
-                else
-                        fputs(",\"mergeable_bytes\":null", f);
-                if (isnan(g->merged_share))
-                        fputs(",\"merged_share\":null", f);
-                else
-                        fprintf(f, ",\"merged_share\":%.4f", g->merged_share);
-                if (g->uid != (uid_t) -1)
-                        fprintf(f, ",\"uid\":%u", (unsigned) g->uid);
-                fputc('}', f);
-        }
-        fputs("]\n", f);
+json_t *ksm_accounting_to_json(const struct ksm_accounting *a, size_t limit) {
+        json_t *groups = json_array();
+        if (!groups)
+                return NULL;
+        for (size_t i = 0; i < a->n_groups && (limit == 0 || i < limit); i++)
+                if (json_array_append_new(groups, ksm_group_to_json(&a->groups[i], a->page_size)) < 0) {
+                        json_decref(groups);
+                        return NULL;
+                }
+        return json_pack("{s:o, s:I, s:I, s:I, s:b}",
+                         "groups", groups,
+                         "processes_scanned", (json_int_t) a->n_scanned,
+                         "processes_unreadable", (json_int_t) a->n_denied,
+                         "smaps_skipped", (json_int_t) a->n_smaps_skipped,
+                         "truncated", (int) a->truncated);
 }

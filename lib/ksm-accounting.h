@@ -15,6 +15,7 @@
  */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -92,6 +93,7 @@ struct ksm_accounting_options {
         size_t max_processes;          /* 0: KSM_ACCOUNTING_MAX_PROCESSES */
         bool read_smaps;               /* read smaps for mergeable and shared sizes */
         uint64_t smaps_budget_usec;    /* 0: no limit (tests); stops reading smaps once spent */
+        bool group_by_process;         /* one group per process (a per-process breakdown) */
         const struct ksm_machine *machines; /* from ksm_machines_from_machined(), or NULL */
         size_t n_machines;
 };
@@ -137,7 +139,7 @@ bool ksm_comm_is_hypervisor(const char *comm);
 struct sd_bus;
 int ksm_machines_from_machined(struct sd_bus *bus, struct ksm_machine **ret);
 
-/* Writes s as a JSON string literal. */
-void ksm_json_print_string(FILE *f, const char *s);
-/* The groups as a JSON array of objects. */
-void ksm_accounting_print_json(FILE *f, const struct ksm_accounting *a, size_t limit);
+/* A group, and the whole result ({"groups": [...], "processes_scanned": ...}) as JSON;
+ * limit 0: every group. NULL on allocation failure. */
+json_t *ksm_group_to_json(const struct ksm_group *g, size_t page_size);
+json_t *ksm_accounting_to_json(const struct ksm_accounting *a, size_t limit);

@@ -441,27 +441,29 @@ void ksm_doctor_print_text(FILE *f, const struct ksm_doctor_report *r) {
                 fprintf(f, "...   %zu more findings not shown\n", r->n_dropped);
 }
 
-void ksm_doctor_print_json(FILE *f, const struct ksm_doctor_report *r) {
-        fprintf(f, "{\"verdict\":\"%s\",\"findings\":[", ksm_verdict_to_string(ksm_doctor_worst(r)));
+json_t *ksm_doctor_to_json(const struct ksm_doctor_report *r) {
+        json_t *findings = json_array();
+        if (!findings)
+                return NULL;
         for (size_t i = 0; i < r->n_findings; i++) {
                 const struct ksm_finding *x = &r->findings[i];
-                fputs(i ? ",\n {\"check\":" : "{\"check\":", f);
-                ksm_json_print_string(f, x->check);
-                fprintf(f, ",\"verdict\":\"%s\",\"message\":", ksm_verdict_to_string(x->verdict));
-                ksm_json_print_string(f, x->sentence);
+                json_t *o = json_pack("{s:s, s:s, s:s}", "check", x->check, "verdict", ksm_verdict_to_string(x->verdict),
+                                      "message", x->sentence);
+                if (!o || json_array_append_new(findings, o) < 0) {
+                        json_decref(findings);
+                        return NULL;
+                }
                 for (size_t j = 0; j < x->n_fields; j++) {
                         const struct ksm_doctor_field *d = &x->fields[j];
-                        fputc(',', f);
-                        ksm_json_print_string(f, d->key);
-                        fputc(':', f);
-                        if (d->type == KSM_FIELD_STRING)
-                                ksm_json_print_string(f, d->string);
-                        else if (d->type == KSM_FIELD_BOOL)
-                                fputs(d->number ? "true" : "false", f);
-                        else
-                                fprintf(f, "%" PRIi64, d->number);
+                        json_t *v = d->type == KSM_FIELD_STRING ? json_string(d->string)
+                                  : d->type == KSM_FIELD_BOOL   ? json_boolean(d->number)
+                                                                : json_integer((json_int_t) d->number);
+                        if (json_object_set_new(o, d->key, v) < 0) {
+                                json_decref(findings);
+                                return NULL;
+                        }
                 }
-                fputc('}', f);
         }
-        fprintf(f, "],\"dropped\":%zu}\n", r->n_dropped);
+        return json_pack("{s:s, s:o, s:I}", "verdict", ksm_verdict_to_string(ksm_doctor_worst(r)), "findings", findings,
+                         "dropped", (json_int_t) r->n_dropped);
 }

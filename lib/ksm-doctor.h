@@ -66,7 +66,8 @@ struct ksm_doctor_report {
 void ksm_doctor_run(const struct ksm_doctor_input *in, struct ksm_doctor_report *ret);
 enum ksm_verdict ksm_doctor_worst(const struct ksm_doctor_report *r);
 void ksm_doctor_print_text(FILE *f, const struct ksm_doctor_report *r);
-void ksm_doctor_print_json(FILE *f, const struct ksm_doctor_report *r);
+/* {"verdict": the worst, "findings": [{"check", "verdict", "message", fields...}], "dropped"}; NULL on OOM. */
+json_t *ksm_doctor_to_json(const struct ksm_doctor_report *r);
 
 /* One knob file as text (trailing newline dropped); -errno if unreadable. */
 int ksm_read_knob(const char *dir, const char *name, char *ret, size_t size);

@@ -268,17 +268,39 @@ Test(accounting, json_rows) {
                 { .kind = KSM_GROUP_MACHINE, .name = "vm \"a\"", .pid = 7, .n_processes = 2, .profit_bytes = -5,
                   .merging_pages = 3, .zero_pages = 1, .mergeable_bytes = 8192, .merged_share = 0.5,
                   .mergeable_known = true, .uid = 0 },
+                { .kind = KSM_GROUP_PROCESS, .name = "w[9]", .pid = 9, .n_processes = 1, .merged_share = NAN,
+                  .uid = (uid_t) -1 },
         };
-        struct ksm_accounting a = { .page_size = 4096, .groups = g, .n_groups = 1 };
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-        ksm_accounting_print_json(f, &a, 0);
-        fclose(f);
-        cr_expect_str_eq(buf,
-                         "[{\"kind\":\"machine\",\"name\":\"vm \\\"a\\\"\",\"pid\":7,\"processes\":2,\"profit_bytes\":-5,"
-                         "\"merging_pages\":3,\"zero_pages\":1,\"saved_bytes\":16384,\"mergeable_bytes\":8192,"
-                         "\"merged_share\":0.5000,\"uid\":0}]\n",
-                         "the JSON row must escape the name and carry every figure");
-        free(buf);
+        struct ksm_accounting a = { .page_size = 4096, .groups = g, .n_groups = 2, .n_scanned = 40, .n_denied = 3 };
+        json_t *j = ksm_accounting_to_json(&a, 0);
+        cr_assert(j);
+        char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+        cr_expect_str_eq(text,
+                         "{\"groups\":[{\"kind\":\"machine\",\"mergeable_bytes\":8192,\"merged_share\":0.5,\"merging_pages\":3,"
+                         "\"name\":\"vm \\\"a\\\"\",\"pid\":7,\"processes\":2,\"profit_bytes\":-5,\"saved_bytes\":16384,"
+                         "\"uid\":0,\"zero_pages\":1},"
+                         "{\"kind\":\"process\",\"mergeable_bytes\":null,\"merged_share\":null,\"merging_pages\":0,"
+                         "\"name\":\"w[9]\",\"pid\":9,\"processes\":1,\"profit_bytes\":0,\"saved_bytes\":0,\"uid\":null,"
+                         "\"zero_pages\":0}],"
+                         "\"processes_scanned\":40,\"processes_unreadable\":3,\"smaps_skipped\":0,\"truncated\":false}",
+                         "every figure is in the row; what is unknown is null, not 0");
+        free(text);
+        json_decref(j);
+        j = ksm_accounting_to_json(&a, 1);
+        cr_expect_eq(json_array_size(json_object_get(j, "groups")), 1, "the limit bounds the rows");
+        json_decref(j);
+}
+
+Test(accounting, group_by_process) {
+        char *root = fixture_dir();
+        add_process(root, 5, "a", KSM_STAT(1, 0, 1, 10, "no", "yes"), "0::/system.slice/x.service\n", NULL, 0, NULL);
+        add_process(root, 6, "b", KSM_STAT(1, 0, 2, 20, "no", "yes"), "0::/system.slice/x.service\n", NULL, 0, NULL);
+        struct ksm_accounting_options o = { .proc_dir = root, .page_size = 4096, .group_by_process = true };
+        struct ksm_accounting a;
+        cr_assert_eq(ksm_accounting_scan(&o, &a), 0);
+        cr_assert_eq(a.n_groups, 2, "two processes of one unit are two rows when grouped by process");
+        cr_expect_str_eq(a.groups[0].name, "b[6]");
+        cr_expect_eq(a.groups[0].pid, 6);
+        ksm_accounting_free(&a);
+        fixture_remove(root);
 }
