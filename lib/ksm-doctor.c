@@ -249,7 +249,7 @@ static const char *vm_name(const struct ksm_process *p, char *buf, size_t size) 
         if (p->kind == KSM_GROUP_MACHINE || p->kind == KSM_GROUP_SANDBOX)
                 snprintf(buf, size, "%s %s", ksm_group_kind_to_string(p->kind), p->group);
         else
-                snprintf(buf, size, "%s[%d]", p->comm, (int) p->pid);
+                snprintf(buf, size, "%s", p->comm);
         return buf;
 }
 

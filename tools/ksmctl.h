@@ -19,12 +19,21 @@ extern enum json_output arg_json;
 extern bool arg_ask_password;   /* may polkit ask for a password (on a terminal) */
 extern bool arg_no_block;       /* kick: send, do not wait */
 extern uint64_t arg_timeout_usec; /* kick: 0 for the default */
+extern uint64_t arg_watch_usec;   /* top: refresh this often; 0: once */
+extern size_t arg_limit;          /* top: rows; metrics: per-VM series; 0: all / the default */
+extern bool arg_per_process;      /* top: one row per process */
+extern const char *arg_output;    /* metrics: write this file atomically instead of stdout */
+extern const char *arg_proc_dir;  /* top, doctor, metrics: "/proc" (a host's, mounted elsewhere) */
+extern const char *arg_sys_dir;   /* doctor, metrics: "/sys" */
 
 /* Verbs return the exit status (enum ksmt_exit_status). */
 int verb_kick(int argc, char *argv[]);
 int verb_status(int argc, char *argv[]);
 int verb_stats(int argc, char *argv[]);
 int verb_monitor(int argc, char *argv[]);
+int verb_top(int argc, char *argv[]);
+int verb_doctor(int argc, char *argv[]);
+int verb_metrics(int argc, char *argv[]);
 
 /* "ksmctl: message" on stderr. */
 void log_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
