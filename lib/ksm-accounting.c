@@ -366,6 +366,25 @@ static int read_smaps(int dir_fd, const char *path, struct ksm_process *p) {
         return 0;
 }
 
+/* Names come from other processes (comm, cgroup names, command lines, machined): a
+ * byte that is not valid UTF-8 or is a control character becomes '?', so that JSON
+ * (which must be UTF-8) and Prometheus labels can always carry them and no name
+ * drives a terminal. */
+void ksm_sanitize_name(char *s) {
+        unsigned char *c = (unsigned char *) s;
+        while (*c) {
+                size_t len = *c < 0x80 ? 1 : (*c & 0xe0) == 0xc0 ? 2 : (*c & 0xf0) == 0xe0 ? 3 : (*c & 0xf8) == 0xf0 ? 4 : 0;
+                bool valid = len > 0 && !(len == 2 && *c < 0xc2) && !(len == 4 && *c > 0xf4);
+                for (size_t i = 1; valid && i < len; i++)
+                        valid = (c[i] & 0xc0) == 0x80;
+                if (!valid || (len == 1 && (*c < 0x20 || *c == 0x7f))) {
+                        *c++ = '?';
+                        continue;
+                }
+                c += len;
+        }
+}
+
 static bool takes_part(const struct ksm_process *p) {
         return p->mergeable || p->merge_any || p->merging_pages > 0 || p->zero_pages > 0 || p->rmap_items > 0;
 }
@@ -390,7 +409,14 @@ static const struct ksm_machine *machine_of(const struct ksm_accounting_options 
 }
 
 /* Fills in kind and group: machine, else sandbox, else unit, else process. */
+static void classify_raw(const struct ksm_accounting_options *o, int dir_fd, struct ksm_process *p);
+
 static void classify(const struct ksm_accounting_options *o, int dir_fd, struct ksm_process *p) {
+        classify_raw(o, dir_fd, p);
+        ksm_sanitize_name(p->group);
+}
+
+static void classify_raw(const struct ksm_accounting_options *o, int dir_fd, struct ksm_process *p) {
         char text[4096], cgroup[1024] = "";
         const struct ksm_machine *m;
         ssize_t n;
@@ -540,6 +566,7 @@ int ksm_accounting_scan(const struct ksm_accounting_options *opts, struct ksm_ac
                 if (n < 0)
                         continue;
                 copy_string(p.comm, sizeof(p.comm), text, strcspn(text, "\n"));
+                ksm_sanitize_name(p.comm);
                 p.hypervisor = ksm_comm_is_hypervisor(p.comm);
 
                 n = read_small_file(dir_fd, "ksm_stat", text, sizeof(text), &st);

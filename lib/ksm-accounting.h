@@ -132,6 +132,8 @@ int ksm_machine_from_cgroup(const char *path, char *ret, size_t size);
 int ksm_sandbox_from_cmdline(const char *cmdline, size_t len, char *ret, size_t size);
 int ksm_sandbox_from_cgroup(const char *path, char *ret, size_t size);
 bool ksm_comm_is_hypervisor(const char *comm);
+/* Replaces bytes that are not valid UTF-8, and control characters, with '?'. */
+void ksm_sanitize_name(char *s);
 
 /* Asks org.freedesktop.machine1 on bus (an sd_bus *) for every machine's name,
  * unit and leader. Returns the number of machines, or -errno; -ENOENT-like

@@ -304,3 +304,27 @@ Test(accounting, group_by_process) {
         ksm_accounting_free(&a);
         fixture_remove(root);
 }
+
+Test(accounting, hostile_names_are_made_safe) {
+        char s1[] = "ok-\xc3\xa9\xff\x1b[31m\xe2\x82";
+        ksm_sanitize_name(s1);
+        cr_expect_str_eq(s1, "ok-\xc3\xa9??[31m??", "valid UTF-8 stays; a stray byte, ESC and a cut sequence become '?'");
+
+        /* Any process may name itself so; JSON output must still work. */
+        char *root = fixture_dir();
+        add_process(root, 9, "\xff\x1b]0;pwn\x07", KSM_STAT(1, 0, 1, 10, "no", "yes"),
+                    "0::/system.slice/bad\xfe.service\n", NULL, 0, NULL);
+        add_process(root, 10, "w", KSM_STAT(1, 0, 1, 10, "no", "yes"), "0::/\n", NULL, 0, NULL);
+        struct ksm_accounting_options o = { .proc_dir = root, .page_size = 4096 };
+        struct ksm_accounting a;
+        cr_assert_eq(ksm_accounting_scan(&o, &a), 0);
+        cr_expect(find_group(&a, KSM_GROUP_UNIT, "bad?.service"), "the unit's stray byte is replaced");
+        for (size_t i = 0; i < a.n_processes; i++)
+                if (a.processes[i].pid == 9)
+                        cr_expect_str_eq(a.processes[i].comm, "??]0;pwn?", "comm has no escape sequence left");
+        json_t *j = ksm_accounting_to_json(&a, 0);
+        cr_expect(j, "JSON output does not fail on names that were not UTF-8");
+        json_decref(j);
+        ksm_accounting_free(&a);
+        fixture_remove(root);
+}
