@@ -499,6 +499,7 @@ static int build_groups(struct ksm_accounting *a) {
                 g->profit_bytes += p->profit_bytes;
                 g->merging_pages += p->merging_pages;
                 g->zero_pages += p->zero_pages;
+                g->rmap_items += p->rmap_items;
                 g->mergeable_bytes += p->mergeable_bytes;
                 if (p->mergeable_source != KSM_MERGEABLE_SMAPS)
                         g->mergeable_known = false;
@@ -629,6 +630,22 @@ int ksm_accounting_scan(const struct ksm_accounting_options *opts, struct ksm_ac
         return 0;
 }
 
+int ksm_accounting_append_rows(sd_bus_message *m, const struct ksm_accounting *a, size_t limit) {
+        int r = sd_bus_message_open_container(m, 'a', KSM_ACCOUNTING_ROW_SIGNATURE);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < a->n_groups && (limit == 0 || i < limit); i++) {
+                const struct ksm_group *g = &a->groups[i];
+                r = sd_bus_message_append(m, KSM_ACCOUNTING_ROW_SIGNATURE, ksm_group_kind_to_string(g->kind), g->name,
+                                          (uint32_t) g->pid, g->n_processes, g->profit_bytes, g->merging_pages,
+                                          g->zero_pages, g->rmap_items, g->mergeable_known ? g->mergeable_bytes : UINT64_MAX,
+                                          isnan(g->merged_share) ? -1.0 : g->merged_share);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(m);
+}
+
 int ksm_machines_from_machined(sd_bus *bus, struct ksm_machine **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(freep) struct ksm_machine *machines = NULL;
@@ -680,7 +697,7 @@ int ksm_machines_from_machined(sd_bus *bus, struct ksm_machine **ret) {
 }
 
 json_t *ksm_group_to_json(const struct ksm_group *g, size_t page_size) {
-        json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
+        json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
                               "kind", ksm_group_kind_to_string(g->kind),
                               "name", g->name,
                               "pid", (json_int_t) g->pid,
@@ -688,6 +705,7 @@ json_t *ksm_group_to_json(const struct ksm_group *g, size_t page_size) {
                               "profit_bytes", (json_int_t) g->profit_bytes,
                               "merging_pages", (json_int_t) g->merging_pages,
                               "zero_pages", (json_int_t) g->zero_pages,
+                              "rmap_items", (json_int_t) g->rmap_items,
                               "saved_bytes", (json_int_t) ((g->merging_pages + g->zero_pages) * page_size));
         if (!o)
                 return NULL;

@@ -69,10 +69,8 @@ struct ksm_process {
         char group[KSM_GROUP_NAME_MAX];
 };
 
-/* One row of `ksmctl top` and of the daemon's accounting method. Every field
- * has a fixed D-Bus type, so a row marshals as (ssuuxtttd): kind, name, pid,
- * processes, profit_bytes, merging_pages, zero_pages, mergeable_bytes,
- * merged_share. */
+/* One row of `ksmctl top`, and of a daemon method returning the rows (see
+ * ksm_accounting_append_rows()). */
 struct ksm_group {
         enum ksm_group_kind kind;
         char name[KSM_GROUP_NAME_MAX];
@@ -81,6 +79,7 @@ struct ksm_group {
         int64_t profit_bytes;
         uint64_t merging_pages;
         uint64_t zero_pages;
+        uint64_t rmap_items;  /* pages KSM tracks in the group's mergeable areas (ksm_rmap_items) */
         uint64_t mergeable_bytes;
         double merged_share; /* (merging + zero pages) × page size / mergeable_bytes, 0..1; NAN if unknown */
         uid_t uid;           /* the owner of its processes, or (uid_t) -1 if they differ */
@@ -134,6 +133,15 @@ int ksm_sandbox_from_cgroup(const char *path, char *ret, size_t size);
 bool ksm_comm_is_hypervisor(const char *comm);
 /* Replaces bytes that are not valid UTF-8, and control characters, with '?'. */
 void ksm_sanitize_name(char *s);
+
+/* Appends the groups (the first limit; 0: all) as an array of
+ * KSM_ACCOUNTING_ROW_SIGNATURE: kind, name, pid, processes, profit_bytes,
+ * merging_pages, zero_pages, rmap_items, mergeable_bytes (UINT64_MAX where
+ * unknown), merged_share (-1 where unknown). The reply of a daemon method such
+ * as GetSavings(u limit) -> (a(ssuuxttttd) rows, t page_size). */
+#define KSM_ACCOUNTING_ROW_SIGNATURE "(ssuuxttttd)"
+struct sd_bus_message;
+int ksm_accounting_append_rows(struct sd_bus_message *m, const struct ksm_accounting *a, size_t limit);
 
 /* Asks org.freedesktop.machine1 on bus (an sd_bus *) for every machine's name,
  * unit and leader. Returns the number of machines, or -errno; -ENOENT-like

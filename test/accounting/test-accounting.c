@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Per-VM accounting on fake /proc trees: parsing, grouping, sums, bounds. */
 #include <math.h>
+#include <sys/socket.h>
+#include <systemd/sd-bus.h>
 
 #include "fixture.h"
 #include "ksm-accounting.h"
@@ -277,10 +279,10 @@ Test(accounting, json_rows) {
         char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
         cr_expect_str_eq(text,
                          "{\"groups\":[{\"kind\":\"machine\",\"mergeable_bytes\":8192,\"merged_share\":0.5,\"merging_pages\":3,"
-                         "\"name\":\"vm \\\"a\\\"\",\"pid\":7,\"processes\":2,\"profit_bytes\":-5,\"saved_bytes\":16384,"
+                         "\"name\":\"vm \\\"a\\\"\",\"pid\":7,\"processes\":2,\"profit_bytes\":-5,\"rmap_items\":0,\"saved_bytes\":16384,"
                          "\"uid\":0,\"zero_pages\":1},"
                          "{\"kind\":\"process\",\"mergeable_bytes\":null,\"merged_share\":null,\"merging_pages\":0,"
-                         "\"name\":\"w[9]\",\"pid\":9,\"processes\":1,\"profit_bytes\":0,\"saved_bytes\":0,\"uid\":null,"
+                         "\"name\":\"w[9]\",\"pid\":9,\"processes\":1,\"profit_bytes\":0,\"rmap_items\":0,\"saved_bytes\":0,\"uid\":null,"
                          "\"zero_pages\":0}],"
                          "\"processes_scanned\":40,\"processes_unreadable\":3,\"smaps_skipped\":0,\"truncated\":false}",
                          "every figure is in the row; what is unknown is null, not 0");
@@ -327,4 +329,47 @@ Test(accounting, hostile_names_are_made_safe) {
         json_decref(j);
         ksm_accounting_free(&a);
         fixture_remove(root);
+}
+
+Test(accounting, rows_marshal_for_a_bus_method) {
+        struct ksm_group g[] = {
+                { .kind = KSM_GROUP_MACHINE, .name = "web", .pid = 7, .n_processes = 2, .profit_bytes = -5,
+                  .merging_pages = 3, .zero_pages = 1, .rmap_items = 9, .mergeable_bytes = 8192, .merged_share = 0.5,
+                  .mergeable_known = true },
+                { .kind = KSM_GROUP_UNIT, .name = "a.service", .pid = 9, .n_processes = 1, .merged_share = NAN },
+        };
+        struct ksm_accounting a = { .page_size = 4096, .groups = g, .n_groups = 2 };
+        int fds[2];
+        sd_bus *bus = NULL;
+        sd_bus_message *m = NULL;
+
+        /* A message needs a started bus; one end of a socket pair is enough to build it. */
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+        cr_assert_geq(sd_bus_new(&bus), 0);
+        cr_assert_geq(sd_bus_set_fd(bus, fds[0], fds[0]), 0);
+        cr_assert_geq(sd_bus_start(bus), 0);
+        cr_assert_geq(sd_bus_message_new_method_call(bus, &m, "org.kata.KsmThrottler", "/", "x.y", "Z"), 0);
+        cr_assert_geq(ksm_accounting_append_rows(m, &a, 0), 0, "the rows must marshal as a" KSM_ACCOUNTING_ROW_SIGNATURE);
+        cr_assert_geq(sd_bus_message_seal(m, 1, 0), 0);
+        cr_assert_geq(sd_bus_message_rewind(m, true), 0);
+        cr_expect_str_eq(sd_bus_message_get_signature(m, true), "a(ssuuxttttd)");
+
+        const char *kind, *name;
+        uint32_t pid, n;
+        int64_t profit;
+        uint64_t merging, zero, rmap, mergeable;
+        double share;
+        cr_assert_geq(sd_bus_message_enter_container(m, 'a', KSM_ACCOUNTING_ROW_SIGNATURE), 0);
+        cr_assert_eq(sd_bus_message_read(m, KSM_ACCOUNTING_ROW_SIGNATURE, &kind, &name, &pid, &n, &profit, &merging, &zero,
+                                         &rmap, &mergeable, &share), 1);
+        cr_expect(strcmp(kind, "machine") == 0 && strcmp(name, "web") == 0 && pid == 7 && n == 2 && profit == -5 &&
+                  merging == 3 && zero == 1 && rmap == 9 && mergeable == 8192 && share == 0.5,
+                  "the first row carries every figure");
+        cr_assert_eq(sd_bus_message_read(m, KSM_ACCOUNTING_ROW_SIGNATURE, &kind, &name, &pid, &n, &profit, &merging, &zero,
+                                         &rmap, &mergeable, &share), 1);
+        cr_expect_eq(mergeable, UINT64_MAX, "an unknown mergeable size is UINT64_MAX, not 0");
+        cr_expect_eq(share, -1.0, "an unknown share is -1, not NaN");
+        sd_bus_message_unref(m);
+        sd_bus_close_unref(bus); /* no flush: nobody reads the other end */
+        close(fds[1]);
 }
