@@ -69,8 +69,8 @@ static void print_help(void) {
                 printf("  %-10s  %s\n", verbs[i].name, verbs[i].summary);
         printf("\n"
                "Options:\n"
-               "  --json[=short|pretty]  status, stats, monitor: JSON output; short (the default)\n"
-               "                         is one line per object, pretty is indented\n"
+               "  --json[=short|pretty]  status, stats, monitor, top, doctor: JSON output; short\n"
+               "                         (the default) is one line per object, pretty is indented\n"
                "  --no-block             kick: send the kick, do not wait for the answer\n"
                "  --timeout=DURATION     kick: wait at most this long (default 120s)\n"
                "  --no-ask-password      kick: never let polkit ask for a password\n"
