@@ -311,25 +311,16 @@ int ksm_sandbox_from_cgroup(const char *path, char *ret, size_t size) {
         return -ENOENT;
 }
 
-/* Sums the "mg" VMAs' resident size and the "sh"+"wr" VMAs' size from smaps. */
-static int read_smaps(int dir_fd, const char *path, struct ksm_process *p) {
-        _cleanup_(closep) int fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        _cleanup_(fclosep) FILE *f = NULL;
+static uint64_t add_saturating(uint64_t a, uint64_t b) {
+        return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+int ksm_smaps_parse(FILE *f, uint64_t *ret_mergeable_rss, uint64_t *ret_shared_writable) {
         _cleanup_(freep) char *line = NULL;
         size_t cap = 0;
         uint64_t vma_size = 0, vma_rss = 0, mergeable = 0, shared = 0;
 
-        if (fd < 0)
-                return -errno;
-        f = fdopen(fd, "re");
-        if (!f)
-                return -errno;
-        fd = -1;
-
-        for (;;) {
-                ssize_t n = getline(&line, &cap, f);
-                if (n < 0)
-                        break;
+        while (getline(&line, &cap, f) >= 0) {
                 unsigned long long start, end;
                 if (isxdigit((unsigned char) line[0]) && sscanf(line, "%llx-%llx ", &start, &end) == 2) {
                         vma_size = end >= start ? end - start : 0;
@@ -337,7 +328,7 @@ static int read_smaps(int dir_fd, const char *path, struct ksm_process *p) {
                 } else if (strncmp(line, "Rss:", 4) == 0) {
                         unsigned long long kb;
                         if (sscanf(line + 4, "%llu", &kb) == 1)
-                                vma_rss = kb * 1024u;
+                                vma_rss = kb > UINT64_MAX / 1024 ? UINT64_MAX : kb * 1024u;
                 } else if (strncmp(line, "VmFlags:", 8) == 0) {
                         bool mg = false, sh = false, wr = false;
                         for (char *tok = line + 8; *tok;) {
@@ -351,17 +342,35 @@ static int read_smaps(int dir_fd, const char *path, struct ksm_process *p) {
                                 tok += len;
                         }
                         if (mg)
-                                mergeable += vma_rss;
+                                mergeable = add_saturating(mergeable, vma_rss);
                         if (sh && wr)
-                                shared += vma_size;
+                                shared = add_saturating(shared, vma_size);
                 }
         }
         if (ferror(f))
                 return -EIO;
+        *ret_mergeable_rss = mergeable;
+        *ret_shared_writable = shared;
+        return 0;
+}
+
+/* Reads dir_fd/path (smaps) into p's mergeable and shared sizes. */
+static int read_smaps(int dir_fd, const char *path, struct ksm_process *p) {
+        _cleanup_(closep) int fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        _cleanup_(fclosep) FILE *f = NULL;
+        int r;
+
+        if (fd < 0)
+                return -errno;
+        f = fdopen(fd, "re");
+        if (!f)
+                return -errno;
+        fd = -1;
+        r = ksm_smaps_parse(f, &p->mergeable_bytes, &p->shared_writable_bytes);
+        if (r < 0)
+                return r;
         /* KSM's zero pages are not in Rss (the zero page is no normal page): the
          * caller, which knows the page size, adds them. */
-        p->mergeable_bytes = mergeable;
-        p->shared_writable_bytes = shared;
         p->mergeable_source = KSM_MERGEABLE_SMAPS;
         return 0;
 }
@@ -377,6 +386,10 @@ void ksm_sanitize_name(char *s) {
                 bool valid = len > 0 && !(len == 2 && *c < 0xc2) && !(len == 4 && *c > 0xf4);
                 for (size_t i = 1; valid && i < len; i++)
                         valid = (c[i] & 0xc0) == 0x80;
+                /* No overlong forms, no UTF-16 surrogates, nothing above U+10FFFF (RFC 3629). */
+                if (valid && len >= 3)
+                        valid = !(c[0] == 0xe0 && c[1] < 0xa0) && !(c[0] == 0xed && c[1] > 0x9f) &&
+                                !(c[0] == 0xf0 && c[1] < 0x90) && !(c[0] == 0xf4 && c[1] > 0x8f);
                 if (!valid || (len == 1 && (*c < 0x20 || *c == 0x7f))) {
                         *c++ = '?';
                         continue;
@@ -607,7 +620,7 @@ int ksm_accounting_scan(const struct ksm_accounting_options *opts, struct ksm_ac
                         else {
                                 uint64_t t0 = now_usec();
                                 if (read_smaps(dir_fd, "smaps", &p) >= 0)
-                                        p.mergeable_bytes += p.zero_pages * a.page_size;
+                                        p.mergeable_bytes = add_saturating(p.mergeable_bytes, p.zero_pages * a.page_size);
                                 smaps_spent += now_usec() - t0;
                         }
                 }

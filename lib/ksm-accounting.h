@@ -130,6 +130,9 @@ int ksm_machine_from_cgroup(const char *path, char *ret, size_t size);
 /* The Kata sandbox id from a command line (NUL-separated) or cgroup path, or -ENOENT. */
 int ksm_sandbox_from_cmdline(const char *cmdline, size_t len, char *ret, size_t size);
 int ksm_sandbox_from_cgroup(const char *path, char *ret, size_t size);
+/* From smaps text: the resident size of the areas flagged "mg" and the size of
+ * those flagged "sh" and "wr"; sums saturate. */
+int ksm_smaps_parse(FILE *f, uint64_t *ret_mergeable_rss, uint64_t *ret_shared_writable);
 bool ksm_comm_is_hypervisor(const char *comm);
 /* Replaces bytes that are not valid UTF-8, and control characters, with '?'. */
 void ksm_sanitize_name(char *s);

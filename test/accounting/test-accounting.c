@@ -311,6 +311,10 @@ Test(accounting, hostile_names_are_made_safe) {
         char s1[] = "ok-\xc3\xa9\xff\x1b[31m\xe2\x82";
         ksm_sanitize_name(s1);
         cr_expect_str_eq(s1, "ok-\xc3\xa9??[31m??", "valid UTF-8 stays; a stray byte, ESC and a cut sequence become '?'");
+        char s2[] = "\xe0\x88\x9d|\xed\xa0\x80|\xf4\x90\x80\x80|\xf0\x9f\x98\x80";
+        ksm_sanitize_name(s2);
+        cr_expect_str_eq(s2, "???|???|????|\xf0\x9f\x98\x80",
+                         "an overlong form, a surrogate and a code point above U+10FFFF are not UTF-8; an emoji is");
 
         /* Any process may name itself so; JSON output must still work. */
         char *root = fixture_dir();
