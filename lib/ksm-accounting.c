@@ -659,15 +659,35 @@ int ksm_accounting_append_rows(sd_bus_message *m, const struct ksm_accounting *a
         return sd_bus_message_close_container(m);
 }
 
+#define MACHINED "org.freedesktop.machine1"
+#define MACHINED_CALL_TIMEOUT_USEC (2 * UINT64_C(1000000))
+#define MACHINED_BUDGET_USEC (500 * UINT64_C(1000))
+
+/* One call to machined that never starts it: a machined that is not running
+ * has no machines registered. */
+static int machined_call(sd_bus *bus, const char *path, const char *interface, const char *member,
+                         const char *property, sd_bus_message **reply) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r = sd_bus_message_new_method_call(bus, &m, MACHINED, path, property ? "org.freedesktop.DBus.Properties" : interface,
+                                               property ? "Get" : member);
+        if (r < 0)
+                return r;
+        if (property && (r = sd_bus_message_append(m, "ss", interface, property)) < 0)
+                return r;
+        if ((r = sd_bus_message_set_auto_start(m, false)) < 0)
+                return r;
+        return sd_bus_call(bus, m, MACHINED_CALL_TIMEOUT_USEC, NULL, reply);
+}
+
 int ksm_machines_from_machined(sd_bus *bus, struct ksm_machine **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(freep) struct ksm_machine *machines = NULL;
         size_t n = 0, cap = 0;
         const char *name, *class, *service, *path;
+        uint64_t deadline = now_usec() + MACHINED_BUDGET_USEC;
         int r;
 
-        r = sd_bus_call_method(bus, "org.freedesktop.machine1", "/org/freedesktop/machine1",
-                               "org.freedesktop.machine1.Manager", "ListMachines", NULL, &reply, NULL);
+        r = machined_call(bus, "/org/freedesktop/machine1", MACHINED ".Manager", "ListMachines", NULL, &reply);
         if (r < 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(ssso)");
@@ -685,22 +705,23 @@ int ksm_machines_from_machined(sd_bus *bus, struct ksm_machine **ret) {
                         machines = nm;
                         cap = ncap;
                 }
-                struct ksm_machine *m = &machines[n];
+                struct ksm_machine *m = &machines[n++];
                 *m = (struct ksm_machine) {};
                 snprintf(m->name, sizeof(m->name), "%s", name);
 
-                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-                _cleanup_(freep) char *unit = NULL;
-                uint32_t leader = 0;
-                if (sd_bus_get_property_string(bus, "org.freedesktop.machine1", path,
-                                               "org.freedesktop.machine1.Machine", "Unit", &error, &unit) >= 0)
-                        snprintf(m->unit, sizeof(m->unit), "%s", unit);
-                sd_bus_error_free(&error);
-                if (sd_bus_get_property_trivial(bus, "org.freedesktop.machine1", path,
-                                                "org.freedesktop.machine1.Machine", "Leader", &error, 'u', &leader) >= 0)
-                        m->leader = (pid_t) leader;
-                /* A machine that vanished meanwhile keeps its name only; that is harmless. */
-                n++;
+                /* Two round trips a machine: past the budget, a machine keeps its name only,
+                 * and its processes are still found by their machine-NAME.scope cgroup. */
+                if (now_usec() > deadline)
+                        continue;
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *unit = NULL, *leader = NULL;
+                const char *s;
+                uint32_t pid;
+                if (machined_call(bus, path, MACHINED ".Machine", NULL, "Unit", &unit) >= 0 &&
+                    sd_bus_message_read(unit, "v", "s", &s) > 0)
+                        snprintf(m->unit, sizeof(m->unit), "%s", s);
+                if (machined_call(bus, path, MACHINED ".Machine", NULL, "Leader", &leader) >= 0 &&
+                    sd_bus_message_read(leader, "v", "u", &pid) > 0)
+                        m->leader = (pid_t) pid;
         }
         if (r < 0)
                 return r;
