@@ -154,3 +154,37 @@ Test(doctor, json_carries_verdicts_and_fields) {
         free(buf);
         fixture_remove(t.root);
 }
+
+Test(doctor, unreadable_maps_and_old_kernels_are_said_so) {
+        struct tree t;
+        make_tree(&t, "1\n", "1\n", "1\n", "never\n", "0\n");
+        struct ksm_process procs[] = { vm(10, "firecracker", KSM_GROUP_PROCESS, "firecracker[10]", 0, 0, 0) };
+        procs[0].mergeable_source = KSM_MERGEABLE_NONE;
+        struct ksm_accounting a = { .page_size = 4096, .processes = procs, .n_processes = 1 };
+        struct ksm_doctor_input in = { .ksm_dir = t.ksm, .thp_dir = t.thp, .node_dir = t.node, .accounting = &a,
+                                       .throttler_state = "initial" };
+        struct ksm_doctor_report r;
+        ksm_doctor_run(&in, &r);
+        const struct ksm_finding *f = find(&r, "guest_ram", 0);
+        cr_assert(f);
+        cr_expect_eq(f->verdict, KSM_VERDICT_INFO, "a VM whose maps could not be read is unknown, not ok or failed");
+        cr_expect(strstr(f->sentence, "could not be read"), "%s", f->sentence);
+        cr_expect(!find(&r, "guest_ram", 1), "no 'ok' when nothing could be checked");
+
+        struct ksm_accounting old = { .page_size = 4096, .ksm_stat_missing = true };
+        in.accounting = &old;
+        ksm_doctor_run(&in, &r);
+        f = find(&r, "mergeable", 0);
+        cr_assert(f);
+        cr_expect_eq(f->verdict, KSM_VERDICT_INFO, "without ksm_stat the doctor cannot tell, and says so");
+        cr_expect(strstr(f->sentence, "6.1"), "%s", f->sentence);
+
+        in.accounting = NULL;
+        in.accounting_error = -EACCES;
+        ksm_doctor_run(&in, &r);
+        f = find(&r, "mergeable", 0);
+        cr_assert(f);
+        cr_expect_eq(f->verdict, KSM_VERDICT_WARN);
+        cr_expect(strstr(f->sentence, strerror(EACCES)), "the scan's error is in the sentence: %s", f->sentence);
+        fixture_remove(t.root);
+}
