@@ -28,6 +28,28 @@ static uint64_t now_monotonic_usec(void) {
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
 }
 
+/* A method call with up to two string arguments (NULL: none), with or without bus activation. */
+static int new_call(sd_bus *bus, const char *destination, const char *path, const char *interface, const char *member,
+                    bool auto_start, const char *arg1, const char *arg2, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &call, destination, path, interface, member);
+        if (r < 0)
+                return r;
+        for (const char *const *arg = (const char *const[]) { arg1, arg2, NULL }; *arg; arg++) {
+                r = sd_bus_message_append_basic(call, 's', *arg);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_set_auto_start(call, auto_start);
+        if (r < 0)
+                return r;
+        *ret = call;
+        call = NULL;
+        return 0;
+}
+
 int ksmt_bus_open(sd_bus **ret) {
         return sd_bus_open_system(ret);
 }
@@ -77,13 +99,8 @@ static int unit_get(sd_bus *bus, const char *path, const char *property, char ty
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &call, SYSTEMD_BUS_NAME, path, PROPERTIES_INTERFACE, "Get");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(call, "ss", SYSTEMD_UNIT_INTERFACE, property);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_set_auto_start(call, false);
+        r = new_call(bus, SYSTEMD_BUS_NAME, path, PROPERTIES_INTERFACE, "Get", false, SYSTEMD_UNIT_INTERFACE, property,
+                     &call);
         if (r < 0)
                 return r;
         r = sd_bus_call(bus, call, UNIT_QUERY_TIMEOUT_USEC, NULL, &reply);
@@ -143,27 +160,15 @@ int ksmt_unit_check(sd_bus *bus, struct ksmt_unit_state *ret) {
         int r;
 
         /* LoadUnit also answers for a unit systemd has not loaded yet (GetUnit would not). */
-        r = sd_bus_message_new_method_call(bus, &call, SYSTEMD_BUS_NAME, SYSTEMD_MANAGER_PATH,
-                                           SYSTEMD_MANAGER_INTERFACE, "GetUnit");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(call, "s", KSM_THROTTLER_UNIT);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_set_auto_start(call, false);
-        if (r < 0)
-                return r;
-        r = sd_bus_call(bus, call, UNIT_QUERY_TIMEOUT_USEC, NULL, &reply);
-        if (r < 0) {
+        for (const char *const *member = (const char *const[]) { "GetUnit", "LoadUnit", NULL }; *member; member++) {
                 call = sd_bus_message_unref(call);
-                r = sd_bus_message_new_method_call(bus, &call, SYSTEMD_BUS_NAME, SYSTEMD_MANAGER_PATH,
-                                                   SYSTEMD_MANAGER_INTERFACE, "LoadUnit");
+                r = new_call(bus, SYSTEMD_BUS_NAME, SYSTEMD_MANAGER_PATH, SYSTEMD_MANAGER_INTERFACE, *member, false,
+                             KSM_THROTTLER_UNIT, NULL, &call);
+                if (r < 0)
+                        return r;
+                r = sd_bus_call(bus, call, UNIT_QUERY_TIMEOUT_USEC, NULL, &reply);
                 if (r >= 0)
-                        r = sd_bus_message_append(call, "s", KSM_THROTTLER_UNIT);
-                if (r >= 0)
-                        r = sd_bus_message_set_auto_start(call, false);
-                if (r >= 0)
-                        r = sd_bus_call(bus, call, UNIT_QUERY_TIMEOUT_USEC, NULL, &reply);
+                        break;
         }
         if (r < 0 || sd_bus_message_read(reply, "o", &path) < 0) {
                 *ret = state; /* no systemd here, or it knows nothing: unknown */
@@ -206,7 +211,8 @@ const char *ksmt_unit_verdict_to_string(enum ksmt_unit_verdict verdict) {
  * Calls
  */
 
-/* 1 (with error set) if the name has no owner and systemd says the unit will not bring it up. */
+/* -errno (with error set, if given) if the name has no owner and systemd says the unit will not
+ * bring it up; 0 otherwise. */
 static int activation_is_hopeless(sd_bus *bus, sd_bus_error *error) {
         struct ksmt_unit_state unit;
         int r;
@@ -220,11 +226,10 @@ static int activation_is_hopeless(sd_bus *bus, sd_bus_error *error) {
         case KSMT_UNIT_MASKED:
         case KSMT_UNIT_FAILED:
         case KSMT_UNIT_CONDITION_FAILED:
-                sd_bus_error_setf(error, KSMT_ERROR_UNIT_NOT_STARTABLE,
-                                  "the service is not running and its unit %s cannot start it: %s (%s/%s)",
-                                  KSM_THROTTLER_UNIT, ksmt_unit_verdict_to_string(unit.verdict), unit.active_state,
-                                  unit.sub_state[0] ? unit.sub_state : "-");
-                return 1;
+                return sd_bus_error_setf(error, KSMT_ERROR_UNIT_NOT_STARTABLE,
+                                         "the service is not running and its unit %s cannot start it: %s (%s/%s)",
+                                         KSM_THROTTLER_UNIT, ksmt_unit_verdict_to_string(unit.verdict),
+                                         unit.active_state, unit.sub_state[0] ? unit.sub_state : "-");
         default:
                 return 0;
         }
@@ -266,8 +271,8 @@ int ksmt_call(sd_bus *bus, sd_bus_message *call, uint64_t timeout_usec, sd_bus_e
                 now = now_monotonic_usec();
                 if (now >= next_check) {
                         r = activation_is_hopeless(bus, ret_error);
-                        if (r > 0)
-                                return -sd_bus_error_get_errno(ret_error);
+                        if (r < 0)
+                                return r;
                         next_check = now_monotonic_usec() + ACTIVATION_CHECK_INTERVAL_USEC;
                         continue;
                 }
@@ -296,8 +301,8 @@ static int new_kick(sd_bus *bus, unsigned flags, sd_bus_message **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &call, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH,
-                                           KSM_THROTTLER_INTERFACE, "Kick");
+        r = new_call(bus, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH, KSM_THROTTLER_INTERFACE, "Kick", true,
+                     NULL, NULL, &call);
         if (r < 0)
                 return r;
         r = sd_bus_message_set_allow_interactive_authorization(call, flags & KSMT_KICK_INTERACTIVE);
@@ -336,8 +341,8 @@ int ksmt_kick_no_wait(sd_bus *bus, unsigned flags, sd_bus_error *ret_error) {
 
         /* The bus keeps the order of one sender's messages to one destination (also through
          * activation), and the daemon handles them in order. */
-        r = sd_bus_message_new_method_call(bus, &ping, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH,
-                                           "org.freedesktop.DBus.Peer", "Ping");
+        r = new_call(bus, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH, "org.freedesktop.DBus.Peer", "Ping", true,
+                     NULL, NULL, &ping);
         if (r < 0)
                 return r;
         return ksmt_call(bus, ping, 0, ret_error, NULL);
@@ -427,8 +432,8 @@ static int read_setting_value(sd_bus_message *m, struct ksmt_setting *setting) {
         return sd_bus_message_exit_container(m);
 }
 
-static int read_settings(sd_bus_message *m, struct ksmt_settings *ret) {
-        struct ksmt_settings settings = {};
+/* Appends the entries of an a{sv} of knobs to *settings (which the caller emptied). */
+static int read_settings(sd_bus_message *m, struct ksmt_settings *settings) {
         int r;
 
         r = sd_bus_message_enter_container(m, 'a', "{sv}");
@@ -446,32 +451,23 @@ static int read_settings(sd_bus_message *m, struct ksmt_settings *ret) {
                 if (r >= 0)
                         r = sd_bus_message_exit_container(m);
                 if (r >= 0) {
-                        struct ksmt_setting *items = reallocarray(settings.items, settings.n_items + 1,
+                        struct ksmt_setting *items = reallocarray(settings->items, settings->n_items + 1,
                                                                   sizeof *items);
                         if (items) {
-                                settings.items = items;
-                                settings.items[settings.n_items++] = setting;
+                                settings->items = items;
+                                settings->items[settings->n_items++] = setting;
                                 continue;
                         }
                         r = -ENOMEM;
                 }
                 setting_done(&setting);
-                ksmt_settings_done(&settings);
                 return r;
         }
-        if (r >= 0)
-                r = sd_bus_message_exit_container(m);
-        if (r < 0) {
-                ksmt_settings_done(&settings);
-                return r;
-        }
-        ksmt_settings_done(ret);
-        *ret = settings;
-        return 0;
+        return r < 0 ? r : sd_bus_message_exit_container(m);
 }
 
-static int read_counters(sd_bus_message *m, struct ksmt_counters *ret) {
-        struct ksmt_counters counters = {};
+/* Appends the entries of an a{sx} of counters to *counters (which the caller emptied). */
+static int read_counters(sd_bus_message *m, struct ksmt_counters *counters) {
         const char *name;
         int64_t value;
         int r;
@@ -480,27 +476,19 @@ static int read_counters(sd_bus_message *m, struct ksmt_counters *ret) {
         if (r < 0)
                 return r;
         while ((r = sd_bus_message_read(m, "{sx}", &name, &value)) > 0) {
-                struct ksmt_counter *items = reallocarray(counters.items, counters.n_items + 1, sizeof *items);
+                struct ksmt_counter *items = reallocarray(counters->items, counters->n_items + 1, sizeof *items);
                 char *copy = strdup(name);
 
                 if (items)
-                        counters.items = items;
+                        counters->items = items;
                 if (!items || !copy) {
                         free(copy);
                         r = -ENOMEM;
                         break;
                 }
-                counters.items[counters.n_items++] = (struct ksmt_counter) { copy, value };
+                counters->items[counters->n_items++] = (struct ksmt_counter) { copy, value };
         }
-        if (r >= 0)
-                r = sd_bus_message_exit_container(m);
-        if (r < 0) {
-                ksmt_counters_done(&counters);
-                return r;
-        }
-        ksmt_counters_done(ret);
-        *ret = counters;
-        return 0;
+        return r < 0 ? r : sd_bus_message_exit_container(m);
 }
 
 static int read_string(sd_bus_message *m, char **ret) {
@@ -552,7 +540,8 @@ static const struct property_field *property_field_find(const char *name) {
         return NULL;
 }
 
-/* Reads the value of field (the variant entered, its contents checked) into p. */
+/* Reads the value of field (the variant entered, its contents checked) into p, replacing
+ * what was there. */
 static int property_field_read(sd_bus_message *m, const struct property_field *field, struct ksmt_properties *p) {
         void *where = (char *) p + field->offset;
 
@@ -562,8 +551,10 @@ static int property_field_read(sd_bus_message *m, const struct property_field *f
         case PROPERTY_U64:
                 return read_u64(m, where);
         case PROPERTY_SETTINGS:
+                ksmt_settings_done(where);
                 return read_settings(m, where);
         case PROPERTY_COUNTERS:
+                ksmt_counters_done(where);
                 return read_counters(m, where);
         }
         return -EINVAL;
@@ -627,11 +618,8 @@ int ksmt_get_properties(sd_bus *bus, struct ksmt_properties *ret, sd_bus_error *
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &call, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH,
-                                           PROPERTIES_INTERFACE, "GetAll");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(call, "s", KSM_THROTTLER_INTERFACE);
+        r = new_call(bus, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH, PROPERTIES_INTERFACE, "GetAll", true,
+                     KSM_THROTTLER_INTERFACE, NULL, &call);
         if (r < 0)
                 return r;
         r = ksmt_call(bus, call, 0, ret_error, &reply);
@@ -648,14 +636,8 @@ static int get_property(sd_bus *bus, const struct property_field *field, bool au
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &call, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH,
-                                           PROPERTIES_INTERFACE, "Get");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(call, "ss", KSM_THROTTLER_INTERFACE, field->name);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_set_auto_start(call, auto_start);
+        r = new_call(bus, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH, PROPERTIES_INTERFACE, "Get", auto_start,
+                     KSM_THROTTLER_INTERFACE, field->name, &call);
         if (r < 0)
                 return r;
         r = auto_start ? ksmt_call(bus, call, 0, ret_error, &reply) : sd_bus_call(bus, call, 0, ret_error, &reply);

@@ -32,7 +32,7 @@ enum ksmt_exit_status {
 #define KSMT_KICK_TIMEOUT_USEC (UINT64_C(120) * UINT64_C(1000000))
 
 /* Set by ksmt_call() when bus activation did not answer and systemd says the unit
- * cannot come up (masked, failed, condition not met, not found); the message says which. */
+ * cannot come up (masked, failed, condition not met); the message says which. */
 #define KSMT_ERROR_UNIT_NOT_STARTABLE "org.kata.KsmThrottler.Client.Error.UnitNotStartable"
 
 /* ---- Connection and names ---- */
@@ -78,8 +78,8 @@ const char *ksmt_unit_verdict_to_string(enum ksmt_unit_verdict verdict);
 /* Sends call and waits up to timeout_usec (0: sd-bus default, SYSTEMD_BUS_TIMEOUT) for the
  * reply. While the service's name has no owner and no reply came (bus activation pending),
  * it asks systemd about the unit every second, and gives up at once with
- * KSMT_ERROR_UNIT_NOT_STARTABLE if the unit is masked, failed, not found or condition-skipped,
- * instead of waiting for the bus's activation time-out. ret_reply may be NULL. Messages that
+ * KSMT_ERROR_UNIT_NOT_STARTABLE if the unit is masked, failed or condition-skipped, instead of
+ * waiting for the bus's activation time-out. ret_error and ret_reply may be NULL. Messages that
  * arrive meanwhile are dispatched (sd_bus_process), so it may not be called from inside a
  * callback of the same connection; event-loop clients use the _async calls. */
 int ksmt_call(sd_bus *bus, sd_bus_message *call, uint64_t timeout_usec, sd_bus_error *ret_error,

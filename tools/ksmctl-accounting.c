@@ -158,7 +158,7 @@ static int top_once(sd_bus *bus, bool clear) {
         return finish_output();
 }
 
-int verb_top(int argc, char *argv[]) {
+int verb_top(sd_bus *unused, int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         char why[256];
         bool tty = isatty(STDOUT_FILENO);
@@ -185,7 +185,7 @@ int verb_top(int argc, char *argv[]) {
         return KSMT_EXIT_OK;
 }
 
-int verb_doctor(int argc, char *argv[]) {
+int verb_doctor(sd_bus *unused, int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(ksmt_properties_done) struct ksmt_properties p = {};
         char why[256] = "", ksm_dir[4096], thp_dir[4096], node_dir[4096];
@@ -294,7 +294,7 @@ static int write_metrics_atomically(const char *path, const struct ksm_metrics_i
         return 0;
 }
 
-int verb_metrics(int argc, char *argv[]) {
+int verb_metrics(sd_bus *unused, int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(ksmt_properties_done) struct ksmt_properties p = {};
         char why[256] = "", ksm_dir[4096];

@@ -7,15 +7,10 @@
 #include "fd-util.h"
 #include "ksmctl.h"
 
-int verb_kick(int argc, char *argv[]) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+int verb_kick(sd_bus *bus, int argc, char *argv[]) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         unsigned flags = 0;
-        int status, r;
-
-        status = connect_bus(&bus);
-        if (status != KSMT_EXIT_OK)
-                return status;
+        int r;
 
         /* Let polkit ask for a password only if someone is there to type it; in scripts
          * the call must fail fast instead of hanging on an agent. */

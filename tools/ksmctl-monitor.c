@@ -281,9 +281,8 @@ static int show_current_state(struct monitor *m) {
         return KSMT_EXIT_OK;
 }
 
-int verb_monitor(int argc, char *argv[]) {
+int verb_monitor(sd_bus *bus, int argc, char *argv[]) {
         _cleanup_(monitor_done) struct monitor m = {};
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         sigset_t exit_signals;
         int status, r;
@@ -307,9 +306,6 @@ int verb_monitor(int argc, char *argv[]) {
                 return KSMT_EXIT_FAILED;
         }
 
-        status = connect_bus(&bus);
-        if (status != KSMT_EXIT_OK)
-                return status;
         m.bus = bus;
         m.event = event;
 
@@ -326,6 +322,7 @@ int verb_monitor(int argc, char *argv[]) {
                 return KSMT_EXIT_FAILED;
         }
         r = sd_event_loop(event);
+        (void) sd_bus_detach_event(bus);
         if (r < 0) {
                 log_error("event loop failed: %s", strerror(-r));
                 return KSMT_EXIT_FAILED;

@@ -38,9 +38,12 @@ int report_call_failure(const char *action, const sd_bus_error *error, int r) {
         return status;
 }
 
-int report_bad_reply(const char *what, int r) {
-        log_error("unexpected reply from ksm-throttler to %s: %s", what, strerror(-r));
-        return KSMT_EXIT_FAILED;
+int report_read_failure(const char *action, const char *call, const sd_bus_error *error, int r) {
+        if (!sd_bus_error_is_set(error) && (r == -EBADMSG || r == -ENXIO)) {
+                log_error("unexpected reply from ksm-throttler to %s: %s", call, strerror(-r));
+                return KSMT_EXIT_FAILED;
+        }
+        return report_call_failure(action, error, r);
 }
 
 void print_escaped(FILE *f, const char *s) {

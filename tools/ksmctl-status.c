@@ -104,64 +104,41 @@ static json_t *status_to_json(const struct ksmt_properties *p, uint64_t now) {
                          "version", json_string_or_null(p->version));
 }
 
-int verb_status(int argc, char *argv[]) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+int verb_status(sd_bus *bus, int argc, char *argv[]) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(ksmt_properties_done) struct ksmt_properties properties = {};
         uint64_t now;
-        int status, r;
-
-        status = connect_bus(&bus);
-        if (status != KSMT_EXIT_OK)
-                return status;
+        int r;
 
         r = ksmt_get_properties(bus, &properties, &error);
-        if (r < 0 && !sd_bus_error_is_set(&error) && (r == -EBADMSG || r == -ENXIO))
-                return report_bad_reply("GetAll", r);
         if (r < 0)
-                return report_call_failure("read the status", &error, r);
+                return report_read_failure("read the status", "GetAll", &error, r);
 
         now = now_realtime_usec();
-        if (arg_json != JSON_OUTPUT_OFF) {
-                status = print_json(status_to_json(&properties, now));
-                if (status != KSMT_EXIT_OK)
-                        return status;
-        } else
-                print_status_human(&properties, now);
-
+        if (arg_json != JSON_OUTPUT_OFF)
+                return print_json(status_to_json(&properties, now)) ?: finish_output();
+        print_status_human(&properties, now);
         return finish_output();
 }
 
-int verb_stats(int argc, char *argv[]) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+int verb_stats(sd_bus *bus, int argc, char *argv[]) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(ksmt_counters_done) struct ksmt_counters statistics = {};
         int64_t saved_bytes;
-        int status, r;
-
-        status = connect_bus(&bus);
-        if (status != KSMT_EXIT_OK)
-                return status;
+        int r;
 
         r = ksmt_get_statistics(bus, &statistics, &error);
-        if (r < 0 && !sd_bus_error_is_set(&error) && (r == -EBADMSG || r == -ENXIO))
-                return report_bad_reply("Get Statistics", r);
         if (r < 0)
-                return report_call_failure("read the statistics", &error, r);
+                return report_read_failure("read the statistics", "Get Statistics", &error, r);
 
-        if (arg_json != JSON_OUTPUT_OFF) {
-                status = print_json(json_from_counters(&statistics));
-                if (status != KSMT_EXIT_OK)
-                        return status;
-        } else {
-                for (size_t i = 0; i < statistics.n_items; i++) {
-                        print_escaped(stdout, statistics.items[i].name);
-                        printf(": %" PRId64 "\n", statistics.items[i].value);
-                }
-                /* KSM's own net gain (general_profit), in MiB. */
-                if (ksmt_saved_bytes(&statistics, &saved_bytes) >= 0)
-                        printf("saved_mib: %.1f\n", bytes_to_mib(saved_bytes));
+        if (arg_json != JSON_OUTPUT_OFF)
+                return print_json(json_from_counters(&statistics)) ?: finish_output();
+        for (size_t i = 0; i < statistics.n_items; i++) {
+                print_escaped(stdout, statistics.items[i].name);
+                printf(": %" PRId64 "\n", statistics.items[i].value);
         }
-
+        /* KSM's own net gain (general_profit), in MiB. */
+        if (ksmt_saved_bytes(&statistics, &saved_bytes) >= 0)
+                printf("saved_mib: %.1f\n", bytes_to_mib(saved_bytes));
         return finish_output();
 }

@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "fd-util.h"
 #include "ksmctl.h"
 #include "parse-util.h"
 
@@ -33,25 +34,27 @@ enum verb_option {
         OPTION_PATHS = 1 << 8,
 };
 
-static int verb_help(int argc, char *argv[]);
+static int verb_help(sd_bus *bus, int argc, char *argv[]);
 
 static const struct verb {
         const char *name;
-        int (*run)(int argc, char *argv[]);
+        int (*run)(sd_bus *bus, int argc, char *argv[]);
+        bool needs_bus;
         unsigned options;     /* enum verb_option bits it accepts */
         const char *summary;  /* for help */
 } verbs[] = {
-        { "kick", verb_kick, OPTION_NO_BLOCK | OPTION_TIMEOUT | OPTION_ASK_PASSWORD,
+        { "kick", verb_kick, true, OPTION_NO_BLOCK | OPTION_TIMEOUT | OPTION_ASK_PASSWORD,
           "Make KSM scan aggressively now (restarts the aggressive timer)" },
-        { "status", verb_status, OPTION_JSON, "Show the state, time to the next transition, settings, savings" },
-        { "stats", verb_stats, OPTION_JSON, "Show the live KSM counters" },
-        { "monitor", verb_monitor, OPTION_JSON, "Print each state change and kick as it happens, until interrupted" },
-        { "top", verb_top, OPTION_JSON | OPTION_WATCH | OPTION_LIMIT | OPTION_PER_PROCESS | OPTION_PATHS,
+        { "status", verb_status, true, OPTION_JSON, "Show the state, time to the next transition, settings, savings" },
+        { "stats", verb_stats, true, OPTION_JSON, "Show the live KSM counters" },
+        { "monitor", verb_monitor, true, OPTION_JSON,
+          "Print each state change and kick as it happens, until interrupted" },
+        { "top", verb_top, false, OPTION_JSON | OPTION_WATCH | OPTION_LIMIT | OPTION_PER_PROCESS | OPTION_PATHS,
           "Show what each VM, sandbox, unit or process saves, largest first" },
-        { "doctor", verb_doctor, OPTION_JSON | OPTION_PATHS, "Explain why memory is or is not being merged" },
-        { "metrics", verb_metrics, OPTION_LIMIT | OPTION_OUTPUT | OPTION_PATHS,
+        { "doctor", verb_doctor, false, OPTION_JSON | OPTION_PATHS, "Explain why memory is or is not being merged" },
+        { "metrics", verb_metrics, false, OPTION_LIMIT | OPTION_OUTPUT | OPTION_PATHS,
           "Print the throttler's, KSM's and per-VM figures for Prometheus" },
-        { "help", verb_help, 0, "Show this help" },
+        { "help", verb_help, false, 0, "Show this help" },
 };
 
 /* Which option set each bit, for the message when a verb does not take it. */
@@ -96,20 +99,23 @@ static void print_help(void) {
                "See ksmctl(1).\n");
 }
 
-static int verb_help(int argc, char *argv[]) {
+static int verb_help(sd_bus *bus, int argc, char *argv[]) {
         print_help();
         return finish_output();
 }
 
-/* Reports a mistake on the command line; returns -EINVAL. */
+/* Reports a mistake on the command line; returns -EINVAL. The message quotes what was typed,
+ * which may hold control characters (a pasted escape sequence): they are shown escaped. */
 __attribute__((format(printf, 1, 2)))
 static int usage_error(const char *format, ...) {
+        char message[512];
         va_list ap;
 
-        fputs("ksmctl: ", stderr);
         va_start(ap, format);
-        vfprintf(stderr, format, ap);
+        vsnprintf(message, sizeof message, format, ap);
         va_end(ap);
+        fputs("ksmctl: ", stderr);
+        print_escaped(stderr, message);
         fputs("\nTry 'ksmctl --help' for more information.\n", stderr);
         return -EINVAL;
 }
@@ -275,8 +281,17 @@ static int parse_argv(int argc, char *argv[], const struct verb **ret_verb) {
         return usage_error("unknown command '%s'", verb_name);
 }
 
+/* Connects to the system bus for the verbs that talk to the daemon, then runs the verb with
+ * the arguments from the verb on. */
 static int dispatch_verb(const struct verb *verb, int argc, char *argv[]) {
-        return verb->run(argc - optind, argv + optind);
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+
+        if (verb->needs_bus) {
+                int status = connect_bus(&bus);
+                if (status != KSMT_EXIT_OK)
+                        return status;
+        }
+        return verb->run(bus, argc - optind, argv + optind);
 }
 
 int main(int argc, char *argv[]) {

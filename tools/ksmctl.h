@@ -26,14 +26,16 @@ extern const char *arg_output;    /* metrics: write this file atomically instead
 extern const char *arg_proc_dir;  /* top, doctor, metrics: "/proc" (a host's, mounted elsewhere) */
 extern const char *arg_sys_dir;   /* doctor, metrics: "/sys" */
 
-/* Verbs return the exit status (enum ksmt_exit_status). */
-int verb_kick(int argc, char *argv[]);
-int verb_status(int argc, char *argv[]);
-int verb_stats(int argc, char *argv[]);
-int verb_monitor(int argc, char *argv[]);
-int verb_top(int argc, char *argv[]);
-int verb_doctor(int argc, char *argv[]);
-int verb_metrics(int argc, char *argv[]);
+/* Verbs get the system bus connection (NULL for verbs that need none) and the arguments
+ * from the verb on, and return the exit status (enum ksmt_exit_status). */
+int verb_kick(sd_bus *bus, int argc, char *argv[]);
+int verb_status(sd_bus *bus, int argc, char *argv[]);
+int verb_stats(sd_bus *bus, int argc, char *argv[]);
+int verb_monitor(sd_bus *bus, int argc, char *argv[]);
+/* top, doctor and metrics get NULL: they work without the bus and connect themselves. */
+int verb_top(sd_bus *bus, int argc, char *argv[]);
+int verb_doctor(sd_bus *bus, int argc, char *argv[]);
+int verb_metrics(sd_bus *bus, int argc, char *argv[]);
 
 /* "ksmctl: message" on stderr. */
 void log_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
@@ -42,7 +44,8 @@ void log_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
 int connect_bus(sd_bus **ret);
 /* Says why action failed and returns the exit status for it. */
 int report_call_failure(const char *action, const sd_bus_error *error, int r);
-int report_bad_reply(const char *what, int r);
+/* The same for a read: a reply that does not parse is reported as such, naming call. */
+int report_read_failure(const char *action, const char *call, const sd_bus_error *error, int r);
 
 /* Text from the bus on a terminal or in a log: control characters escaped. */
 void print_escaped(FILE *f, const char *s);
