@@ -217,6 +217,15 @@ def test_usage():
            f"exit {out.returncode}: {out.stderr}")
 
 
+def test_errors():
+    out = run("metrics", "--output=/nonexistent/dir/ksm.prom")
+    ok(out.returncode == 1 and "cannot write /nonexistent/dir/ksm.prom" in out.stderr,
+       "metrics says which file it cannot write and exits 1", f"exit {out.returncode}: {out.stderr}")
+    out = run("top", "--proc-dir=/nonexistent/proc")
+    ok(out.returncode == 1 and "cannot scan the processes in /nonexistent/proc" in out.stderr,
+       "top says which /proc it cannot read and exits 1", f"exit {out.returncode}: {out.stderr}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="ksmctl-accounting-test.")
     try:
@@ -226,6 +235,7 @@ def main():
             except (OSError, RuntimeError, ValueError, KeyError, IndexError, subprocess.SubprocessError) as e:
                 ok(False, f"{test.__name__} ran to its end", repr(e))
         test_usage()
+        test_errors()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"1..{len(results)}")
