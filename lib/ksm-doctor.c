@@ -207,9 +207,15 @@ static void check_throttler(struct context *c, struct ksm_doctor_report *r) {
                 field_bool(f, "reachable", false);
                 return;
         }
-        f = add(r, "throttler", KSM_VERDICT_OK, "The throttler is running, in state %s.", c->in->throttler_state);
+        /* The state is text from the bus: only the known names are repeated. */
+        static const char *const states[] = { "initial", "aggressive", "standard", "slow" };
+        const char *state = "unknown";
+        for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+                if (strcmp(c->in->throttler_state, states[i]) == 0)
+                        state = states[i];
+        f = add(r, "throttler", KSM_VERDICT_OK, "The throttler is running, in state %s.", state);
         field_bool(f, "reachable", true);
-        field_string(f, "state", c->in->throttler_state);
+        field_string(f, "state", state);
 }
 
 static void check_mergeable(struct context *c, struct ksm_doctor_report *r) {

@@ -140,21 +140,16 @@ static void print_top_table(const struct ksm_accounting *a) {
 }
 
 static int top_once(sd_bus *bus, bool clear) {
-        struct ksm_accounting a;
-        int r = scan(bus, &a);
-        if (r < 0)
+        _cleanup_(ksm_accounting_free) struct ksm_accounting a = {};
+        if (scan(bus, &a) < 0)
                 return KSMT_EXIT_FAILED;
         if (arg_json != JSON_OUTPUT_OFF) {
-                r = print_json(ksm_accounting_to_json(&a, arg_limit));
-                ksm_accounting_free(&a);
-                if (r == KSMT_EXIT_OK)
-                        r = finish_output();
-                return r;
+                int r = print_json(ksm_accounting_to_json(&a, arg_limit));
+                return r == KSMT_EXIT_OK ? finish_output() : r;
         }
         if (clear)
                 fputs("\033[H\033[2J", stdout);
         print_top_table(&a);
-        ksm_accounting_free(&a);
         return finish_output();
 }
 
@@ -188,9 +183,9 @@ int verb_top(sd_bus *unused, int argc, char *argv[]) {
 int verb_doctor(sd_bus *unused, int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(ksmt_properties_done) struct ksmt_properties p = {};
+        _cleanup_(ksm_accounting_free) struct ksm_accounting a = {};
+        _cleanup_free_ struct ksm_doctor_report *report = NULL;
         char why[256] = "", ksm_dir[4096], thp_dir[4096], node_dir[4096];
-        struct ksm_accounting a;
-        struct ksm_doctor_report *report;
         int r, status;
 
         bus = try_bus(why, sizeof why);
@@ -209,10 +204,9 @@ int verb_doctor(sd_bus *unused, int argc, char *argv[]) {
                 .throttler_state = answered ? p.state : NULL,
                 .throttler_error = answered ? NULL : why,
         };
+        /* About 150 KiB: on the heap. */
         report = malloc(sizeof *report);
         if (!report) {
-                if (r >= 0)
-                        ksm_accounting_free(&a);
                 log_error("out of memory");
                 return KSMT_EXIT_FAILED;
         }
@@ -224,9 +218,6 @@ int verb_doctor(sd_bus *unused, int argc, char *argv[]) {
                 status = KSMT_EXIT_OK;
         }
         bool failed = ksm_doctor_worst(report) == KSM_VERDICT_FAIL;
-        free(report);
-        if (r >= 0)
-                ksm_accounting_free(&a);
         if (status == KSMT_EXIT_OK)
                 status = finish_output();
         /* Exit 1 says "something keeps memory from being merged": scripts and monitoring check it. */
@@ -297,9 +288,9 @@ static int write_metrics_atomically(const char *path, const struct ksm_metrics_i
 int verb_metrics(sd_bus *unused, int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(ksmt_properties_done) struct ksmt_properties p = {};
+        _cleanup_(ksm_accounting_free) struct ksm_accounting a = {};
         char why[256] = "", ksm_dir[4096];
         struct ksm_throttler_info t;
-        struct ksm_accounting a;
         int r, scanned;
 
         bus = try_bus(why, sizeof why);
@@ -319,8 +310,6 @@ int verb_metrics(sd_bus *unused, int argc, char *argv[]) {
                         log_error("cannot write %s: %s", arg_output, strerror(-r));
         } else
                 r = ksm_metrics_write(stdout, &in);
-        if (scanned >= 0)
-                ksm_accounting_free(&a);
         if (r < 0)
                 return KSMT_EXIT_FAILED;
         return arg_output ? KSMT_EXIT_OK : finish_output();
