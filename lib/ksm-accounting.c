@@ -276,8 +276,10 @@ static int take_sandbox_id(const char *s, size_t max, char *ret, size_t size) {
 
 int ksm_sandbox_from_cmdline(const char *cmdline, size_t len, char *ret, size_t size) {
         /* Kata's runtimes name the VM "sandbox-<id>" (QEMU -name) and keep its
-         * sockets in /run/vc/vm/<id>/ (Go runtime) or /run/kata/<id>/ (Rust runtime). */
-        static const char *const markers[] = { "/run/vc/vm/", "/run/kata/", "sandbox-" };
+         * sockets in /run/vc/vm/<id>/ (Go runtime) or /run/kata/<id>/ (Rust runtime);
+         * Firecracker runs jailed in /run/vc/firecracker/<id>/. "sandbox-" stays last:
+         * it is checked for its position. */
+        static const char *const markers[] = { "/run/vc/vm/", "/run/kata/", "/run/vc/firecracker/", "sandbox-" };
         const char *end = cmdline + len;
 
         for (const char *arg = cmdline; arg < end; arg += strnlen(arg, (size_t) (end - arg)) + 1) {
@@ -287,7 +289,7 @@ int ksm_sandbox_from_cmdline(const char *cmdline, size_t len, char *ret, size_t 
                         if (!m)
                                 continue;
                         /* "sandbox-" only as a whole -name value or its first part. */
-                        if (i == 2 && m != arg && m[-1] != '=' && m[-1] != ',')
+                        if (i == sizeof(markers) / sizeof(markers[0]) - 1 && m != arg && m[-1] != '=' && m[-1] != ',')
                                 continue;
                         const char *id = m + strlen(markers[i]);
                         if (take_sandbox_id(id, (size_t) (arg + alen - id), ret, size) == 0)

@@ -95,6 +95,7 @@ Test(accounting, kata_sandbox_from_command_line_and_cgroup) {
         static const char qemu[] = "/usr/bin/qemu-system-x86_64\0-name\0sandbox-3f2a9c,debug-threads=on\0-m\0" "2048M";
         static const char clh[] = "/usr/bin/cloud-hypervisor\0--api-socket\0/run/vc/vm/ab12cd/clh-api.sock";
         static const char rust[] = "/opt/kata/bin/qemu\0-qmp\0unix:/run/kata/ffee0011/qmp.sock,server=on";
+        static const char fc[] = "/usr/bin/firecracker\0--api-sock\0/run/vc/firecracker/99ab/root/run/fc.sock";
         static const char plain[] = "/usr/bin/qemu-system-x86_64\0-name\0guest=web,debug-threads=on";
         char id[128];
 
@@ -104,6 +105,8 @@ Test(accounting, kata_sandbox_from_command_line_and_cgroup) {
         cr_expect_str_eq(id, "ab12cd");
         cr_assert_eq(ksm_sandbox_from_cmdline(rust, sizeof(rust), id, sizeof(id)), 0);
         cr_expect_str_eq(id, "ffee0011");
+        cr_assert_eq(ksm_sandbox_from_cmdline(fc, sizeof(fc), id, sizeof(id)), 0);
+        cr_expect_str_eq(id, "99ab", "Firecracker's jail directory names the sandbox");
         cr_expect_eq(ksm_sandbox_from_cmdline(plain, sizeof(plain), id, sizeof(id)), -ENOENT,
                      "a libvirt VM is not a Kata sandbox");
         cr_assert_eq(ksm_sandbox_from_cgroup("/kubepods/burstable/pod9/kata_77aa", id, sizeof(id)), 0);
