@@ -198,6 +198,12 @@ def test_fake_trees(tmp):
     ok('ksm_group_profit_bytes{kind="machine",name="good"} 4032000' in lines,
        "the machine's profit is a labelled series", "\n".join(l for l in lines if l.startswith("ksm_group")))
 
+    out = run("top", *paths, env=env)
+    table = out.stdout.splitlines()
+    ok(out.returncode == 0 and table[0].split() == ["KIND", "NAME", "PROCS", "PROFIT/MiB", "SAVED/MiB", "MERGE/MiB", "MERGED"]
+       and table[1].split()[:3] == ["machine", "good", "1"] and table[1].split()[-1] == "6.1%",
+       "the table has a header and the machine's row, with its merged share (1000 of 16384 pages)", out.stdout)
+
     watch = subprocess.Popen([ksmctl, "top", "--json", "--watch=200ms", *paths], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.5)
