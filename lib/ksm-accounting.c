@@ -317,10 +317,10 @@ static uint64_t add_saturating(uint64_t a, uint64_t b) {
         return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-int ksm_smaps_parse(FILE *f, uint64_t *ret_mergeable_rss, uint64_t *ret_shared_writable) {
+int ksm_smaps_parse(FILE *f, struct ksm_smaps_totals *ret) {
         _cleanup_(freep) char *line = NULL;
         size_t cap = 0;
-        uint64_t vma_size = 0, vma_rss = 0, mergeable = 0, shared = 0;
+        uint64_t vma_size = 0, vma_rss = 0, mergeable = 0, shared = 0, private_rss = 0;
 
         while (getline(&line, &cap, f) >= 0) {
                 unsigned long long start, end;
@@ -345,14 +345,17 @@ int ksm_smaps_parse(FILE *f, uint64_t *ret_mergeable_rss, uint64_t *ret_shared_w
                         }
                         if (mg)
                                 mergeable = add_saturating(mergeable, vma_rss);
-                        if (sh && wr)
+                        else if (sh && wr)
                                 shared = add_saturating(shared, vma_size);
+                        else if (wr)
+                                private_rss = add_saturating(private_rss, vma_rss);
                 }
         }
         if (ferror(f))
                 return -EIO;
-        *ret_mergeable_rss = mergeable;
-        *ret_shared_writable = shared;
+        *ret = (struct ksm_smaps_totals) {
+                .mergeable_rss = mergeable, .shared_writable = shared, .private_writable_rss = private_rss,
+        };
         return 0;
 }
 
@@ -368,9 +371,13 @@ static int read_smaps(int dir_fd, const char *path, struct ksm_process *p) {
         if (!f)
                 return -errno;
         fd = -1;
-        r = ksm_smaps_parse(f, &p->mergeable_bytes, &p->shared_writable_bytes);
+        struct ksm_smaps_totals t;
+        r = ksm_smaps_parse(f, &t);
         if (r < 0)
                 return r;
+        p->mergeable_bytes = t.mergeable_rss;
+        p->shared_writable_bytes = t.shared_writable;
+        p->private_writable_bytes = t.private_writable_rss;
         /* KSM's zero pages are not in Rss (the zero page is no normal page): the
          * caller, which knows the page size, adds them. */
         p->mergeable_source = KSM_MERGEABLE_SMAPS;

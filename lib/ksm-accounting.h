@@ -63,6 +63,7 @@ struct ksm_process {
         enum ksm_mergeable_source mergeable_source;
         uint64_t mergeable_bytes;      /* VMAs flagged "mg" */
         uint64_t shared_writable_bytes; /* VMAs flagged "sh" and "wr": KSM never merges these */
+        uint64_t private_writable_bytes; /* Rss of private writable VMAs not flagged "mg": could merge, if marked */
         bool hypervisor;               /* comm names a known hypervisor */
         /* grouping */
         enum ksm_group_kind kind;
@@ -130,9 +131,13 @@ int ksm_machine_from_cgroup(const char *path, char *ret, size_t size);
 /* The Kata sandbox id from a command line (NUL-separated) or cgroup path, or -ENOENT. */
 int ksm_sandbox_from_cmdline(const char *cmdline, size_t len, char *ret, size_t size);
 int ksm_sandbox_from_cgroup(const char *path, char *ret, size_t size);
-/* From smaps text: the resident size of the areas flagged "mg" and the size of
- * those flagged "sh" and "wr"; sums saturate. */
-int ksm_smaps_parse(FILE *f, uint64_t *ret_mergeable_rss, uint64_t *ret_shared_writable);
+/* Sums over smaps text (saturating). */
+struct ksm_smaps_totals {
+        uint64_t mergeable_rss;        /* Rss of the areas flagged "mg" */
+        uint64_t shared_writable;      /* size of the areas flagged "sh" and "wr" */
+        uint64_t private_writable_rss; /* Rss of writable areas flagged neither "sh" nor "mg" */
+};
+int ksm_smaps_parse(FILE *f, struct ksm_smaps_totals *ret);
 bool ksm_comm_is_hypervisor(const char *comm);
 /* Replaces bytes that are not valid UTF-8, and control characters, with '?'. */
 void ksm_sanitize_name(char *s);

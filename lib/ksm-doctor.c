@@ -279,6 +279,22 @@ static void check_guest_ram(struct context *c, struct ksm_doctor_report *r) {
                         n_unknown++;
                         continue;
                 }
+                if (p->hypervisor && p->mergeable_bytes == 0 && p->shared_writable_bytes < threshold &&
+                    p->private_writable_bytes >= threshold) {
+                        n_bad++;
+                        f = add(r, "guest_ram", KSM_VERDICT_FAIL,
+                                "%s (pid %d) holds %.0f MiB of private memory, none of it marked mergeable: its guest RAM "
+                                "is not offered to KSM (QEMU: -machine mem-merge=on, which libvirt's <nosharepages/> "
+                                "turns off; Cloud Hypervisor: --memory mergeable=on; any process: prctl(PR_SET_MEMORY_MERGE) "
+                                "or MemoryKSM=yes).",
+                                vm_name(p, name, sizeof(name)), (int) p->pid, (double) p->private_writable_bytes / MIB);
+                        field_string(f, "name", p->kind == KSM_GROUP_PROCESS ? p->comm : p->group);
+                        field_string(f, "kind", ksm_group_kind_to_string(p->kind));
+                        field_int(f, "pid", p->pid);
+                        field_string(f, "reason", "not-marked");
+                        field_int(f, "private_bytes", (int64_t) p->private_writable_bytes);
+                        continue;
+                }
                 if (p->shared_writable_bytes < threshold || p->shared_writable_bytes <= p->mergeable_bytes)
                         continue;
                 n_bad++;
@@ -290,8 +306,8 @@ static void check_guest_ram(struct context *c, struct ksm_doctor_report *r) {
                 field_string(f, "name", p->kind == KSM_GROUP_PROCESS ? p->comm : p->group);
                 field_string(f, "kind", ksm_group_kind_to_string(p->kind));
                 field_int(f, "pid", p->pid);
+                field_string(f, "reason", "shared");
                 field_int(f, "shared_bytes", (int64_t) p->shared_writable_bytes);
-                field_int(f, "mergeable_bytes", (int64_t) p->mergeable_bytes);
         }
         if (n_unknown) {
                 struct ksm_finding *f = add(r, "guest_ram", KSM_VERDICT_INFO,
@@ -301,7 +317,7 @@ static void check_guest_ram(struct context *c, struct ksm_doctor_report *r) {
         }
         if (n_bad == 0 && n_vms > n_unknown) {
                 struct ksm_finding *f = add(r, "guest_ram", KSM_VERDICT_OK,
-                                            "No VM keeps its guest RAM in shared memory (%zu VM process%s checked).",
+                                            "Every VM offers its guest RAM to KSM: none keeps it in shared memory or unmarked (%zu VM process%s checked).",
                                             n_vms - n_unknown, n_vms - n_unknown == 1 ? "" : "es");
                 field_int(f, "checked", (int64_t) (n_vms - n_unknown));
         }

@@ -20,7 +20,7 @@ static void check_name(const char *name, size_t size) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char *text = malloc(size + 1), out[KSM_GROUP_NAME_MAX], path[1024];
         struct ksm_process p = {};
-        uint64_t mergeable, shared;
+        struct ksm_smaps_totals totals;
 
         if (!text)
                 return 0;
@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         FILE *f = fmemopen((void *) data, size ? size : 1, "r");
         if (f) {
-                (void) ksm_smaps_parse(f, &mergeable, &shared);
+                (void) ksm_smaps_parse(f, &totals);
                 fclose(f);
         }
 

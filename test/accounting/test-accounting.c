@@ -220,6 +220,7 @@ Test(accounting, scan_groups_by_machine_sandbox_unit_process) {
                         cr_expect_eq(p->mergeable_source, KSM_MERGEABLE_SMAPS);
                         cr_expect_eq(p->mergeable_bytes, 40960 * 1024ull + 2 * 4096, "Rss of mg areas + zero pages");
                         cr_expect_eq(p->shared_writable_bytes, 1024 * 1024ull);
+                        cr_expect_eq(p->private_writable_bytes, 64 * 1024ull, "the private area not flagged mg");
                         cr_expect(p->hypervisor);
                 } else if (p->pid == 600) {
                         cr_expect_eq(p->shared_writable_bytes, 512 * 1024 * 1024ull, "the memfd guest RAM is shared");

@@ -188,3 +188,26 @@ Test(doctor, unreadable_maps_and_old_kernels_are_said_so) {
         cr_expect(strstr(f->sentence, strerror(EACCES)), "the scan's error is in the sentence: %s", f->sentence);
         fixture_remove(t.root);
 }
+
+Test(doctor, a_vm_whose_guest_ram_is_not_marked_mergeable_fails) {
+        struct tree t;
+        make_tree(&t, "1\n", "1\n", "1\n", "never\n", "0\n");
+        struct ksm_process procs[] = {
+                vm(30, "qemu-system-x86", KSM_GROUP_MACHINE, "nosharepages-vm", 0, 0, 0),
+                vm(31, "qemu-system-x86", KSM_GROUP_MACHINE, "small-vm", 0, 0, 0),
+        };
+        procs[0].private_writable_bytes = 2048 * MiB;
+        procs[1].private_writable_bytes = 8 * MiB; /* a helper, not guest RAM */
+        struct ksm_accounting a = { .page_size = 4096, .processes = procs, .n_processes = 2 };
+        struct ksm_doctor_input in = { .ksm_dir = t.ksm, .thp_dir = t.thp, .node_dir = t.node, .accounting = &a,
+                                       .throttler_state = "initial" };
+        struct ksm_doctor_report r;
+        ksm_doctor_run(&in, &r);
+        const struct ksm_finding *f = find(&r, "guest_ram", 0);
+        cr_assert(f);
+        cr_expect_eq(f->verdict, KSM_VERDICT_FAIL);
+        cr_expect(strstr(f->sentence, "nosharepages-vm") && strstr(f->sentence, "mem-merge"),
+                  "names the VM and how to mark its RAM: %s", f->sentence);
+        cr_expect(!find(&r, "guest_ram", 1), "the VM with 8 MiB of private memory is not reported");
+        fixture_remove(t.root);
+}
