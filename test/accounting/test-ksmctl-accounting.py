@@ -7,10 +7,13 @@
 * doctor's verdicts and exit status, and the metrics, on fake /proc and /sys
   trees (--proc-dir, --sys-dir);
 * top --watch refreshes until SIGINT and exits 0;
-* usage errors exit 2.
-Reads KSM, never writes it. Prints TAP.
+* with the real daemon on a private bus and a fake KSM directory, after a
+  kick, metrics shows it up, in aggressive (one-hot), one kick and the knobs
+  it applied, and doctor its state;
+* usage errors exit 2, failures to read or write exit 1.
+Never writes the real KSM. Prints TAP.
 
-Usage: test-ksmctl-accounting.py KSMCTL VM_STANDIN
+Usage: test-ksmctl-accounting.py KSMCTL VM_STANDIN KSM_THROTTLER
 """
 import json
 import os
@@ -21,7 +24,7 @@ import sys
 import tempfile
 import time
 
-ksmctl, standin = sys.argv[1], sys.argv[2]
+ksmctl, standin, daemon = sys.argv[1], sys.argv[2], sys.argv[3]
 results = []
 BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -215,6 +218,56 @@ def test_fake_trees(tmp):
        f"exit {watch.returncode}, {len(frames)} frames, {stderr}")
 
 
+def test_with_daemon(tmp):
+    root = os.path.join(tmp, "daemon")
+    sysdir = os.path.join(root, "sys")
+    fake_sys(sysdir, "0")
+    for name, value in {"pages_to_scan": "100", "sleep_millisecs": "20"}.items():
+        write(sysdir, f"kernel/mm/ksm/{name}", value + "\n")
+    write(root, "meminfo", "MemTotal: 8388608 kB\nAnonPages: 1048576 kB\n")
+    write(root, "ksm-throttler.conf", "")
+    os.makedirs(os.path.join(root, "run"))
+    bus = throttler = None
+    try:
+        bus, address = start_bus(root)
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=address)
+        throttler = subprocess.Popen([daemon, f"--config={root}/ksm-throttler.conf", f"--ksm-dir={sysdir}/kernel/mm/ksm",
+                                      f"--meminfo={root}/meminfo", f"--runtime-dir={root}/run"],
+                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while run("status", env=env).returncode != 0:
+            if throttler.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the daemon did not come up on the private bus")
+            time.sleep(0.1)
+        out = run("kick", env=env)
+        ok(out.returncode == 0, "root kicks the daemon", out.stderr)
+
+        out = run("metrics", f"--sys-dir={sysdir}", env=env)
+        lines = out.stdout.splitlines()
+        want = ['ksm_throttler_up 1', 'ksm_throttler_state{state="initial"} 0', 'ksm_throttler_state{state="aggressive"} 1',
+                'ksm_throttler_kicks_total 1', 'ksm_throttler_setting{knob="run"} 1',
+                'ksm_throttler_setting{knob="sleep_millisecs"} 1']
+        ok(out.returncode == 0 and all(w in lines for w in want),
+           "metrics shows the daemon up, in aggressive, one kick and the knobs it applied",
+           "missing: " + str([w for w in want if w not in lines]))
+        last = [float(l.split()[1]) for l in lines if l.startswith("ksm_throttler_last_kick_timestamp_seconds ")]
+        ok(last and abs(last[0] - time.time()) < 120, "the last kick's time is now", str(last))
+
+        out = run("doctor", "--json", f"--sys-dir={sysdir}", env=env)
+        found = [f for f in json.loads(out.stdout or "{}").get("findings", []) if f["check"] == "throttler"]
+        ok(found and found[0]["verdict"] == "ok" and found[0].get("state") == "aggressive",
+           "doctor reports the daemon's state", str(found))
+    finally:
+        if throttler and throttler.poll() is None:
+            throttler.terminate()
+            try:
+                throttler.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                throttler.kill()
+                throttler.wait()
+        stop(bus)
+
+
 def test_usage():
     for args in (["top", "--limit=0"], ["doctor", "--watch"], ["metrics", "--json"], ["kick", "--per-process"],
                  ["top", "--watch=1ms"], ["metrics", "--output="]):
@@ -235,7 +288,7 @@ def test_errors():
 def main():
     tmp = tempfile.mkdtemp(prefix="ksmctl-accounting-test.")
     try:
-        for test in (test_machined, test_fake_trees):
+        for test in (test_machined, test_fake_trees, test_with_daemon):
             try:
                 test(tmp)
             except (OSError, RuntimeError, ValueError, KeyError, IndexError, subprocess.SubprocessError) as e:
