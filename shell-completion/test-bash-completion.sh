@@ -36,7 +36,9 @@ complete_words() {
 offers() { # word, words...: does completing words offer word (or word= for options with values)?
     local word=$1
     shift
-    complete_words "$@" | grep -qxE -- "$word=?"
+    # Not grep -q: it may exit before printf has written everything, and with pipefail
+    # printf's SIGPIPE would fail the check although the word was offered.
+    complete_words "$@" | grep -xE -- "$word=?" >/dev/null
 }
 
 help=$("$ksmctl" help) || { echo "not ok - ksmctl help failed"; exit 1; }

@@ -31,6 +31,11 @@ enum verb_option {
         OPTION_ASK_PASSWORD = 1 << 3,
         OPTION_REASON = 1 << 4,
         OPTION_APP_ID = 1 << 5,
+        OPTION_WATCH = 1 << 6,
+        OPTION_LIMIT = 1 << 7,
+        OPTION_PER_PROCESS = 1 << 8,
+        OPTION_OUTPUT = 1 << 9,
+        OPTION_PATHS = 1 << 10,
 };
 
 static int verb_help(sd_bus *bus, int argc, char *argv[]);
@@ -48,12 +53,18 @@ static const struct verb {
         { "stats", verb_stats, true, OPTION_JSON, "Show the live KSM counters" },
         { "monitor", verb_monitor, true, OPTION_JSON,
           "Print each state change and kick as it happens, until interrupted" },
+        { "top", verb_top, false, OPTION_JSON | OPTION_WATCH | OPTION_LIMIT | OPTION_PER_PROCESS | OPTION_PATHS,
+          "Show what each VM, sandbox, unit or process saves, largest first" },
+        { "doctor", verb_doctor, false, OPTION_JSON | OPTION_PATHS, "Explain why memory is or is not being merged" },
+        { "metrics", verb_metrics, false, OPTION_LIMIT | OPTION_OUTPUT | OPTION_PATHS,
+          "Print the throttler's, KSM's and per-VM figures for Prometheus" },
         { "help", verb_help, false, 0, "Show this help" },
 };
 
 /* Which option set each bit, for the message when a verb does not take it. */
 static const char *const option_names[] = { "--json", "--no-block", "--timeout", "--no-ask-password", "--reason",
-                                            "--app-id" };
+                                            "--app-id", "--watch", "--limit", "--per-process", "--output",
+                                            "--proc-dir/--sys-dir" };
 
 static void print_help(void) {
         printf("Usage: ksmctl [OPTIONS] COMMAND\n"
@@ -66,13 +77,20 @@ static void print_help(void) {
                 printf("  %-10s  %s\n", verbs[i].name, verbs[i].summary);
         printf("\n"
                "Options:\n"
-               "  --json[=short|pretty]  status, stats, monitor: JSON output; short (the default)\n"
-               "                         is one line per object, pretty is indented\n"
+               "  --json[=short|pretty]  status, stats, monitor, top, doctor: JSON output; short\n"
+               "                         (the default) is one line per object, pretty is indented\n"
                "  --no-block             kick: send the kick, do not wait for the answer\n"
                "  --timeout=DURATION     kick: wait at most this long (default 120s)\n"
                "  --no-ask-password      kick: never let polkit ask for a password\n"
                "  --reason=TEXT          kick: why, for the daemon's log and LastKick (default empty)\n"
                "  --app-id=ID            kick: on whose behalf (default ksmctl)\n"
+               "  --watch[=DURATION]     top: refresh in place every DURATION (default 2s)\n"
+               "  --limit=N              top: show N rows; metrics: N per-VM series (default 10),\n"
+               "                         the rest summed as \"other\"\n"
+               "  --per-process          top: one row per process instead of per VM or unit\n"
+               "  --output=FILE          metrics: replace FILE atomically instead of printing\n"
+               "  --proc-dir=DIR         top, doctor, metrics: the host's /proc (default /proc)\n"
+               "  --sys-dir=DIR          doctor, metrics: the host's /sys (default /sys)\n"
                "  -h, --help             Show this help and exit\n"
                "  --version              Show the version and exit\n"
                "\n"
@@ -83,6 +101,7 @@ static void print_help(void) {
                "  3  ksm-throttler is not running or cannot start, or the system bus cannot be reached\n"
                "  4  access denied (polkit or bus policy)\n"
                "  5  KSM unavailable on this host\n"
+               "  doctor: 1 when a check failed (something keeps memory from being merged)\n"
                "\n"
                "See ksmctl(1).\n");
 }
@@ -140,6 +159,12 @@ static int parse_argv(int argc, char *argv[], const struct verb **ret_verb) {
                 ARG_NO_ASK_PASSWORD,
                 ARG_REASON,
                 ARG_APP_ID,
+                ARG_WATCH,
+                ARG_LIMIT,
+                ARG_PER_PROCESS,
+                ARG_OUTPUT,
+                ARG_PROC_DIR,
+                ARG_SYS_DIR,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -150,6 +175,13 @@ static int parse_argv(int argc, char *argv[], const struct verb **ret_verb) {
                 { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
                 { "reason", required_argument, NULL, ARG_REASON },
                 { "app-id", required_argument, NULL, ARG_APP_ID },
+                        break;
+                { "watch", optional_argument, NULL, ARG_WATCH },
+                { "limit", required_argument, NULL, ARG_LIMIT },
+                { "per-process", no_argument, NULL, ARG_PER_PROCESS },
+                { "output", required_argument, NULL, ARG_OUTPUT },
+                { "proc-dir", required_argument, NULL, ARG_PROC_DIR },
+                { "sys-dir", required_argument, NULL, ARG_SYS_DIR },
                 {}
         };
         unsigned given = 0;
@@ -200,6 +232,39 @@ static int parse_argv(int argc, char *argv[], const struct verb **ret_verb) {
                                                    KSMT_KICK_TEXT_MAX);
                         arg_app_id = optarg;
                         given |= OPTION_APP_ID;
+                case ARG_WATCH:
+                        arg_watch_usec = 2 * USEC_PER_SEC;
+                        if (optarg && (parse_duration_usec(optarg, &arg_watch_usec) < 0 ||
+                                       arg_watch_usec < USEC_PER_SEC / 10))
+                                return usage_error("invalid --watch '%s' (a duration of at least 100ms, e.g. 5s)", optarg);
+                        given |= OPTION_WATCH;
+                        break;
+                case ARG_LIMIT: {
+                        char *end;
+                        errno = 0;
+                        unsigned long v = strtoul(optarg, &end, 10);
+                        if (errno || end == optarg || *end || v == 0 || v > 100000 || optarg[0] == '-')
+                                return usage_error("invalid --limit '%s' (1 to 100000)", optarg);
+                        arg_limit = v;
+                        given |= OPTION_LIMIT;
+                        break;
+                }
+                case ARG_PER_PROCESS:
+                        arg_per_process = true;
+                        given |= OPTION_PER_PROCESS;
+                        break;
+                case ARG_OUTPUT:
+                        if (!*optarg)
+                                return usage_error("--output needs a file name");
+                        arg_output = optarg;
+                        given |= OPTION_OUTPUT;
+                        break;
+                case ARG_PROC_DIR:
+                case ARG_SYS_DIR:
+                        if (!*optarg)
+                                return usage_error("%s needs a directory", c == ARG_PROC_DIR ? "--proc-dir" : "--sys-dir");
+                        *(c == ARG_PROC_DIR ? &arg_proc_dir : &arg_sys_dir) = optarg;
+                        given |= OPTION_PATHS;
                         break;
                 case '?': {
                         const char *arg = argv[optind - 1];
@@ -221,7 +286,7 @@ static int parse_argv(int argc, char *argv[], const struct verb **ret_verb) {
         }
 
         if (optind >= argc)
-                return usage_error("missing command (kick, status, stats, monitor or help)");
+                return usage_error("missing command (kick, status, stats, monitor, top, doctor, metrics or help)");
         verb_name = argv[optind];
         if (optind + 1 < argc)
                 return usage_error("unexpected argument '%s'", argv[optind + 1]);

@@ -21,6 +21,12 @@ extern bool arg_no_block;       /* kick: send, do not wait */
 extern uint64_t arg_timeout_usec; /* kick: 0 for the default */
 extern const char *arg_reason;    /* kick: "" by default */
 extern const char *arg_app_id;    /* kick: "ksmctl" by default */
+extern uint64_t arg_watch_usec;   /* top: refresh this often; 0: once */
+extern size_t arg_limit;          /* top: rows; metrics: per-VM series; 0: all / the default */
+extern bool arg_per_process;      /* top: one row per process */
+extern const char *arg_output;    /* metrics: write this file atomically instead of stdout */
+extern const char *arg_proc_dir;  /* top, doctor, metrics: "/proc" (a host's, mounted elsewhere) */
+extern const char *arg_sys_dir;   /* doctor, metrics: "/sys" */
 
 /* Verbs get the system bus connection (NULL for verbs that need none) and the arguments
  * from the verb on, and return the exit status (enum ksmt_exit_status). */
@@ -28,6 +34,10 @@ int verb_kick(sd_bus *bus, int argc, char *argv[]);
 int verb_status(sd_bus *bus, int argc, char *argv[]);
 int verb_stats(sd_bus *bus, int argc, char *argv[]);
 int verb_monitor(sd_bus *bus, int argc, char *argv[]);
+/* top, doctor and metrics get NULL: they work without the bus and connect themselves. */
+int verb_top(sd_bus *bus, int argc, char *argv[]);
+int verb_doctor(sd_bus *bus, int argc, char *argv[]);
+int verb_metrics(sd_bus *bus, int argc, char *argv[]);
 
 /* "ksmctl: message" on stderr. */
 void log_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
