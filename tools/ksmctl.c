@@ -175,7 +175,6 @@ static int parse_argv(int argc, char *argv[], const struct verb **ret_verb) {
                 { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
                 { "reason", required_argument, NULL, ARG_REASON },
                 { "app-id", required_argument, NULL, ARG_APP_ID },
-                        break;
                 { "watch", optional_argument, NULL, ARG_WATCH },
                 { "limit", required_argument, NULL, ARG_LIMIT },
                 { "per-process", no_argument, NULL, ARG_PER_PROCESS },
@@ -232,6 +231,7 @@ static int parse_argv(int argc, char *argv[], const struct verb **ret_verb) {
                                                    KSMT_KICK_TEXT_MAX);
                         arg_app_id = optarg;
                         given |= OPTION_APP_ID;
+                        break;
                 case ARG_WATCH:
                         arg_watch_usec = 2 * USEC_PER_SEC;
                         if (optarg && (parse_duration_usec(optarg, &arg_watch_usec) < 0 ||
