@@ -84,6 +84,14 @@ int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const stru
 int ksm_settings_restore(int dirfd, const struct ksm_settings *current, const struct ksm_settings *target,
                          struct ksm_settings *ret_now, unsigned *ret_failed, int errors[_KSM_KNOB_MAX]);
 
+/* Watches the KSM directory for writes to the knobs (inotify): every write(2) through this
+ * directory is reported, whoever makes it; the kernel's own changes are not. Returns the
+ * inotify fd (non-blocking) or -errno. */
+int ksm_knob_watch_open(int dirfd);
+/* Empties the watch's queue. Returns 1 if a knob was written (or replaced, or events
+ * were lost) since the last call, 0 if not, -errno if the watch no longer works. */
+int ksm_knob_watch_drain(int fd);
+
 /* One reading of the counters adaptive throttling watches. */
 struct ksm_sample {
         uint64_t time_usec; /* CLOCK_MONOTONIC */
