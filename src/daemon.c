@@ -483,9 +483,10 @@ static int on_sample_timer(sd_event_source *source, uint64_t usec, void *userdat
                                d->applied.value[KSM_KNOB_PAGES_TO_SCAN], &sample) &&
             throttle_on_converged(&next, &d->config.throttle, sample.time_usec)) {
                 char reason[128];
+                /* KSM's own net gain, the figure ksmctl shows (gross pages on kernels without it). */
+                int64_t saved = ksm_saved_bytes(d->ksm_dirfd, &sample, NULL);
                 snprintf(reason, sizeof reason, "merging settled after %" PRIu64 " full scans, %.1f MiB saved",
-                         sample.full_scans - d->adaptive.kick.full_scans,
-                         (double) ksm_sample_saved_pages(&sample) * (double) sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0));
+                         sample.full_scans - d->adaptive.kick.full_scans, (double) saved / (1024.0 * 1024.0));
                 if (daemon_enter(d, &next, reason, NULL) >= 0)
                         return 0; /* daemon_enter armed the sampling for the new state */
         } else {

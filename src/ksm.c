@@ -388,6 +388,19 @@ int ksm_knob_watch_drain(int fd) {
         return written;
 }
 
+int64_t ksm_saved_bytes(int dirfd, const struct ksm_sample *sample, bool *ret_gross) {
+        uint64_t page_size = (uint64_t) sysconf(_SC_PAGESIZE);
+        uint64_t pages = ksm_sample_saved_pages(sample);
+        int64_t profit;
+
+        bool gross = ksm_counter_read(dirfd, "general_profit", &profit) < 0;
+        if (ret_gross)
+                *ret_gross = gross;
+        if (!gross)
+                return profit;
+        return pages > (uint64_t) INT64_MAX / page_size ? INT64_MAX : (int64_t) (pages * page_size);
+}
+
 int ksm_sample_read(int dirfd, struct ksm_sample *ret) {
         static const struct {
                 const char *name;

@@ -108,6 +108,12 @@ static inline uint64_t ksm_sample_saved_pages(const struct ksm_sample *s) {
         return s->pages_sharing + s->ksm_zero_pages;
 }
 
+/* The memory KSM saves, in bytes, the one figure the project shows as "saved": KSM's own
+ * general_profit (merged memory minus its metadata; may be negative), or where the kernel
+ * lacks it (before Linux 6.4) or it cannot be read, the gross ksm_sample_saved_pages() of
+ * sample. *ret_gross (if not NULL) says which. */
+int64_t ksm_saved_bytes(int dirfd, const struct ksm_sample *sample, bool *ret_gross);
+
 /* Reads the counters (full_scans, pages_scanned, pages_*, ksm_zero_pages). time_usec and
  * ksmd's CPU time (procfs, see proc.h) are left to the caller. */
 int ksm_sample_read(int dirfd, struct ksm_sample *ret);
