@@ -18,6 +18,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "fd-util.h"
+#include "idle-exit.h"
 #include "ksm.h"
 #include "log.h"
 #include "parse-util.h"
@@ -48,6 +49,7 @@ struct bus_service {
         sd_bus *bus;
         struct authorizer *authorizer;
         struct bus_object *object;
+        struct idle_exit *idle;
         int lock_fd; /* the runtime directory's lock, held until the host's values are back */
 };
 
@@ -55,6 +57,7 @@ struct bus_service {
 static void bus_service_done(struct bus_service *s) {
         if (s->daemon)
                 daemon_set_observer(s->daemon, NULL, NULL);
+        s->idle = idle_exit_free(s->idle);
         s->authorizer = authorizer_free(s->authorizer);
         s->object = bus_object_free(s->object);
         s->bus = sd_bus_flush_close_unref(s->bus);
@@ -288,6 +291,7 @@ static int on_request_name_reply(sd_bus_message *reply, void *userdata, sd_bus_e
                 return start_failed(start);
         }
         start->timeout = sd_event_source_disable_unref(start->timeout);
+        idle_exit_set_ready(start->service->idle);
 
         char settings[256];
         log_info("ksm-throttler %s ready on %s, KSM in %s, host settings: %s", PROJECT_VERSION, KSM_THROTTLER_BUS_NAME,
@@ -365,6 +369,9 @@ static int serve(struct bus_service *service, struct arguments *args) {
         if (r < 0)
                 return r;
         daemon_set_observer(daemon, &bus_object_observer, service->object);
+        r = idle_exit_new(event, service->bus, daemon, service->authorizer, &service->lock_fd, &service->idle);
+        if (r < 0)
+                return r;
 
         /* Owning the name happens on the loop (on_request_name_reply). */
         struct start start = { .service = service };
@@ -382,7 +389,7 @@ static int serve(struct bus_service *service, struct arguments *args) {
                 return r;
         }
 
-        r = sd_event_loop(event);
+        r = idle_exit_loop(service->idle);
         start.timeout = sd_event_source_disable_unref(start.timeout);
         start.request = sd_bus_slot_unref(start.request);
         if (r < 0)

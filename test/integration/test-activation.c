@@ -180,3 +180,96 @@ Test(activation, second_instance_finds_the_lock_and_exits_1) {
         harness_assert_knobs(&h, 1, 10000, 1, "the running cycle is untouched");
         sd_bus_flush_close_unref(bus);
 }
+
+/* Waits (bounded, for the test not to hang) until pid is gone. */
+static bool wait_gone(pid_t pid, double timeout_sec) {
+        for (int i = 0; i < timeout_sec * 100 && process_exists(pid); i++)
+                sleep_ms(10);
+        return !process_exists(pid);
+}
+
+static bool log_contains(const char *text) {
+        static char log[1 << 16];
+        harness_daemon_log(&h, log, sizeof log);
+        return strstr(log, text) != NULL;
+}
+
+Test(activation, idle_daemon_exits_and_the_next_kick_starts_a_new_one) {
+        sd_bus *bus = harness_bus(&h);
+        pid_t first, second;
+
+        harness_write_config(&h, "[Throttler]\nIdleExitSec=300ms\nAdaptive=no\n"
+                                 "[Aggressive]\nDurationSec=200ms\n[Standard]\nDurationSec=100ms\n[Slow]\nDurationSec=100ms\n");
+        harness_kick(bus);
+        first = owner_pid(bus);
+        cr_assert_gt(first, 0, "the Kick should have started the daemon");
+        cr_assert(wait_gone(first, 20), "the daemon did not exit after its cycle and 300 ms idle in initial");
+        harness_assert_knobs(&h, 0, 100, 20, "after the idle exit: the host's values");
+        cr_assert_eq(owner_pid(bus), 0, "nobody should own the name after the idle exit");
+        cr_assert(log_contains("Idle in initial for 300ms: releasing org.kata.KsmThrottler and exiting"),
+                  "the idle exit is not logged");
+
+        harness_kick(bus);
+        second = owner_pid(bus);
+        cr_assert(second > 0 && second != first, "the next Kick should have started a new daemon (%d, was %d)",
+                  (int) second, (int) first);
+        harness_assert_knobs(&h, 1, 10000, 1, "the new daemon applied the kick");
+        cr_assert(wait_gone(second, 20), "the second daemon did not exit when idle");
+        harness_assert_knobs(&h, 0, 100, 20, "after the second idle exit");
+        sd_bus_flush_close_unref(bus);
+}
+
+/* Kicks sent around the moment the daemon decides to exit: after each kick, the next one
+ * comes when the cycle (a few ms) and IdleExitSec=100ms are about over, at offsets that
+ * sweep the moment of the exit in steps of 250 us. Each kick either reaches the daemon
+ * before its name is released (and is handed on to the next instance) or starts the
+ * next one; none may fail. */
+Test(activation, kicks_racing_the_idle_exit_never_fail, .timeout = 180) {
+        sd_bus *bus = harness_bus(&h);
+        unsigned failed = 0, kicks = 0, exits = 0;
+        char first_failure[1024] = "";
+        pid_t last = 0;
+
+        harness_write_config(&h, "[Throttler]\nIdleExitSec=100ms\nAdaptive=no\n"
+                                 "[Aggressive]\nDurationSec=1ms\n[Standard]\nDurationSec=1ms\n[Slow]\nDurationSec=1ms\n");
+        for (int round = 0; round < 240; round++) {
+                sd_bus_error error = SD_BUS_ERROR_NULL;
+                struct timespec delay = { 0, (100 + round % 60 / 4) * 1000 * 1000 + (round % 4) * 250 * 1000 };
+                pid_t pid;
+                int r;
+
+                if (round % 2 == 0) {
+                        harness_kick(bus);
+                        kicks++;
+                        nanosleep(&delay, NULL);
+                }
+                r = sd_bus_call_method(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler",
+                                       "Kick", &error, NULL, NULL);
+                kicks++;
+                if (r < 0 && failed++ == 0)
+                        snprintf(first_failure, sizeof first_failure, "%s: %s", error.name, error.message);
+                sd_bus_error_free(&error);
+                pid = owner_pid(bus);
+                if (pid > 0 && pid != last) {
+                        exits += last > 0;
+                        last = pid;
+                }
+        }
+        cr_assert_eq(failed, 0, "%u of %u kicks failed; the first: %s", failed, kicks, first_failure);
+        /* A kick served by an instance on its way out would be undone by its exit. */
+        cr_assert(!log_contains("shutting down"), "an exiting daemon served a kick and then restored the host's values");
+        cr_assert_geq(exits, 2, "the daemon should have exited and been started again (%u new instances)", exits);
+        /* A kick handed on at the last exit starts one more instance: wait until none has
+         * owned the name for half a second. */
+        for (int quiet = 0, t = 0; quiet < 50 && t < 3000; t++) {
+                pid_t pid = owner_pid(bus);
+                quiet = pid > 0 ? 0 : quiet + 1;
+                if (pid > 0)
+                        cr_assert(wait_gone(pid, 20), "daemon %d did not exit when idle", (int) pid);
+                sleep_ms(10);
+        }
+        for (size_t i = 0; i < n_activated; i++)
+                cr_assert(wait_gone(activated[i], 20), "daemon %d did not exit when idle", (int) activated[i]);
+        harness_assert_knobs(&h, 0, 100, 20, "after the last idle exit: the host's values");
+        sd_bus_flush_close_unref(bus);
+}
