@@ -60,7 +60,8 @@ static int on_forward_reply(sd_bus_message *reply, void *userdata, sd_bus_error 
 
 /* Authorized as this instance would have: the next instance sees this daemon (root) as the
  * caller, so the caller's own right to kick is decided here. */
-static void on_forward_authorized(sd_bus_message *m, const sd_bus_error *denied, void *userdata) {
+static void on_forward_authorized(sd_bus_message *m, const sd_bus_error *denied, const struct caller *caller,
+                                  void *userdata) {
         struct idle_exit *x = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         struct forward *f = NULL;
