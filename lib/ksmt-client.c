@@ -297,14 +297,24 @@ int ksmt_call(sd_bus *bus, sd_bus_message *call, uint64_t timeout_usec, sd_bus_e
  * Kick
  */
 
-static int new_kick(sd_bus *bus, unsigned flags, sd_bus_message **ret) {
+/* Kick(), or KickWithReason() when reason or application_id is not NULL. */
+static int new_kick(sd_bus *bus, const char *reason, const char *application_id, unsigned flags, sd_bus_message **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        bool with_reason = reason || application_id;
         int r;
 
-        r = new_call(bus, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH, KSM_THROTTLER_INTERFACE, "Kick", true,
-                     NULL, NULL, &call);
+        if (with_reason && ((reason && strlen(reason) > KSMT_KICK_TEXT_MAX) ||
+                            (application_id && strlen(application_id) > KSMT_KICK_TEXT_MAX)))
+                return -E2BIG;
+        r = new_call(bus, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH, KSM_THROTTLER_INTERFACE,
+                     with_reason ? "KickWithReason" : "Kick", true, NULL, NULL, &call);
         if (r < 0)
                 return r;
+        if (with_reason) {
+                r = sd_bus_message_append(call, "ss", reason ?: "", application_id ?: "");
+                if (r < 0)
+                        return r;
+        }
         r = sd_bus_message_set_allow_interactive_authorization(call, flags & KSMT_KICK_INTERACTIVE);
         if (r < 0)
                 return r;
@@ -314,20 +324,30 @@ static int new_kick(sd_bus *bus, unsigned flags, sd_bus_message **ret) {
 }
 
 int ksmt_kick(sd_bus *bus, uint64_t timeout_usec, unsigned flags, sd_bus_error *ret_error) {
+        return ksmt_kick_with_reason(bus, NULL, NULL, timeout_usec, flags, ret_error);
+}
+
+int ksmt_kick_with_reason(sd_bus *bus, const char *reason, const char *application_id, uint64_t timeout_usec,
+                          unsigned flags, sd_bus_error *ret_error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         int r;
 
-        r = new_kick(bus, flags, &call);
+        r = new_kick(bus, reason, application_id, flags, &call);
         if (r < 0)
                 return r;
         return ksmt_call(bus, call, timeout_usec ?: KSMT_KICK_TIMEOUT_USEC, ret_error, NULL);
 }
 
 int ksmt_kick_no_wait(sd_bus *bus, unsigned flags, sd_bus_error *ret_error) {
+        return ksmt_kick_with_reason_no_wait(bus, NULL, NULL, flags, ret_error);
+}
+
+int ksmt_kick_with_reason_no_wait(sd_bus *bus, const char *reason, const char *application_id, unsigned flags,
+                                  sd_bus_error *ret_error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *ping = NULL;
         int r;
 
-        r = new_kick(bus, flags, &call);
+        r = new_kick(bus, reason, application_id, flags, &call);
         if (r < 0)
                 return r;
         r = sd_bus_message_set_expect_reply(call, false);
@@ -350,10 +370,16 @@ int ksmt_kick_no_wait(sd_bus *bus, unsigned flags, sd_bus_error *ret_error) {
 
 int ksmt_kick_async(sd_bus *bus, sd_bus_slot **ret_slot, uint64_t timeout_usec, unsigned flags,
                     sd_bus_message_handler_t callback, void *userdata) {
+        return ksmt_kick_with_reason_async(bus, NULL, NULL, ret_slot, timeout_usec, flags, callback, userdata);
+}
+
+int ksmt_kick_with_reason_async(sd_bus *bus, const char *reason, const char *application_id, sd_bus_slot **ret_slot,
+                                uint64_t timeout_usec, unsigned flags, sd_bus_message_handler_t callback,
+                                void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         int r;
 
-        r = new_kick(bus, flags, &call);
+        r = new_kick(bus, reason, application_id, flags, &call);
         if (r < 0)
                 return r;
         return sd_bus_call_async(bus, ret_slot, call, callback, userdata, timeout_usec ?: KSMT_KICK_TIMEOUT_USEC);
@@ -389,6 +415,7 @@ void ksmt_properties_done(struct ksmt_properties *p) {
         ksmt_settings_done(&p->settings);
         ksmt_settings_done(&p->initial_settings);
         ksmt_counters_done(&p->statistics);
+        ksmt_kick_done(&p->last_kick);
         *p = (struct ksmt_properties) {};
 }
 
@@ -511,7 +538,35 @@ static int read_u64(sd_bus_message *m, uint64_t *ret) {
         return sd_bus_message_read_basic(m, 't', ret);
 }
 
-enum property_kind { PROPERTY_STRING, PROPERTY_U64, PROPERTY_SETTINGS, PROPERTY_COUNTERS };
+enum property_kind { PROPERTY_STRING, PROPERTY_U64, PROPERTY_SETTINGS, PROPERTY_COUNTERS, PROPERTY_KICK };
+
+/* LastKick's (tsss). */
+static int read_kick(sd_bus_message *m, struct ksmt_kick *ret) {
+        const char *reason, *application_id, *origin;
+        uint64_t usec;
+        int r;
+
+        r = sd_bus_message_read(m, "(tsss)", &usec, &reason, &application_id, &origin);
+        if (r < 0)
+                return r;
+        ksmt_kick_done(ret);
+        ret->reason = strdup(reason);
+        ret->application_id = strdup(application_id);
+        ret->origin = strdup(origin);
+        if (!ret->reason || !ret->application_id || !ret->origin) {
+                ksmt_kick_done(ret);
+                return -ENOMEM;
+        }
+        ret->usec = usec;
+        return 0;
+}
+
+void ksmt_kick_done(struct ksmt_kick *k) {
+        free(k->reason);
+        free(k->application_id);
+        free(k->origin);
+        *k = (struct ksmt_kick) {};
+}
 
 static const struct property_field {
         const char *name;
@@ -531,6 +586,7 @@ static const struct property_field {
           offsetof(struct ksmt_properties, initial_settings) },
         { "Statistics", "a{sx}", KSMT_PROPERTY_STATISTICS, PROPERTY_COUNTERS,
           offsetof(struct ksmt_properties, statistics) },
+        { "LastKick", "(tsss)", KSMT_PROPERTY_LAST_KICK_DETAIL, PROPERTY_KICK, offsetof(struct ksmt_properties, last_kick) },
 };
 
 static const struct property_field *property_field_find(const char *name) {
@@ -556,6 +612,8 @@ static int property_field_read(sd_bus_message *m, const struct property_field *f
         case PROPERTY_COUNTERS:
                 ksmt_counters_done(where);
                 return read_counters(m, where);
+        case PROPERTY_KICK:
+                return read_kick(m, where);
         }
         return -EINVAL;
 }

@@ -95,6 +95,10 @@ enum ksmt_kick_flags {
         KSMT_KICK_CONFIRM_RECEIPT = 1 << 1,
 };
 
+/* The longest reason and application ID the daemon accepts, in bytes; the kick functions
+ * refuse longer ones with -E2BIG before sending. */
+#define KSMT_KICK_TEXT_MAX 256
+
 /* Kick() and wait for the daemon's answer, up to timeout_usec (0: KSMT_KICK_TIMEOUT_USEC). */
 int ksmt_kick(sd_bus *bus, uint64_t timeout_usec, unsigned flags, sd_bus_error *ret_error);
 
@@ -108,6 +112,16 @@ int ksmt_kick_no_wait(sd_bus *bus, unsigned flags, sd_bus_error *ret_error);
  * (the slot is then floating: it lives until the reply). */
 int ksmt_kick_async(sd_bus *bus, sd_bus_slot **ret_slot, uint64_t timeout_usec, unsigned flags,
                     sd_bus_message_handler_t callback, void *userdata);
+
+/* The same three with KickWithReason(reason, application_id): why, and for whom (shown in
+ * the daemon's log and in LastKick). NULL is "". */
+int ksmt_kick_with_reason(sd_bus *bus, const char *reason, const char *application_id, uint64_t timeout_usec,
+                          unsigned flags, sd_bus_error *ret_error);
+int ksmt_kick_with_reason_no_wait(sd_bus *bus, const char *reason, const char *application_id, unsigned flags,
+                                  sd_bus_error *ret_error);
+int ksmt_kick_with_reason_async(sd_bus *bus, const char *reason, const char *application_id, sd_bus_slot **ret_slot,
+                                uint64_t timeout_usec, unsigned flags, sd_bus_message_handler_t callback,
+                                void *userdata);
 
 /* ---- Properties ---- */
 
@@ -151,7 +165,18 @@ enum ksmt_property {
         KSMT_PROPERTY_SETTINGS = 1 << 5,
         KSMT_PROPERTY_INITIAL_SETTINGS = 1 << 6,
         KSMT_PROPERTY_STATISTICS = 1 << 7,
+        KSMT_PROPERTY_LAST_KICK_DETAIL = 1 << 8, /* LastKick */
 };
+
+/* LastKick: the last successful kick. Strings as the daemon sent them (not escaped). */
+struct ksmt_kick {
+        uint64_t usec; /* CLOCK_REALTIME, 0 if never */
+        char *reason;
+        char *application_id;
+        char *origin; /* "uid 0 pid 4242 unit libvirtd.service" */
+};
+
+void ksmt_kick_done(struct ksmt_kick *k);
 
 struct ksmt_properties {
         unsigned present;              /* enum ksmt_property bits */
@@ -163,6 +188,7 @@ struct ksmt_properties {
         struct ksmt_settings settings;
         struct ksmt_settings initial_settings;
         struct ksmt_counters statistics;
+        struct ksmt_kick last_kick;
 };
 
 void ksmt_properties_done(struct ksmt_properties *p);

@@ -41,6 +41,7 @@ struct check {
         struct waiter *waiters, *last; /* answered in the order they came */
         unsigned n_waiters;
         bool refusal_logged;
+        struct caller caller; /* as far as known: after the credentials phase, or remembered */
         struct check *next; /* in its bucket */
 };
 
@@ -59,10 +60,11 @@ struct check {
 
 #define POLKIT_BUS_NAME "org.freedesktop.PolicyKit1"
 
-/* Whether a connection is privileged (root). A connection's uid is fixed when it
- * authenticates and unique names are never reused on a bus, so the answer holds for
- * the connection's life: remembering it saves a GetConnectionUnixUser round trip
- * per call. Privileged entries are evicted last, so that many connections of other
+/* Whether a connection is privileged (root), and who it is. A connection's uid and
+ * pid are fixed when it authenticates and unique names are never reused on a bus, so
+ * the answer holds for the connection's life: remembering it saves a
+ * GetConnectionCredentials round trip and a read of /proc/PID/cgroup per call (the
+ * unit is the one the process was in at its first call). Privileged entries are evicted last, so that many connections of other
  * users cannot push root's out. This is not a cache of polkit grants, which are
  * asked for every call. */
 #define PRIVILEGE_CACHE_SIZE 32
@@ -70,6 +72,7 @@ struct privilege_entry {
         char sender[64];
         bool privileged;
         uint64_t last_used;
+        struct caller caller;
 };
 
 struct authorizer {
@@ -85,6 +88,7 @@ struct authorizer {
         sd_bus_slot *owner_match, *owner_query;
         struct privilege_entry privilege_cache[PRIVILEGE_CACHE_SIZE];
         uint64_t privilege_clock;
+        const char *proc_path;
 };
 
 /* FNV-1a */
@@ -159,6 +163,7 @@ int authorizer_new(sd_bus *bus, uint64_t polkit_timeout_usec, struct authorizer 
                 return log_oom();
         a->bus = sd_bus_ref(bus);
         a->timeout_usec = polkit_timeout_usec;
+        a->proc_path = "/proc";
         /* Asynchronous: start-up never waits for the bus. */
         r = sd_bus_add_match_async(bus, &a->owner_match,
                                    "type='signal',sender='" DBUS_DRIVER_NAME "',path='" DBUS_DRIVER_PATH "',"
@@ -193,7 +198,7 @@ static void check_finish(struct check *c, const sd_bus_error *verdict) {
                 c->authorizer->total_refusal_logged = false;
         for (struct waiter *w = c->waiters, *next; w; w = next) {
                 next = w->next;
-                w->callback(w->message, verdict, w->userdata);
+                w->callback(w->message, verdict, &c->caller, w->userdata);
                 sd_bus_message_unref(w->message);
                 free(w);
         }
@@ -305,7 +310,7 @@ static struct privilege_entry *privilege_find(struct authorizer *a, const char *
         return NULL;
 }
 
-static void privilege_remember(struct authorizer *a, const char *sender, bool privileged) {
+static void privilege_remember(struct authorizer *a, const char *sender, bool privileged, const struct caller *caller) {
         struct privilege_entry *entry = privilege_find(a, sender);
 
         if (strlen(sender) >= sizeof entry->sender)
@@ -325,12 +330,72 @@ static void privilege_remember(struct authorizer *a, const char *sender, bool pr
         }
         strcpy(entry->sender, sender);
         entry->privileged = privileged;
+        entry->caller = *caller;
         entry->last_used = ++a->privilege_clock;
+}
+
+/* UnixUserID and ProcessID from GetConnectionCredentials' a{sv}; other entries are
+ * skipped, whatever their type. */
+static int credentials_parse(sd_bus_message *reply, struct caller *ret) {
+        const char *key;
+        int r;
+
+        *ret = CALLER_UNKNOWN;
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r < 0)
+                        return r;
+                uint32_t *field = strcmp(key, "UnixUserID") == 0 ? &ret->uid
+                                  : strcmp(key, "ProcessID") == 0 ? &ret->pid
+                                                                  : NULL;
+                if (field && sd_bus_message_peek_type(reply, NULL, NULL) >= 0 &&
+                    sd_bus_message_enter_container(reply, 'v', "u") > 0) {
+                        r = sd_bus_message_read(reply, "u", field);
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_exit_container(reply);
+                } else
+                        r = sd_bus_message_skip(reply, "v");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(reply);
 }
 
 static void check_refuse_all(struct check *c, const char *name, const char *message) {
         sd_bus_error e = SD_BUS_ERROR_MAKE_CONST(name, message);
         check_finish(c, &e);
+}
+
+/* Refuses, with LimitsExceeded, the waiters of c (still asking the bus) after the first
+ * keep. */
+static void check_refuse_beyond(struct check *c, unsigned keep) {
+        sd_bus_error e = SD_BUS_ERROR_MAKE_CONST(SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                                 "Too many kicks are waiting for polkit (limit " STRINGIFY(WAITERS_MAX)
+                                                 "); try again later");
+        struct waiter *last = c->waiters, *rest;
+
+        for (unsigned i = 1; i < keep; i++)
+                last = last->next;
+        rest = last->next;
+        last->next = NULL;
+        c->last = last;
+        c->authorizer->n_credential_waiters -= c->n_waiters - keep;
+        c->n_waiters = keep;
+        for (struct waiter *next; rest; rest = next) {
+                next = rest->next;
+                rest->callback(rest->message, &e, &c->caller, rest->userdata);
+                sd_bus_message_unref(rest->message);
+                free(rest);
+        }
 }
 
 /* The bus said who the sender is: root (or the daemon's own user, as
@@ -341,7 +406,6 @@ static int on_credentials_reply(sd_bus_message *reply, void *userdata, sd_bus_er
         struct authorizer *a = c->authorizer;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         const char *from = sd_bus_message_get_sender(reply);
-        uint32_t uid;
         int r;
 
         /* Only the bus driver speaks for the bus (errors may also come from sd-bus itself). */
@@ -351,28 +415,33 @@ static int on_credentials_reply(sd_bus_message *reply, void *userdata, sd_bus_er
                 check_refuse_all(c, SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is; not authorized");
                 return 0;
         }
-        if (e || sd_bus_message_read(reply, "u", &uid) < 0) {
+        if (e || credentials_parse(reply, &c->caller) < 0 || c->caller.uid == CALLER_UID_UNKNOWN) {
                 log_warning("Kick from %s refused: cannot tell who it is: %s", c->sender,
                             e ? e->message ?: e->name : "unreadable answer");
                 check_refuse_all(c, SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is; not authorized");
                 return 0;
         }
 
-        bool privileged = uid == 0 || uid == (uint32_t) getuid();
-        privilege_remember(a, c->sender, privileged);
+        caller_read_unit(&c->caller, a->proc_path);
+        bool privileged = c->caller.uid == 0 || c->caller.uid == (uint32_t) getuid();
+        privilege_remember(a, c->sender, privileged, &c->caller);
         if (privileged) {
                 check_finish(c, NULL);
                 return 0;
         }
 
-        a->n_credential_waiters -= c->n_waiters;
-        c->phase = CHECK_POLKIT;
-        a->n_waiters += c->n_waiters;
-        if (a->n_waiters > WAITERS_MAX) {
+        /* As many as fit go on to polkit, in the order they came; the rest are refused. */
+        unsigned room = a->n_waiters < WAITERS_MAX ? WAITERS_MAX - a->n_waiters : 0;
+        if (room == 0) {
                 check_refuse_all(c, SD_BUS_ERROR_LIMITS_EXCEEDED,
                                  "Too many kicks are waiting for polkit (limit " STRINGIFY(WAITERS_MAX) "); try again later");
                 return 0;
         }
+        if (c->n_waiters > room)
+                check_refuse_beyond(c, room);
+        a->n_credential_waiters -= c->n_waiters;
+        c->phase = CHECK_POLKIT;
+        a->n_waiters += c->n_waiters;
         r = polkit_call_start(c);
         if (r < 0) {
                 log_error_errno(r, "Cannot ask polkit about %s: %m", c->sender);
@@ -383,12 +452,13 @@ static int on_credentials_reply(sd_bus_message *reply, void *userdata, sd_bus_er
 
 static int credentials_call_start(struct check *c) {
         return sd_bus_call_method_async(c->authorizer->bus, &c->slot, DBUS_DRIVER_NAME, DBUS_DRIVER_PATH,
-                                        DBUS_DRIVER_INTERFACE, "GetConnectionUnixUser", on_credentials_reply, c, "s", c->sender);
+                                        DBUS_DRIVER_INTERFACE, "GetConnectionCredentials", on_credentials_reply, c, "s",
+                                        c->sender);
 }
 
 /* A new check, in its first phase, with its bus call sent. */
 static int check_start(struct authorizer *a, const char *sender, const char *action, bool interactive,
-                       enum check_phase phase, struct check **ret) {
+                       enum check_phase phase, const struct caller *caller, struct check **ret) {
         _cleanup_(check_freep) struct check *c = NULL;
         int r;
 
@@ -398,6 +468,7 @@ static int check_start(struct authorizer *a, const char *sender, const char *act
         c->authorizer = a;
         c->interactive = interactive;
         c->phase = phase;
+        c->caller = *caller;
         c->sender = strdup(sender);
         c->action = strdup(action);
         if (!c->sender || !c->action)
@@ -420,6 +491,7 @@ int authorize(struct authorizer *a, sd_bus_message *m, const char *action, autho
         bool interactive = sd_bus_message_get_allow_interactive_authorization(m) > 0;
         struct check *c = NULL;
         struct waiter *w;
+        const struct caller unknown = CALLER_UNKNOWN;
         int r;
 
         if (!sender)
@@ -429,7 +501,7 @@ int authorize(struct authorizer *a, sd_bus_message *m, const char *action, autho
         if (known) {
                 known->last_used = ++a->privilege_clock;
                 if (known->privileged) {
-                        callback(m, NULL, userdata);
+                        callback(m, NULL, &known->caller, userdata);
                         return 0;
                 }
         }
@@ -451,7 +523,7 @@ int authorize(struct authorizer *a, sd_bus_message *m, const char *action, autho
                 sd_bus_error e = SD_BUS_ERROR_MAKE_CONST(SD_BUS_ERROR_LIMITS_EXCEEDED,
                                                          "Too many kicks of this caller are waiting for polkit (limit "
                                                          STRINGIFY(WAITERS_PER_SENDER_MAX) "); try again once they are answered");
-                callback(m, &e, userdata);
+                callback(m, &e, known ? &known->caller : &unknown, userdata);
                 return 0;
         }
         /* A known unprivileged sender goes straight to polkit; an unknown one is asked about first. */
@@ -464,7 +536,7 @@ int authorize(struct authorizer *a, sd_bus_message *m, const char *action, autho
                 sd_bus_error e = SD_BUS_ERROR_MAKE_CONST(SD_BUS_ERROR_LIMITS_EXCEEDED,
                                                          "Too many kicks are waiting for polkit (limit "
                                                          STRINGIFY(WAITERS_MAX) "); try again later");
-                callback(m, &e, userdata);
+                callback(m, &e, known ? &known->caller : &unknown, userdata);
                 return 0;
         }
 
@@ -472,7 +544,7 @@ int authorize(struct authorizer *a, sd_bus_message *m, const char *action, autho
         if (!w)
                 return -ENOMEM;
         if (!c) {
-                r = check_start(a, sender, action, interactive, phase, &c);
+                r = check_start(a, sender, action, interactive, phase, known ? &known->caller : &unknown, &c);
                 if (r < 0) {
                         free(w);
                         return log_error_errno(r, "Cannot ask the bus or polkit about %s: %m", sender);

@@ -1,16 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Who may kick (docs/design.md, Authorization): root (by the user ID the bus gives for
- * the connection, asked once per connection and remembered), everyone else through an
+ * the connection, asked once per connection with its process ID and remembered), everyone else through an
  * asynchronous polkit CheckAuthorization. Nothing here blocks on the bus. Never fails open. */
 #pragma once
 
 #include <stdint.h>
 #include <systemd/sd-bus.h>
 
+#include "caller.h"
+
 #define POLKIT_ACTION_KICK "org.kata.ksmthrottler.kick"
 
-/* Called once per request with the caller's message; error is NULL when authorized. */
-typedef void (*authorize_callback_t)(sd_bus_message *m, const sd_bus_error *error, void *userdata);
+/* Called once per request with the caller's message; error is NULL when authorized.
+ * caller is who sent it, as far as known when the verdict came (never NULL; its fields
+ * say "unknown" when a request was refused before the bus said who the sender is). */
+typedef void (*authorize_callback_t)(sd_bus_message *m, const sd_bus_error *error, const struct caller *caller,
+                                     void *userdata);
 
 struct authorizer;
 

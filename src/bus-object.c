@@ -3,9 +3,11 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bus-names.h"
 #include "fd-util.h"
@@ -17,6 +19,23 @@ struct published_state {
         struct ksm_settings settings;
         struct ksm_settings host;
         uint64_t next_transition_usec;
+        uint64_t last_kick_usec;
+};
+
+/* The longest reason and application ID KickWithReason accepts, in bytes. They are
+ * logged and kept (only for the last kick), so a caller may not make them large. */
+#define KICK_TEXT_MAX 256
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+
+/* The last successful kick, as the LastKick property shows it: fixed-size, so that
+ * whatever callers send, the daemon holds one of these. Kept as sent (valid UTF-8,
+ * sd-bus checks); escaped only where logged. */
+struct kick_record {
+        uint64_t usec; /* CLOCK_REALTIME; 0: none yet */
+        char reason[KICK_TEXT_MAX + 1];
+        char application_id[KICK_TEXT_MAX + 1];
+        char origin[CALLER_ORIGIN_MAX];
 };
 
 struct bus_object {
@@ -26,6 +45,9 @@ struct bus_object {
         sd_bus_slot *properties_slot;
         sd_bus_slot *members_slot;
         struct published_state published;
+        struct kick_record last_kick;
+        struct kick_record kick_in_progress; /* taken as last_kick if the kick succeeds */
+        bool kicking; /* in daemon_kick(): changes are announced after it, in one go */
 };
 
 static int append_settings(sd_bus_message *reply, const struct ksm_settings *s) {
@@ -125,21 +147,68 @@ static void bus_error_from_failure(const struct bus_object *o, const struct daem
                 sd_bus_error_set_errno(error, r);
 }
 
-static void on_kick_authorized(sd_bus_message *m, const sd_bus_error *denied, void *userdata) {
+static void announce_changes(struct bus_object *o);
+
+/* The reason and application ID of a KickWithReason call (rewound: the arguments were
+ * checked when it came in); both "" for Kick. */
+static void kick_arguments(sd_bus_message *m, const char **ret_reason, const char **ret_application_id) {
+        *ret_reason = *ret_application_id = "";
+        if (!sd_bus_message_is_method_call(m, NULL, "KickWithReason"))
+                return;
+        if (sd_bus_message_rewind(m, true) < 0 || sd_bus_message_read(m, "ss", ret_reason, ret_application_id) < 0)
+                *ret_reason = *ret_application_id = "";
+}
+
+/* One line per kick, accepted or refused: who (uid, pid, unit), why, and the verdict. */
+static void log_kick(const struct kick_record *k, const char *sender, const char *verdict) {
+        char reason[4 * KICK_TEXT_MAX + 1], application_id[4 * KICK_TEXT_MAX + 1];
+
+        escape_into(reason, sizeof reason, k->reason);
+        escape_into(application_id, sizeof application_id, k->application_id);
+        log_info("Kick from %s (%s)%s%s%s%s%s%s: %s", sender ?: "?", k->origin, k->application_id[0] ? " by \"" : "",
+                 application_id, k->application_id[0] ? "\"" : "", k->reason[0] ? ", reason \"" : "", reason,
+                 k->reason[0] ? "\"" : "", verdict);
+}
+
+static void on_kick_authorized(sd_bus_message *m, const sd_bus_error *denied, const struct caller *caller,
+                               void *userdata) {
         struct bus_object *o = userdata;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         struct daemon_failure failure = {};
+        struct kick_record *k = &o->kick_in_progress;
+        const char *reason, *application_id, *sender = sd_bus_message_get_sender(m);
         int r;
 
-        if (denied)
+        kick_arguments(m, &reason, &application_id);
+        k->usec = 0;
+        /* Checked on arrival to fit; snprintf keeps that true whatever happens. */
+        snprintf(k->reason, sizeof k->reason, "%s", reason);
+        snprintf(k->application_id, sizeof k->application_id, "%s", application_id);
+        caller_format(caller, k->origin, sizeof k->origin);
+
+        if (denied) {
+                log_kick(k, sender, denied->message ?: denied->name);
                 r = sd_bus_reply_method_error(m, denied);
-        else if ((r = daemon_kick(o->daemon, &failure)) < 0) {
-                bus_error_from_failure(o, &failure, r, &error);
-                r = sd_bus_reply_method_error(m, &error);
-        } else
-                r = sd_bus_reply_method_return(m, NULL);
+        } else {
+                o->kicking = true;
+                r = daemon_kick(o->daemon, &failure);
+                o->kicking = false;
+                if (r >= 0) {
+                        o->last_kick = *k;
+                        o->last_kick.usec = o->daemon->last_kick_usec;
+                }
+                announce_changes(o);
+                if (r < 0) {
+                        bus_error_from_failure(o, &failure, r, &error);
+                        log_kick(k, sender, error.message ?: error.name);
+                        r = sd_bus_reply_method_error(m, &error);
+                } else {
+                        log_kick(k, sender, "accepted");
+                        r = sd_bus_reply_method_return(m, NULL);
+                }
+        }
         if (r < 0)
-                log_debug_errno(r, "Cannot reply to Kick from %s: %m", sd_bus_message_get_sender(m));
+                log_debug_errno(r, "Cannot reply to %s from %s: %m", sd_bus_message_get_member(m), sender);
 }
 
 static int method_kick(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -150,6 +219,33 @@ static int method_kick(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         if (r < 0)
                 return r;
         return 1; /* replied (now or later) by on_kick_authorized */
+}
+
+static int method_kick_with_reason(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        const char *reason, *application_id;
+        int r;
+
+        /* sd-bus has checked that both are valid UTF-8 without NUL. */
+        r = sd_bus_message_read(m, "ss", &reason, &application_id);
+        if (r < 0)
+                return r;
+        if (strlen(reason) > KICK_TEXT_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The reason is %zu bytes long; at most " STRINGIFY(KICK_TEXT_MAX) " are accepted",
+                                         strlen(reason));
+        if (strlen(application_id) > KICK_TEXT_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The application ID is %zu bytes long; at most " STRINGIFY(KICK_TEXT_MAX)
+                                         " are accepted",
+                                         strlen(application_id));
+        return method_kick(m, userdata, error);
+}
+
+static int property_get_last_kick(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const struct bus_object *o = userdata;
+        const struct kick_record *k = &o->last_kick;
+        return sd_bus_message_append(reply, "(tsss)", k->usec, k->reason, k->application_id, k->origin);
 }
 
 /* Two tables on one interface: the properties read the core's values in place, by
@@ -175,6 +271,9 @@ static const sd_bus_vtable properties_vtable[] = {
 static const sd_bus_vtable members_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("Kick", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_kick, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("KickWithReason", SD_BUS_ARGS("s", reason, "s", application_id), SD_BUS_NO_RESULT,
+                                method_kick_with_reason, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_PROPERTY("LastKick", "(tsss)", property_get_last_kick, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_SIGNAL_WITH_ARGS("StateChanged", SD_BUS_ARGS("s", state, "s", previous), 0),
         SD_BUS_VTABLE_END,
 };
@@ -187,6 +286,7 @@ static void mark_published(struct bus_object *o) {
                 .settings = d->applied,
                 .host = d->host,
                 .next_transition_usec = d->next_transition_usec,
+                .last_kick_usec = o->last_kick.usec,
         };
 }
 
@@ -225,10 +325,10 @@ struct bus_object *bus_object_free(struct bus_object *o) {
 
 /* The one place that announces changes: PropertiesChanged for each emitting property
  * whose value differs from what was last announced, and StateChanged. */
-static void on_daemon_changed(struct daemon *d, void *userdata) {
-        struct bus_object *o = userdata;
+static void announce_changes(struct bus_object *o) {
+        struct daemon *d = o->daemon;
         struct published_state *was = &o->published;
-        const char *changed[5];
+        const char *changed[6];
         size_t n = 0;
         int r;
 
@@ -242,6 +342,8 @@ static void on_daemon_changed(struct daemon *d, void *userdata) {
                 changed[n++] = "InitialSettings";
         if (d->next_transition_usec != was->next_transition_usec)
                 changed[n++] = "NextTransitionUSec";
+        if (o->last_kick.usec != was->last_kick_usec)
+                changed[n++] = "LastKick";
         changed[n] = NULL;
 
         if (n > 0) {
@@ -258,6 +360,13 @@ static void on_daemon_changed(struct daemon *d, void *userdata) {
         }
 
         mark_published(o);
+}
+
+static void on_daemon_changed(struct daemon *d, void *userdata) {
+        struct bus_object *o = userdata;
+        /* During a kick, announced once it is over, together with LastKick. */
+        if (!o->kicking)
+                announce_changes(o);
 }
 
 static void on_daemon_reset(struct daemon *d, void *userdata) {

@@ -19,13 +19,13 @@ int verb_kick(sd_bus *bus, int argc, char *argv[]) {
 
         if (arg_no_block) {
                 /* Wait until the daemon has read it, not for its verdict. */
-                r = ksmt_kick_no_wait(bus, flags | KSMT_KICK_CONFIRM_RECEIPT, &error);
+                r = ksmt_kick_with_reason_no_wait(bus, arg_reason, arg_app_id, flags | KSMT_KICK_CONFIRM_RECEIPT, &error);
                 if (r < 0)
                         return report_call_failure("send the kick", &error, r);
                 return KSMT_EXIT_OK;
         }
 
-        r = ksmt_kick(bus, arg_timeout_usec, flags, &error);
+        r = ksmt_kick_with_reason(bus, arg_reason, arg_app_id, arg_timeout_usec, flags, &error);
         if (r < 0)
                 return report_call_failure("kick", &error, r);
         return KSMT_EXIT_OK;

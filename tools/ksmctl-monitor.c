@@ -3,8 +3,8 @@
  * ksmctl monitor: state changes and kicks as they happen.
  *
  * Sources (bus signals) turn into events, and one printer writes each event as a human line
- * or a JSON object. A new kind of event (e.g. a kick signal carrying a reason) is a new
- * source and a new entry in the printers, nothing else.
+ * or a JSON object. A kick shows with the reason, application ID and origin of LastKick
+ * (the latest, when kicks came faster than they were shown).
  *
  * Anyone on the bus can send a unicast signal to our unique name with any path, interface and
  * member. The bus fills in the sender, though, so a signal is believed only when it comes from
@@ -37,6 +37,7 @@ struct monitor_event {
         const char *previous;  /* EVENT_STATE; NULL for the current state at start */
         uint64_t kick_count;   /* EVENT_KICK: the daemon's count after it */
         uint64_t kicks;        /* EVENT_KICK: how many since the last event (kicks can coalesce) */
+        const struct ksmt_kick *last; /* EVENT_KICK: the latest of them (reason, origin); may be NULL */
         bool running;          /* EVENT_SERVICE */
 };
 
@@ -81,7 +82,20 @@ static void print_event_human(const struct monitor_event *e) {
                         fputs(" (current)\n", stdout);
                 break;
         case EVENT_KICK:
-                printf("%s kick (count %" PRIu64 ")\n", timestamp, e->kick_count);
+                printf("%s kick (count %" PRIu64 ")", timestamp, e->kick_count);
+                if (e->last && e->last->reason) {
+                        if (e->last->reason[0]) {
+                                fputs(": ", stdout);
+                                print_escaped(stdout, e->last->reason);
+                        }
+                        if (e->last->application_id[0]) {
+                                fputs(" by ", stdout);
+                                print_escaped(stdout, e->last->application_id);
+                        }
+                        fputs(" from ", stdout);
+                        print_escaped(stdout, e->last->origin);
+                }
+                fputc('\n', stdout);
                 break;
         case EVENT_SERVICE:
                 /* Notes for the person watching; stdout carries state and kick lines. */
@@ -99,8 +113,9 @@ static json_t *event_to_json(const struct monitor_event *e) {
                 return json_pack("{s:s, s:o, s:s, s:o}", "event", "state", "time_usec", json_from_u64(e->time_usec),
                                  "state", e->state, "previous", e->previous ? json_string(e->previous) : json_null());
         case EVENT_KICK:
-                return json_pack("{s:s, s:o, s:o, s:o}", "event", "kick", "time_usec", json_from_u64(e->time_usec),
-                                 "kick_count", json_from_u64(e->kick_count), "kicks", json_from_u64(e->kicks));
+                return json_pack("{s:s, s:o, s:o, s:o, s:o}", "event", "kick", "time_usec", json_from_u64(e->time_usec),
+                                 "kick_count", json_from_u64(e->kick_count), "kicks", json_from_u64(e->kicks),
+                                 "last_kick", e->last ? json_from_kick(e->last) : json_null());
         case EVENT_SERVICE:
                 return json_pack("{s:s, s:o, s:b}", "event", "service", "time_usec", json_from_u64(e->time_usec),
                                  "running", e->running);
@@ -134,8 +149,13 @@ static void check_kicks(struct monitor *m) {
         r = ksmt_get_properties_no_activation(m->bus, KSMT_PROPERTY_KICK_COUNT | KSMT_PROPERTY_LAST_KICK, &p, &error);
         if (r <= 0 || p.kick_count <= m->kick_count)
                 return;
+        /* Reason and origin from LastKick; a daemon without it still shows the count. */
+        sd_bus_error_free(&error);
+        if (ksmt_get_properties_no_activation(m->bus, KSMT_PROPERTY_LAST_KICK_DETAIL, &p, &error) <= 0)
+                p.last_kick = (struct ksmt_kick) {};
         emit(&(struct monitor_event) {
                 .kind = EVENT_KICK,
+                .last = p.last_kick.reason ? &p.last_kick : NULL,
                 .time_usec = p.last_kick_usec,
                 .kick_count = p.kick_count,
                 .kicks = p.kick_count - m->kick_count,

@@ -79,6 +79,18 @@ static void print_status_human(const struct ksmt_properties *p, uint64_t now) {
         else
                 printf("Kicks: %" PRIu64 " (last %.1fs ago)\n", p->kick_count,
                        (double) usec_until(now, p->last_kick_usec) / USEC_PER_SEC);
+        if ((p->present & KSMT_PROPERTY_LAST_KICK_DETAIL) && p->last_kick.usec != 0) {
+                const struct ksmt_kick *k = &p->last_kick;
+                fputs("Last kick: ", stdout);
+                print_escaped(stdout, k->reason[0] ? k->reason : "(no reason given)");
+                if (k->application_id[0]) {
+                        fputs(" by ", stdout);
+                        print_escaped(stdout, k->application_id);
+                }
+                fputs(" from ", stdout);
+                print_escaped(stdout, k->origin);
+                fputc('\n', stdout);
+        }
 
         print_text_line("Version", p->version);
 }
@@ -87,11 +99,18 @@ static json_t *json_string_or_null(const char *s) {
         return s ? json_string(s) : json_null();
 }
 
+json_t *json_from_kick(const struct ksmt_kick *k) {
+        if (k->usec == 0 || !k->reason)
+                return json_null();
+        return json_pack("{s:o, s:s, s:s, s:s}", "usec", json_from_u64(k->usec), "reason", k->reason,
+                         "application_id", k->application_id, "origin", k->origin);
+}
+
 static json_t *status_to_json(const struct ksmt_properties *p, uint64_t now) {
         int64_t saved_bytes;
         uint64_t next_in = p->next_transition_usec == 0 ? 0 : usec_until(p->next_transition_usec, now);
 
-        return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+        return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                          "state", json_string_or_null(p->state),
                          "next_transition_usec", json_from_u64(p->next_transition_usec),
                          "next_transition_in_usec", json_from_u64(next_in),
@@ -101,6 +120,7 @@ static json_t *status_to_json(const struct ksmt_properties *p, uint64_t now) {
                                  json_integer(saved_bytes) : json_null(),
                          "kick_count", json_from_u64(p->kick_count),
                          "last_kick_usec", json_from_u64(p->last_kick_usec),
+                         "last_kick", json_from_kick(&p->last_kick),
                          "version", json_string_or_null(p->version));
 }
 

@@ -20,6 +20,8 @@ enum json_output arg_json = JSON_OUTPUT_OFF;
 bool arg_ask_password = true;
 bool arg_no_block = false;
 uint64_t arg_timeout_usec = 0;
+const char *arg_reason = "";
+const char *arg_app_id = "ksmctl";
 
 /* Options that only some verbs take. */
 enum verb_option {
@@ -27,6 +29,8 @@ enum verb_option {
         OPTION_NO_BLOCK = 1 << 1,
         OPTION_TIMEOUT = 1 << 2,
         OPTION_ASK_PASSWORD = 1 << 3,
+        OPTION_REASON = 1 << 4,
+        OPTION_APP_ID = 1 << 5,
 };
 
 static int verb_help(sd_bus *bus, int argc, char *argv[]);
@@ -38,7 +42,7 @@ static const struct verb {
         unsigned options;     /* enum verb_option bits it accepts */
         const char *summary;  /* for help */
 } verbs[] = {
-        { "kick", verb_kick, true, OPTION_NO_BLOCK | OPTION_TIMEOUT | OPTION_ASK_PASSWORD,
+        { "kick", verb_kick, true, OPTION_NO_BLOCK | OPTION_TIMEOUT | OPTION_ASK_PASSWORD | OPTION_REASON | OPTION_APP_ID,
           "Make KSM scan aggressively now (restarts the aggressive timer)" },
         { "status", verb_status, true, OPTION_JSON, "Show the state, time to the next transition, settings, savings" },
         { "stats", verb_stats, true, OPTION_JSON, "Show the live KSM counters" },
@@ -48,7 +52,8 @@ static const struct verb {
 };
 
 /* Which option set each bit, for the message when a verb does not take it. */
-static const char *const option_names[] = { "--json", "--no-block", "--timeout", "--no-ask-password" };
+static const char *const option_names[] = { "--json", "--no-block", "--timeout", "--no-ask-password", "--reason",
+                                            "--app-id" };
 
 static void print_help(void) {
         printf("Usage: ksmctl [OPTIONS] COMMAND\n"
@@ -66,6 +71,8 @@ static void print_help(void) {
                "  --no-block             kick: send the kick, do not wait for the answer\n"
                "  --timeout=DURATION     kick: wait at most this long (default 120s)\n"
                "  --no-ask-password      kick: never let polkit ask for a password\n"
+               "  --reason=TEXT          kick: why, for the daemon's log and LastKick (default empty)\n"
+               "  --app-id=ID            kick: on whose behalf (default ksmctl)\n"
                "  -h, --help             Show this help and exit\n"
                "  --version              Show the version and exit\n"
                "\n"
@@ -131,6 +138,8 @@ static int parse_argv(int argc, char *argv[], const struct verb **ret_verb) {
                 ARG_NO_BLOCK,
                 ARG_TIMEOUT,
                 ARG_NO_ASK_PASSWORD,
+                ARG_REASON,
+                ARG_APP_ID,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -139,6 +148,8 @@ static int parse_argv(int argc, char *argv[], const struct verb **ret_verb) {
                 { "no-block", no_argument, NULL, ARG_NO_BLOCK },
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
+                { "reason", required_argument, NULL, ARG_REASON },
+                { "app-id", required_argument, NULL, ARG_APP_ID },
                 {}
         };
         unsigned given = 0;
@@ -175,6 +186,20 @@ static int parse_argv(int argc, char *argv[], const struct verb **ret_verb) {
                 case ARG_NO_ASK_PASSWORD:
                         arg_ask_password = false;
                         given |= OPTION_ASK_PASSWORD;
+                        break;
+                case ARG_REASON:
+                        if (strlen(optarg) > KSMT_KICK_TEXT_MAX)
+                                return usage_error("--reason is %zu bytes long; at most %d are accepted", strlen(optarg),
+                                                   KSMT_KICK_TEXT_MAX);
+                        arg_reason = optarg;
+                        given |= OPTION_REASON;
+                        break;
+                case ARG_APP_ID:
+                        if (strlen(optarg) > KSMT_KICK_TEXT_MAX)
+                                return usage_error("--app-id is %zu bytes long; at most %d are accepted", strlen(optarg),
+                                                   KSMT_KICK_TEXT_MAX);
+                        arg_app_id = optarg;
+                        given |= OPTION_APP_ID;
                         break;
                 case '?': {
                         const char *arg = argv[optind - 1];

@@ -19,6 +19,8 @@ extern enum json_output arg_json;
 extern bool arg_ask_password;   /* may polkit ask for a password (on a terminal) */
 extern bool arg_no_block;       /* kick: send, do not wait */
 extern uint64_t arg_timeout_usec; /* kick: 0 for the default */
+extern const char *arg_reason;    /* kick: "" by default */
+extern const char *arg_app_id;    /* kick: "ksmctl" by default */
 
 /* Verbs get the system bus connection (NULL for verbs that need none) and the arguments
  * from the verb on, and return the exit status (enum ksmt_exit_status). */
@@ -45,6 +47,8 @@ void print_escaped(FILE *f, const char *s);
 json_t *json_from_settings(const struct ksmt_settings *settings);
 json_t *json_from_counters(const struct ksmt_counters *counters);
 json_t *json_from_u64(uint64_t value);
+/* LastKick as {usec, reason, application_id, origin}; null if there was none. */
+json_t *json_from_kick(const struct ksmt_kick *k);
 int print_json(json_t *json);
 
 /* Output goes to pipes in scripts and tests: a full disk or a closed reader must show in

@@ -219,9 +219,10 @@ Test(daemon, thousand_kicks_in_aggressive_write_nothing) {
         assert_knobs(1, 10000, 1, "after 1000 kicks");
         cr_assert_eq(harness_get_u64(bus, "KickCount"), 1001);
         cr_assert_eq(log.n_states, 0, "kicks in aggressive must not change the state");
-        /* Only the deadline moves: no PropertiesChanged for State or Settings. */
+        /* Only the deadline and the last kick move: no PropertiesChanged for State or Settings. */
         for (int i = 0; i < log.n_changed; i++)
-                cr_assert_str_eq(log.changed[i], "NextTransitionUSec");
+                cr_assert(strcmp(log.changed[i], "NextTransitionUSec") == 0 || strcmp(log.changed[i], "LastKick") == 0,
+                          "kicks in aggressive announced %s as changed", log.changed[i]);
         sd_bus_flush_close_unref(bus);
 }
 
@@ -554,4 +555,101 @@ Test(daemon, losing_the_bus_restores_and_exits_with_failure) {
         h.daemon_pid = 0;
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "exit status %d", status);
         assert_host_knobs("after the bus went away");
+}
+
+/* LastKick read over the bus; strings copied into the caller's buffers. */
+static uint64_t get_last_kick(sd_bus *bus, char *reason, char *application_id, char *origin, size_t size) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *r_reason, *r_app, *r_origin;
+        uint64_t usec;
+        int r;
+
+        r = sd_bus_get_property(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler",
+                                "LastKick", &error, &reply, "(tsss)");
+        cr_assert_geq(r, 0, "cannot read LastKick: %s", error.message ?: strerror(-r));
+        r = sd_bus_message_read(reply, "(tsss)", &usec, &r_reason, &r_app, &r_origin);
+        cr_assert_geq(r, 0, "LastKick is not (tsss): %s", strerror(-r));
+        snprintf(reason, size, "%s", r_reason);
+        snprintf(application_id, size, "%s", r_app);
+        snprintf(origin, size, "%s", r_origin);
+        sd_bus_message_unref(reply);
+        sd_bus_error_free(&error);
+        return usec;
+}
+
+Test(daemon, kick_with_reason_shows_in_last_kick_and_the_log_escaped) {
+        const char *kick[] = { "busctl", "call", "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler",
+                               "KickWithReason", "ss", "machine qemu-1 (vm) registered\x1b[31m", "test-app", NULL };
+        char output[4096], reason[512], app[512], origin[512], log[65536], expected[600];
+        sd_bus *bus;
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+        cr_assert_eq(get_last_kick(bus, reason, app, origin, sizeof reason), 0, "LastKick before any kick must be 0");
+        cr_assert_eq(harness_run(&h, false, output, sizeof output, kick), 0, "root's KickWithReason failed: %s", output);
+        assert_knobs(1, 10000, 1, "after KickWithReason");
+
+        uint64_t usec = get_last_kick(bus, reason, app, origin, sizeof reason);
+        cr_assert_eq(usec, harness_get_u64(bus, "LastKickUSec"), "LastKick's time differs from LastKickUSec");
+        cr_assert_str_eq(reason, "machine qemu-1 (vm) registered\x1b[31m", "LastKick must keep the reason as sent");
+        cr_assert_str_eq(app, "test-app");
+        cr_assert(strncmp(origin, "uid 0 pid ", 10) == 0, "origin should name root and a pid: %s", origin);
+
+        harness_daemon_log(&h, log, sizeof log);
+        cr_assert_not_null(strstr(log, "registered\\x1b[31m"), "the reason must be logged with ESC escaped:\n%s", log);
+        cr_assert_null(strstr(log, "\x1b"), "a control character reached the log:\n%s", log);
+        snprintf(expected, sizeof expected, "(%s)", origin);
+        cr_assert_not_null(strstr(log, expected), "the log must name the caller as %s:\n%s", expected, log);
+
+        /* A plain Kick clears reason and application ID. */
+        harness_kick(bus);
+        cr_assert_gt(get_last_kick(bus, reason, app, origin, sizeof reason), 0);
+        cr_assert_str_eq(reason, "", "a plain Kick has no reason, got %s", reason);
+        cr_assert_str_eq(app, "");
+        sd_bus_flush_close_unref(bus);
+}
+
+Test(daemon, kick_with_overlong_reason_or_application_id_is_refused_saying_which) {
+        char long_text[258], output[4096], reason[512], app[512], origin[512];
+        memset(long_text, 'a', 257);
+        long_text[257] = '\0';
+        const char *too_long_reason[] = { "busctl", "call", "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
+                                          "org.kata.KsmThrottler", "KickWithReason", "ss", long_text, "x", NULL };
+        const char *too_long_app[] = { "busctl", "call", "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
+                                       "org.kata.KsmThrottler", "KickWithReason", "ss", "why", long_text, NULL };
+        const char *at_limit[] = { "busctl", "call", "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
+                                   "org.kata.KsmThrottler", "KickWithReason", "ss", long_text + 1, long_text + 1, NULL };
+        sd_bus *bus;
+
+        harness_write_config(&h, "");
+        harness_start_daemon(&h, NULL);
+        cr_assert_neq(harness_run(&h, false, output, sizeof output, too_long_reason), 0, "a 257-byte reason was accepted");
+        cr_assert_not_null(strstr(output, "reason is 257 bytes long; at most 256"), "the error must say which: %s", output);
+        cr_assert_neq(harness_run(&h, false, output, sizeof output, too_long_app), 0, "a 257-byte app ID was accepted");
+        cr_assert_not_null(strstr(output, "application ID is 257 bytes long; at most 256"), "%s", output);
+        assert_host_knobs("after refused kicks");
+        bus = harness_bus(&h);
+        cr_assert_eq(harness_get_u64(bus, "KickCount"), 0, "refused kicks were counted");
+        cr_assert_eq(harness_run(&h, false, output, sizeof output, at_limit), 0, "256 bytes each must pass: %s", output);
+        get_last_kick(bus, reason, app, origin, sizeof reason);
+        cr_assert_eq(strlen(reason), 256, "the reason was cut: %zu bytes", strlen(reason));
+        cr_assert_eq(strlen(app), 256);
+        sd_bus_flush_close_unref(bus);
+}
+
+Test(daemon, refused_kick_is_logged_with_the_callers_uid) {
+        const char *kick[] = { "busctl", "call", "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler",
+                               "KickWithReason", "ss", "nobody tries", "intruder", NULL };
+        char output[4096], log[65536];
+
+        harness_write_config(&h, "");
+        harness_start_daemon(&h, NULL);
+        cr_assert_neq(harness_run(&h, true, output, sizeof output, kick), 0, "nobody could kick: %s", output);
+        harness_daemon_log(&h, log, sizeof log);
+        const char *line = strstr(log, "(uid 65534 pid ");
+        cr_assert_not_null(line, "the refused kick must be logged with uid 65534 and a pid:\n%s", log);
+        cr_assert_not_null(strstr(line, "by \"intruder\", reason \"nobody tries\""), "reason/app missing:\n%s", log);
+        cr_assert_null(strstr(log, "accepted"), "nobody's kick was logged as accepted:\n%s", log);
 }

@@ -278,7 +278,7 @@ Test(ksmctl, monitor_ignores_spoofed_signals) {
         cr_assert_null(strstr(output, "spoofed"), "monitor printed a spoofed StateChanged:\n%s", output);
         cr_assert_null(strchr(output, '\033'), "monitor printed an escape sequence:\n%s", output);
         cr_assert_null(strstr(output, "stopped"), "monitor believed a spoofed NameOwnerChanged:\n%s", output);
-        cr_assert_not_null(strstr(output, " kick (count 1)\n"), "the kick is missing: %s", output);
+        cr_assert_not_null(strstr(output, " kick (count 1) from uid 0 pid "), "the kick is missing: %s", output);
 }
 
 /* A fake daemon (a python3-dbusmock template) that owns the name and answers with hostile text. */
@@ -294,8 +294,9 @@ static const char fake_daemon_template[] =
         "        'Version': dbus.String('1\\x1b]0;title\\x07'),\n"
         "        'Settings': dbus.Dictionary({'\\x1b[31mrun': dbus.UInt32(1)}, signature='sv'),\n"
         "        'Statistics': dbus.Dictionary({'\\x1b[31mgeneral_profit': dbus.Int64(1)}, signature='sx'),\n"
+        "        'LastKick': dbus.Struct((dbus.UInt64(5), '\\x1b[31mwhy', 'app\\x07', 'uid 0\\x1b]0;t'), signature='tsss'),\n"
         "    })\n"
-        "    mock.AddMethod(MAIN_IFACE, 'Kick', '', '',\n"
+        "    mock.AddMethod(MAIN_IFACE, 'KickWithReason', 'ss', '',\n"
         "        \"raise dbus.exceptions.DBusException('\\\\x1b[2Jpages_to_scan: gone', \"\n"
         "        \"name='org.kata.KsmThrottler.Error.KsmUnavailable')\")\n";
 
@@ -352,6 +353,8 @@ Test(ksmctl, control_characters_from_the_bus_are_escaped) {
         cr_assert_null(strchr(status_output, '\007'), "status printed a BEL:\n%s", status_output);
         cr_assert_not_null(strstr(status_output, "State: \\x1b[2Jevil\\nstate\n"), "%s", status_output);
         cr_assert_not_null(strstr(status_output, "Settings: \\x1b[31mrun=1\n"), "%s", status_output);
+        cr_assert_not_null(strstr(status_output, "Last kick: \\x1b[31mwhy by app\\x07 from uid 0\\x1b]0;t\n"), "%s",
+                           status_output);
         cr_assert_eq(stats_exit, 0, "%s", stats_output);
         cr_assert_null(strchr(stats_output, '\033'), "stats printed an escape sequence:\n%s", stats_output);
         cr_assert_eq(kick_exit, 5, "%s", output);
@@ -395,7 +398,12 @@ Test(ksmctl, monitor_json_prints_one_object_per_line) {
                  "assert states == [('initial', None), ('aggressive', 'initial'), ('standard', 'aggressive'),\n"
                  "                  ('slow', 'standard'), ('initial', 'slow')], states\n"
                  "kicks = [e for e in events if e['event'] == 'kick']\n"
+                 "assert len(kicks) == 1, kicks\n"
+                 "last = kicks[0].pop('last_kick')\n"
                  "assert kicks == [{'event': 'kick', 'time_usec': %llu, 'kick_count': 1, 'kicks': 1}], kicks\n"
+                 "assert last['usec'] == kicks[0]['time_usec'], last\n"
+                 "assert (last['reason'], last['application_id']) == ('', ''), last\n"
+                 "assert last['origin'].startswith('uid 0 pid '), last\n"
                  "assert all(e['time_usec'] > 0 for e in events), events\n"
                  "assert events.index(kicks[0]) < [e.get('state') for e in events].index('aggressive'), events\n",
                  (unsigned long long) last_kick);
@@ -754,4 +762,51 @@ Test(ksmctl, monitor_json_reports_the_daemon_stopping) {
                       "events = [json.loads(line) for line in sys.argv[1].splitlines()]\n"
                       "assert events[-1]['event'] == 'service' and events[-1]['running'] is False, events\n",
                       output);
+}
+
+Test(ksmctl, kick_reason_and_app_id_show_in_status_and_monitor) {
+        const char *kick[] = { KSMCTL_PATH, "kick", "--reason=machine qemu-1 (vm) registered\x1b[2J", "--app-id=libvirt-hook",
+                               NULL };
+        const char *plain[] = { KSMCTL_PATH, "kick", NULL };
+        const char *json[] = { KSMCTL_PATH, "status", "--json", NULL };
+        char path[PATH_MAX + 32], output[8192], status[8192];
+        pid_t pid;
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        harness_start_daemon(&h, NULL);
+        snprintf(path, sizeof path, "%s/monitor.out", h.dir);
+        pid = start_monitor(path, NULL);
+        cr_assert(wait_for_text(path, "(current)", output, sizeof output), "monitor printed no state: %s", output);
+
+        cr_assert_eq(harness_run(&h, false, output, sizeof output, kick), 0, "%s", output);
+        bool shown = wait_for_text(path, "by libvirt-hook from uid 0 pid ", output, sizeof output);
+        cr_assert_eq(stop_monitor(pid), 0, "monitor did not exit 0 on SIGINT: %s", output);
+        cr_assert(shown, "monitor did not show the kick's reason and origin:\n%s", output);
+        cr_assert_not_null(strstr(output, "kick (count 1): machine qemu-1 (vm) registered\\x1b[2J by libvirt-hook"),
+                           "monitor must show the reason, escaped:\n%s", output);
+        cr_assert_null(strchr(output, '\033'), "monitor printed an escape sequence:\n%s", output);
+
+        cr_assert_eq(ksmctl(false, status, sizeof status, "status", NULL), 0, "%s", status);
+        cr_assert_not_null(strstr(status, "Last kick: machine qemu-1 (vm) registered\\x1b[2J by libvirt-hook from uid 0 pid "),
+                           "status must show the last kick:\n%s", status);
+        cr_assert_null(strchr(status, '\033'), "status printed an escape sequence:\n%s", status);
+
+        /* Without options: no reason, application ID "ksmctl". */
+        cr_assert_eq(harness_run(&h, false, output, sizeof output, plain), 0, "%s", output);
+        cr_assert_eq(harness_run(&h, false, status, sizeof status, json), 0, "%s", status);
+        assert_python("import json, sys\n"
+                      "k = json.loads(sys.argv[1])['last_kick']\n"
+                      "assert (k['reason'], k['application_id']) == ('', 'ksmctl'), k\n"
+                      "assert k['origin'].startswith('uid 0 pid '), k\n",
+                      status);
+}
+
+Test(ksmctl, overlong_reason_is_a_usage_error) {
+        char reason[300] = "--reason=", output[4096];
+        memset(reason + 9, 'r', 257);
+        reason[9 + 257] = '\0';
+        cr_assert_eq(ksmctl(false, output, sizeof output, "kick", reason), 2, "%s", output);
+        cr_assert_not_null(strstr(output, "--reason is 257 bytes long; at most 256"), "%s", output);
+        cr_assert_eq(ksmctl(false, output, sizeof output, "status", "--app-id=x"), 2, "%s", output);
+        cr_assert_not_null(strstr(output, "--app-id is not valid with status"), "%s", output);
 }

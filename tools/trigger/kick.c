@@ -129,14 +129,33 @@ static int on_kick_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         return 0;
 }
 
+/* The application ID the throttler logs and shows in LastKick for our kicks. */
+#define TRIGGER_APPLICATION_ID "ksm-throttler-trigger"
+
+/* reason cut to what the throttler accepts (KSMT_KICK_TEXT_MAX bytes), at a character
+ * boundary so that it stays valid UTF-8. Our own log keeps it whole. */
+static void reason_for_bus(const char *reason, char buf[static KSMT_KICK_TEXT_MAX + 1]) {
+        size_t n = strlen(reason);
+
+        if (n > KSMT_KICK_TEXT_MAX) {
+                n = KSMT_KICK_TEXT_MAX;
+                while (n > 0 && ((unsigned char) reason[n] & 0xc0) == 0x80)
+                        n--; /* reason[n] continues a character: cut before it starts */
+        }
+        memcpy(buf, reason, n);
+        buf[n] = '\0';
+}
+
 static void send_kick(struct kicker *k) {
-        /* Through bus activation: a throttler that exited when idle is started again.
-         * The reason stays in our log until the daemon's Kick takes one. */
-        int r = ksmt_kick_async(k->bus, &k->call, 0, 0, on_kick_reply, k);
+        char reason[KSMT_KICK_TEXT_MAX + 1];
+
+        /* Through bus activation: a throttler that exited when idle is started again. */
+        reason_for_bus(k->reason, reason);
+        int r = ksmt_kick_with_reason_async(k->bus, reason, TRIGGER_APPLICATION_ID, &k->call, 0, 0, on_kick_reply, k);
         if (r < 0) {
                 char message[256];
                 snprintf(message, sizeof message, "cannot send: %s", strerror(-r));
-                schedule_retry(k, "Kick", message);
+                schedule_retry(k, "KickWithReason", message);
         }
 }
 
