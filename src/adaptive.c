@@ -141,18 +141,27 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
         uint64_t saved = ksm_sample_saved_pages(s);
         uint64_t size = s->has_pages_scanned && s->pages_scanned >= a->pages_at_scan ? (s->pages_scanned - a->pages_at_scan) / n
                                                                                       : tracked;
-        uint64_t growth = saved > a->saved_high ? saved - a->saved_high : 0;
         uint64_t shrink = a->rmap_at_scan > tracked ? a->rmap_at_scan - tracked : 0;
 
         /* The first two scans after a kick are the merge's chance (a page merges on its second scan). */
         if (s->full_scans - a->kick.full_scans <= 2 && s->pages_skipped > a->kick.pages_skipped)
                 a->scans_needed = SMART_SCAN_MAX_SKIPS + 1;
         if (s->full_scans - a->kick.full_scans > 2) {
-                bool little_progress = below_share(growth, config->converged_percent, a->saved_high, n) &&
+                /* Growth counts from the streak's start, not scan by scan: merges that smart_scan
+                 * spreads thin over the scans in which it lets skipped pages back add up. */
+                uint64_t base = a->settled_scans > 0 ? a->saved_at_streak : a->saved_high;
+                uint64_t streak_growth = saved > base ? saved - base : 0;
+                /* A longer streak (smart_scan) may show no more growth in all than a normal
+                 * one: ConvergedPercent over ConvergedScans scans. */
+                uint64_t streak = a->scans_needed > config->converged_scans ? a->scans_needed : config->converged_scans;
+                bool little_progress = below_share(mul_div_saturating(streak_growth, streak, config->converged_scans ?: 1),
+                                                   config->converged_percent, base, 1) &&
                                        below_share(shrink, config->converged_percent, a->rmap_at_scan, n);
-                if (little_progress && !appearing)
+                if (little_progress && !appearing) {
+                        if (a->settled_scans == 0)
+                                a->saved_at_streak = base;
                         a->settled_scans = saturate_u32((uint64_t) a->settled_scans + n);
-                else
+                } else
                         a->settled_scans = 0;
                 if (a->settled_scans >= config->converged_scans && a->settled_scans >= a->scans_needed)
                         a->converged = true;
@@ -191,8 +200,19 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
                  * (memory appeared): a scan overrunning its target speeds itself up. */
                 uint64_t progress = a->previous.pages_scanned > a->pages_at_scan ? a->previous.pages_scanned - a->pages_at_scan : 0;
                 uint64_t size = progress > a->pages_per_full_scan ? progress : a->pages_per_full_scan;
+                uint64_t full_scan_usec = level->full_scan_usec;
+                if (a->memory_appearing) {
+                        /* Memory appearing after aggressive ended (a guest kicked at its start
+                         * that went quiet for a few scans while booting): it is merged at
+                         * aggressive's full-scan time, within this state's CPU budget. */
+                        uint64_t tracked = ksm_sample_rmap_items(&a->previous);
+                        size = tracked > size ? tracked : size;
+                        if (config->level[THROTTLE_AGGRESSIVE].full_scan_usec > 0 &&
+                            config->level[THROTTLE_AGGRESSIVE].full_scan_usec < full_scan_usec)
+                                full_scan_usec = config->level[THROTTLE_AGGRESSIVE].full_scan_usec;
+                }
                 /* Pages a second that make one full scan last full_scan_usec. */
-                uint64_t needed_rate = mul_div_saturating(size, USEC_PER_SEC, level->full_scan_usec) + 1;
+                uint64_t needed_rate = mul_div_saturating(size, USEC_PER_SEC, full_scan_usec) + 1;
 
                 if (a->scan_rate > 0 && current_pages_to_scan > 0) {
                         /* Closed loop on what ksmd really scans: covers the tick rounding of

@@ -42,6 +42,7 @@ struct adaptive {
         uint64_t rmap_at_scan;      /* KSM's rmap items at that boundary (see ksm_sample_rmap_items) */
         uint64_t last_scan_size;    /* pages scanned per full scan, previous counted scan */
         uint32_t settled_scans;     /* consecutive full scans with little progress */
+        uint64_t saved_at_streak;   /* saved_high when that streak began */
         uint32_t scans_needed;      /* of those, to settle: converged_scans, more if smart_scan held pages back */
         bool converged;
         bool kick_pending;          /* kicked without a sample: the next sample is the kick's */
@@ -82,8 +83,8 @@ static inline uint64_t ksm_sample_rmap_items(const struct ksm_sample *s) {
 /* A new sample. Returns true once merging has settled after the kick: at least two
  * full scans after it, then converged_scans consecutive full scans in each of which
  * - the saved pages rose above their high-water mark since the kick by less than
- *   converged_percent of it (pages that volatile content unmerged and that merge again
- *   are not progress),
+ *   converged_percent of it, counted from the streak's first scan (pages that volatile
+ *   content unmerged and that merge again are not progress, and neither is a trickle),
  * - the tracked pages (ksm_sample_rmap_items) shrank by less than converged_percent
  *   (a THP split maps the zero-filled parts to the zero page: saved, but not counted in
  *   pages_sharing; KSM tracks fewer pages instead), and
@@ -100,7 +101,8 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
  * observed scan rate (current_pages_to_scan gave it) or, with no rate yet, at
  * 1000/sleep_millisecs wake-ups a second; in aggressive during the merge (the first two
  * full scans after the kick, and as long as memory is still appearing), the AnonPages rule
- * (fallback_pages), as in the fixed schedule; and never above the CPU ceiling: cut to what
+ * (fallback_pages), as in the fixed schedule; in standard and slow while memory is
+ * appearing, sized to aggressive's full-scan time; and never above the CPU ceiling: cut to what
  * fits the state's budget whenever ksmd is over it, let up by a quarter per sample while
  * ksmd stays well under it.
  * 0 means no opinion: use fallback. */

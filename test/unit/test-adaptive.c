@@ -232,6 +232,31 @@ Test(adaptive, pages_smart_scan_skips_during_the_merge_get_their_visits_first) {
         cr_assert_eq(scan - 1, 34, "settled after full scan %d", scan - 1);
 }
 
+Test(adaptive, memory_appearing_after_aggressive_is_merged_at_its_pace_within_the_budget) {
+        struct adaptive a = {};
+        struct ksm_sample kick = sample(0, 0, 100000), s;
+
+        adaptive_on_kick(&a, &kick);
+        for (int scan = 1; scan <= 4; scan++)
+                feed(&a, sample(scan, (uint64_t) scan, 100000));
+        cr_assert(a.converged);
+        adaptive_on_state_change(&a);
+        s = sample(5, 5, 100000);
+        adaptive_on_sample(&a, &config, THROTTLE_STANDARD, 1000, &s);
+        /* 1 GiB in 60 s at 100 wake-ups a second: 44, raised to MinPagesToScan. */
+        cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_STANDARD, 0, 9999), 64);
+
+        /* A guest kicked at its start went quiet for a few scans and now fills its RAM:
+         * KSM tracks 50 % more pages mid-scan. */
+        s = sample(6, 5, 100000);
+        s.pages_unshared += 131072;
+        adaptive_on_sample(&a, &config, THROTTLE_STANDARD, 64, &s);
+        cr_assert(a.memory_appearing);
+        uint32_t pages = adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_STANDARD, 0, 9999);
+        /* 1.5 GiB in aggressive's 1 s at 100 wake-ups a second. */
+        cr_assert_eq(pages, 3933, "standard while memory appears: %u", pages);
+}
+
 Test(adaptive, a_kick_restarts_the_watch) {
         struct adaptive a = {};
         struct ksm_sample kick = sample(0, 0, 0), again = sample(5, 6, 1000);
