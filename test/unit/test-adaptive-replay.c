@@ -220,3 +220,7 @@ Test(adaptive_replay, three_qemu_guests_kicked_when_each_is_ready) {
 Test(adaptive_replay, qemu_guests_kicked_at_their_start_while_memory_appears) {
         check_recording("vm2-start-fixed.csv");
 }
+
+Test(adaptive_replay, volatile_pages_of_one_content_with_smart_scan) {
+        check_recording("volatile-fixed.csv");
+}
