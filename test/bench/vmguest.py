@@ -154,11 +154,11 @@ def kvm_usable():
     return not os.path.exists("/sys/module/kvm_pvm")
 
 
-def qemu_argv(kernel, initrd, mib, accel):
+def qemu_argv(kernel, initrd, mib, accel, append=""):
     return ["qemu-system-x86_64", "-machine", "pc,mem-merge=on", "-accel", accel, "-m", str(mib),
             "-smp", "1", "-nodefaults", "-display", "none", "-monitor", "none", "-serial", "stdio",
             "-no-reboot", "-kernel", kernel, "-initrd", initrd,
-            "-append", "console=ttyS0 panic=-1 quiet"]
+            "-append", ("console=ttyS0 panic=-1 quiet " + append).strip()]
 
 
 if __name__ == "__main__":
