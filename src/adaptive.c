@@ -125,8 +125,13 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
         }
         a->previous = *s;
         a->have_previous = true;
-        if (measured && state != THROTTLE_INITIAL)
-                update_cpu_ceiling(a, &config->level[state], current_pages_to_scan);
+        if (measured && state != THROTTLE_INITIAL) {
+                /* Memory appearing in standard, the state right after a kick's aggressive, is
+                 * that kick's merge going on (a guest kicked at its start that went quiet for
+                 * a while as it booted): it has aggressive's budget. */
+                enum throttle_state budget = state == THROTTLE_STANDARD && a->memory_appearing ? THROTTLE_AGGRESSIVE : state;
+                update_cpu_ceiling(a, &config->level[budget], current_pages_to_scan);
+        }
 
         uint64_t tracked = ksm_sample_rmap_items(s);
         /* Memory appearing shows mid-scan as KSM starts to track it: not only at the next boundary. */
@@ -204,7 +209,8 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
                 if (a->memory_appearing) {
                         /* Memory appearing after aggressive ended (a guest kicked at its start
                          * that went quiet for a few scans while booting): it is merged at
-                         * aggressive's full-scan time, within this state's CPU budget. */
+                         * aggressive's full-scan time (in standard also within aggressive's
+                         * CPU budget, see adaptive_on_sample; in slow within its own). */
                         uint64_t tracked = ksm_sample_rmap_items(&a->previous);
                         size = tracked > size ? tracked : size;
                         if (config->level[THROTTLE_AGGRESSIVE].full_scan_usec > 0 &&

@@ -102,7 +102,8 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
  * 1000/sleep_millisecs wake-ups a second; in aggressive during the merge (the first two
  * full scans after the kick, and as long as memory is still appearing), the AnonPages rule
  * (fallback_pages), as in the fixed schedule; in standard and slow while memory is
- * appearing, sized to aggressive's full-scan time; and never above the CPU ceiling: cut to what
+ * appearing, sized to aggressive's full-scan time (in standard within aggressive's CPU
+ * budget: the kick's merge goes on); and never above the CPU ceiling: cut to what
  * fits the state's budget whenever ksmd is over it, let up by a quarter per sample while
  * ksmd stays well under it.
  * 0 means no opinion: use fallback. */

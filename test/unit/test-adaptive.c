@@ -255,6 +255,21 @@ Test(adaptive, memory_appearing_after_aggressive_is_merged_at_its_pace_within_th
         uint32_t pages = adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_STANDARD, 0, 9999);
         /* 1.5 GiB in aggressive's 1 s at 100 wake-ups a second. */
         cr_assert_eq(pages, 3933, "standard while memory appears: %u", pages);
+
+        /* ksmd at 50 % of a CPU doing it: over standard's 10 %, within aggressive's 100 %,
+         * which is what memory appearing in standard gets. */
+        s.time_usec += 2 * USEC_PER_SEC;
+        s.has_ksmd_cpu = a.previous.has_ksmd_cpu = true;
+        s.ksmd_cpu_usec = a.previous.ksmd_cpu_usec + USEC_PER_SEC;
+        s.pages_unshared += 131072;
+        adaptive_on_sample(&a, &config, THROTTLE_STANDARD, 3933, &s);
+        cr_assert_eq(a.cpu_permille, 500);
+        cr_assert_eq(a.cpu_ceiling, 0, "no cut while within aggressive's budget");
+        /* In slow, its own 3 % holds. */
+        s.time_usec += 2 * USEC_PER_SEC;
+        s.ksmd_cpu_usec += USEC_PER_SEC;
+        adaptive_on_sample(&a, &config, THROTTLE_SLOW, 3933, &s);
+        cr_assert_eq(a.cpu_ceiling, 3933 * 30 / 500, "slow cuts to its budget: %u", a.cpu_ceiling);
 }
 
 Test(adaptive, a_kick_restarts_the_watch) {
