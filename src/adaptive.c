@@ -228,6 +228,13 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
                                 pages = (uint64_t) current_pages_to_scan * MAX_STEP_FACTOR;
                         if (pages < current_pages_to_scan / MAX_STEP_FACTOR)
                                 pages = current_pages_to_scan / MAX_STEP_FACTOR;
+                        if (a->memory_appearing) {
+                                /* New memory is the merge's: no slow ramp up to what the wake-ups
+                                 * a second of sleep_millisecs need at the least. */
+                                uint32_t sleep_ms = throttle->level[state].sleep_millisecs ?: 1;
+                                uint64_t open_loop = mul_div_saturating(needed_rate, sleep_ms, 1000) + 1;
+                                pages = open_loop > pages ? open_loop : pages;
+                        }
                 } else {
                         uint32_t sleep_ms = throttle->level[state].sleep_millisecs ?: 1;
                         pages = mul_div_saturating(needed_rate, sleep_ms, 1000) + 1;

@@ -265,6 +265,11 @@ Test(adaptive, memory_appearing_after_aggressive_is_merged_at_its_pace_within_th
         adaptive_on_sample(&a, &config, THROTTLE_STANDARD, 3933, &s);
         cr_assert_eq(a.cpu_permille, 500);
         cr_assert_eq(a.cpu_ceiling, 0, "no cut while within aggressive's budget");
+        /* The closed loop would go up at most four times a sample (64 -> 256): new memory
+         * goes straight to what 100 wake-ups a second need, 2 GiB in 1 s. */
+        a.scan_rate = 6400;
+        pages = adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_STANDARD, 64, 9999);
+        cr_assert_eq(pages, 5243, "standard while memory appears, from 64: %u", pages);
         /* In slow, its own 3 % holds. */
         s.time_usec += 2 * USEC_PER_SEC;
         s.ksmd_cpu_usec += USEC_PER_SEC;
