@@ -57,7 +57,7 @@ void adaptive_on_kick(struct adaptive *a, const struct ksm_sample *sample) {
                 return;
         a->kick = *sample;
         a->scans_seen = sample->full_scans;
-        a->saved_at_scan = a->saved_high = ksm_sample_saved_pages(sample);
+        a->saved_high = ksm_sample_saved_pages(sample);
         a->pages_at_scan = sample->pages_scanned;
         a->rmap_at_scan = ksm_sample_rmap_items(sample);
 }
@@ -178,7 +178,6 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
         a->memory_appearing = appearing;
         a->last_scan_size = size;
         a->scans_seen = s->full_scans;
-        a->saved_at_scan = saved;
         if (saved > a->saved_high)
                 a->saved_high = saved;
         a->pages_at_scan = s->pages_scanned;

@@ -36,7 +36,6 @@ struct adaptive {
         /* The convergence watch, restarted by each kick. */
         struct ksm_sample kick;
         uint64_t scans_seen;        /* full_scans at the last scan boundary looked at */
-        uint64_t saved_at_scan;     /* saved pages at that boundary */
         uint64_t saved_high;        /* the most saved pages seen at a boundary since the kick */
         uint64_t pages_at_scan;     /* pages_scanned at that boundary */
         uint64_t rmap_at_scan;      /* KSM's rmap items at that boundary (see ksm_sample_rmap_items) */
