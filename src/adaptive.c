@@ -6,6 +6,9 @@
 /* A scan that covered this much more memory than the one before means memory is still
  * appearing (a VM filling its RAM): not settled. */
 #define SCAN_GROWTH_PERCENT 10
+/* smart_scan skips a page that keeps failing to merge for at most this many full scans
+ * between two visits (mm/ksm.c skip_age()). */
+#define SMART_SCAN_MAX_SKIPS 8
 /* pages_to_scan moves by at most this factor per sample, so that one noisy
  * measurement cannot swing ksmd from idle to flat out. */
 #define MAX_STEP_FACTOR 4
@@ -44,7 +47,9 @@ uint64_t adaptive_sample_interval_usec(enum throttle_state state) {
 void adaptive_on_kick(struct adaptive *a, const struct ksm_sample *sample) {
         a->last_scan_size = 0;
         a->settled_scans = 0;
+        a->scans_needed = 0;
         a->converged = false;
+        a->memory_appearing = false;
         a->pages_per_full_scan = 0;
         a->have_previous = false; /* rates over the idle gap before the kick mean nothing */
         a->kick_pending = !sample;
@@ -52,8 +57,9 @@ void adaptive_on_kick(struct adaptive *a, const struct ksm_sample *sample) {
                 return;
         a->kick = *sample;
         a->scans_seen = sample->full_scans;
-        a->saved_at_scan = ksm_sample_saved_pages(sample);
+        a->saved_high = ksm_sample_saved_pages(sample);
         a->pages_at_scan = sample->pages_scanned;
+        a->rmap_at_scan = ksm_sample_rmap_items(sample);
 }
 
 void adaptive_on_state_change(struct adaptive *a) {
@@ -81,8 +87,18 @@ static void update_cpu_ceiling(struct adaptive *a, const struct adaptive_level *
         }
 }
 
-static uint64_t rmap_estimate(const struct ksm_sample *s) {
-        return s->pages_shared + s->pages_sharing + s->pages_unshared + s->pages_volatile;
+static uint32_t saturate_u32(uint64_t v) {
+        return v > UINT32_MAX ? UINT32_MAX : (uint32_t) v;
+}
+
+/* x grew by more than SCAN_GROWTH_PERCENT over base (a base of 0: any x > 0 is growth). */
+static bool grew_beyond(uint64_t x, uint64_t base) {
+        return mul_div_saturating(x, 100, 1) > mul_div_saturating(base, 100 + SCAN_GROWTH_PERCENT, 1);
+}
+
+/* part is less than percent % of whole, per scan over n scans. */
+static bool below_share(uint64_t part, uint32_t percent, uint64_t whole, uint64_t n) {
+        return part == 0 || (unsigned __int128) part * 100 < (unsigned __int128) percent * whole * n;
 }
 
 bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config, enum throttle_state state,
@@ -100,7 +116,7 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
                 uint64_t dt = s->time_usec - a->previous.time_usec;
                 if (s->has_ksmd_cpu && a->previous.has_ksmd_cpu && s->ksmd_cpu_usec >= a->previous.ksmd_cpu_usec) {
                         uint64_t permille = mul_div_saturating(s->ksmd_cpu_usec - a->previous.ksmd_cpu_usec, 1000, dt);
-                        a->cpu_permille = permille > UINT32_MAX ? UINT32_MAX : (uint32_t) permille;
+                        a->cpu_permille = saturate_u32(permille);
                         a->cpu_valid = true;
                         measured = true;
                 }
@@ -109,42 +125,63 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
         }
         a->previous = *s;
         a->have_previous = true;
-        if (measured && state != THROTTLE_INITIAL)
-                update_cpu_ceiling(a, &config->level[state], current_pages_to_scan);
+        if (measured && state != THROTTLE_INITIAL) {
+                /* Memory appearing in standard, the state right after a kick's aggressive, is
+                 * that kick's merge going on (a guest kicked at its start that went quiet for
+                 * a while as it booted): it has aggressive's budget. */
+                enum throttle_state budget = state == THROTTLE_STANDARD && a->memory_appearing ? THROTTLE_AGGRESSIVE : state;
+                update_cpu_ceiling(a, &config->level[budget], current_pages_to_scan);
+        }
 
-        if (s->full_scans <= a->scans_seen)
+        uint64_t tracked = ksm_sample_rmap_items(s);
+        /* Memory appearing shows mid-scan as KSM starts to track it: not only at the next boundary. */
+        bool appearing = a->scans_seen > a->kick.full_scans && grew_beyond(tracked, a->rmap_at_scan);
+        if (s->full_scans <= a->scans_seen) {
+                a->memory_appearing = a->memory_appearing || appearing;
                 return a->converged;
+        }
 
         /* One or more full scans ended since the last look. */
         uint64_t n = s->full_scans - a->scans_seen;
         uint64_t saved = ksm_sample_saved_pages(s);
         uint64_t size = s->has_pages_scanned && s->pages_scanned >= a->pages_at_scan ? (s->pages_scanned - a->pages_at_scan) / n
-                                                                                      : rmap_estimate(s);
-        uint64_t growth = saved > a->saved_at_scan ? saved - a->saved_at_scan : 0;
+                                                                                      : tracked;
+        uint64_t shrink = a->rmap_at_scan > tracked ? a->rmap_at_scan - tracked : 0;
 
         /* The first two scans after a kick are the merge's chance (a page merges on its second scan). */
+        if (s->full_scans - a->kick.full_scans <= 2 && s->pages_skipped > a->kick.pages_skipped)
+                a->scans_needed = SMART_SCAN_MAX_SKIPS + 1;
         if (s->full_scans - a->kick.full_scans > 2) {
-                bool little_growth = growth == 0 || growth * 100 < (uint64_t) config->converged_percent * a->saved_at_scan * n;
-                bool memory_stable = a->last_scan_size == 0 ||
-                                     size * 100 <= a->last_scan_size * (100 + SCAN_GROWTH_PERCENT);
-                if (little_growth && memory_stable)
-                        a->settled_scans += n > UINT32_MAX ? UINT32_MAX : (uint32_t) n;
-                else
+                /* Growth counts from the streak's start, not scan by scan: merges that smart_scan
+                 * spreads thin over the scans in which it lets skipped pages back add up. */
+                uint64_t base = a->settled_scans > 0 ? a->saved_at_streak : a->saved_high;
+                uint64_t streak_growth = saved > base ? saved - base : 0;
+                /* A longer streak (smart_scan) may show no more growth in all than a normal
+                 * one: ConvergedPercent over ConvergedScans scans. */
+                uint64_t streak = a->scans_needed > config->converged_scans ? a->scans_needed : config->converged_scans;
+                bool little_progress = below_share(mul_div_saturating(streak_growth, streak, config->converged_scans ?: 1),
+                                                   config->converged_percent, base, 1) &&
+                                       below_share(shrink, config->converged_percent, a->rmap_at_scan, n);
+                if (little_progress && !appearing) {
+                        if (a->settled_scans == 0)
+                                a->saved_at_streak = base;
+                        a->settled_scans = saturate_u32((uint64_t) a->settled_scans + n);
+                } else
                         a->settled_scans = 0;
-                if (a->settled_scans >= config->converged_scans)
+                if (a->settled_scans >= config->converged_scans && a->settled_scans >= a->scans_needed)
                         a->converged = true;
         }
 
-        if (a->pages_per_full_scan == 0 || (a->scans_seen - a->kick.full_scans < 2 && s->full_scans - a->kick.full_scans >= 2))
-                /* From now on sizing follows the measured scan: start it from the estimate,
-                 * not from the rate under the AnonPages rule (ksmd scans fewer pages a second
-                 * with huge batches than with moderate ones, which would mislead the loop). */
-                a->scan_rate = 0;
-        a->pages_per_full_scan = size;
+        /* Sizing follows the scanned pages (what pages_to_scan counts); smart_scan makes them
+         * swing from one scan to the next, so the last two are averaged. */
+        a->pages_per_full_scan = a->last_scan_size > 0 ? (size + a->last_scan_size) / 2 : size;
+        a->memory_appearing = appearing;
         a->last_scan_size = size;
         a->scans_seen = s->full_scans;
-        a->saved_at_scan = saved;
+        if (saved > a->saved_high)
+                a->saved_high = saved;
         a->pages_at_scan = s->pages_scanned;
+        a->rmap_at_scan = tracked;
         return a->converged;
 }
 
@@ -156,18 +193,31 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
 
         if (state == THROTTLE_INITIAL)
                 return 0;
-        /* During the merge's two full scans after a kick, aggressive follows the AnonPages
-         * rule (re-read at each sample, so memory appearing after the kick counts): the
-         * merge is never slower than with the fixed schedule. */
-        bool merging = state == THROTTLE_AGGRESSIVE && a->scans_seen - a->kick.full_scans < 2;
+        /* During the merge (its two full scans after a kick, and as long as memory is still
+         * appearing, as when the kick came at a VM's start), aggressive follows the AnonPages
+         * rule, re-read at each sample so that the new memory counts: the merge keeps the
+         * fixed schedule's pace. */
+        bool merging = state == THROTTLE_AGGRESSIVE && (a->scans_seen - a->kick.full_scans < 2 || a->memory_appearing);
 
         if (!merging && a->pages_per_full_scan > 0 && level->full_scan_usec > 0) {
                 /* The scan under way may already have covered more than the last full one
                  * (memory appeared): a scan overrunning its target speeds itself up. */
                 uint64_t progress = a->previous.pages_scanned > a->pages_at_scan ? a->previous.pages_scanned - a->pages_at_scan : 0;
                 uint64_t size = progress > a->pages_per_full_scan ? progress : a->pages_per_full_scan;
+                uint64_t full_scan_usec = level->full_scan_usec;
+                if (a->memory_appearing) {
+                        /* Memory appearing after aggressive ended (a guest kicked at its start
+                         * that went quiet for a few scans while booting): it is merged at
+                         * aggressive's full-scan time (in standard also within aggressive's
+                         * CPU budget, see adaptive_on_sample; in slow within its own). */
+                        uint64_t tracked = ksm_sample_rmap_items(&a->previous);
+                        size = tracked > size ? tracked : size;
+                        if (config->level[THROTTLE_AGGRESSIVE].full_scan_usec > 0 &&
+                            config->level[THROTTLE_AGGRESSIVE].full_scan_usec < full_scan_usec)
+                                full_scan_usec = config->level[THROTTLE_AGGRESSIVE].full_scan_usec;
+                }
                 /* Pages a second that make one full scan last full_scan_usec. */
-                uint64_t needed_rate = mul_div_saturating(size, USEC_PER_SEC, level->full_scan_usec) + 1;
+                uint64_t needed_rate = mul_div_saturating(size, USEC_PER_SEC, full_scan_usec) + 1;
 
                 if (a->scan_rate > 0 && current_pages_to_scan > 0) {
                         /* Closed loop on what ksmd really scans: covers the tick rounding of
@@ -177,6 +227,13 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
                                 pages = (uint64_t) current_pages_to_scan * MAX_STEP_FACTOR;
                         if (pages < current_pages_to_scan / MAX_STEP_FACTOR)
                                 pages = current_pages_to_scan / MAX_STEP_FACTOR;
+                        if (a->memory_appearing) {
+                                /* New memory is the merge's: no slow ramp up to what the wake-ups
+                                 * a second of sleep_millisecs need at the least. */
+                                uint32_t sleep_ms = throttle->level[state].sleep_millisecs ?: 1;
+                                uint64_t open_loop = mul_div_saturating(needed_rate, sleep_ms, 1000) + 1;
+                                pages = open_loop > pages ? open_loop : pages;
+                        }
                 } else {
                         uint32_t sleep_ms = throttle->level[state].sleep_millisecs ?: 1;
                         pages = mul_div_saturating(needed_rate, sleep_ms, 1000) + 1;

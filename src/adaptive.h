@@ -26,12 +26,16 @@ struct adaptive {
         /* The convergence watch, restarted by each kick. */
         struct ksm_sample kick;
         uint64_t scans_seen;        /* full_scans at the last scan boundary looked at */
-        uint64_t saved_at_scan;     /* saved pages at that boundary */
+        uint64_t saved_high;        /* the most saved pages seen at a boundary since the kick */
         uint64_t pages_at_scan;     /* pages_scanned at that boundary */
-        uint64_t last_scan_size;    /* pages per full scan of the previous counted scan */
-        uint32_t settled_scans;     /* consecutive full scans with little growth */
+        uint64_t rmap_at_scan;      /* KSM's rmap items at that boundary (see ksm_sample_rmap_items) */
+        uint64_t last_scan_size;    /* pages scanned per full scan, previous counted scan */
+        uint32_t settled_scans;     /* consecutive full scans with little progress */
+        uint64_t saved_at_streak;   /* saved_high when that streak began */
+        uint32_t scans_needed;      /* of those, to settle: converged_scans, more if smart_scan held pages back */
         bool converged;
         bool kick_pending;          /* kicked without a sample: the next sample is the kick's */
+        bool memory_appearing;      /* the tracked pages grew by more than a tenth since the last boundary */
 
         /* Measurements. */
         struct ksm_sample previous;
@@ -51,19 +55,41 @@ void adaptive_on_kick(struct adaptive *a, const struct ksm_sample *sample);
 /* The state changed: rates measured under the old settings no longer apply. */
 void adaptive_on_state_change(struct adaptive *a);
 
+/* The pages KSM tracks (one rmap item each): every page of the mergeable areas present
+ * when ksmd last passed it, merged or not, skipped by smart_scan or not. Unlike the pages
+ * scanned per full scan, it is known at every sample (no scan boundary to catch) and does
+ * not swing with smart_scan, which skips a page that did not merge for a growing number of
+ * scans; it shrinks when a THP split maps zero-filled parts to the zero page. */
+static inline uint64_t ksm_sample_rmap_items(const struct ksm_sample *s) {
+        return s->pages_shared + s->pages_sharing + s->pages_unshared + s->pages_volatile;
+}
+
 /* A new sample. Returns true once merging has settled after the kick: at least two
- * full scans after it, then converged_scans consecutive full scans in each of which the
- * saved pages grew by less than converged_percent and the scanned memory did not grow
- * (a VM still filling its memory is not settled). */
+ * full scans after it, then converged_scans consecutive full scans in each of which
+ * - the saved pages rose above their high-water mark since the kick by less than
+ *   converged_percent of it, counted from the streak's first scan (pages that volatile
+ *   content unmerged and that merge again are not progress, and neither is a trickle),
+ * - the tracked pages (ksm_sample_rmap_items) shrank by less than converged_percent
+ *   (a THP split maps the zero-filled parts to the zero page: saved, but not counted in
+ *   pages_sharing; KSM tracks fewer pages instead), and
+ * - the tracked pages did not grow by more than a tenth (a VM still filling its memory is
+ *   not settled); growth that shows mid-scan counts at once.
+ * Where smart_scan skipped pages during the merge's two scans, those pages were failing to
+ * merge before the kick and may hold the new content: the kernel visits them only every
+ * few scans (at most every SMART_SCAN_MAX_SKIPS + 1), so the streak must be that long. */
 bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config, enum throttle_state state,
                         uint32_t current_pages_to_scan, const struct ksm_sample *sample);
 
 /* pages_to_scan for state: with a measured scan size (or the scan under way, if it has
  * already covered more), what makes one full scan take the state's full_scan_usec at the
  * observed scan rate (current_pages_to_scan gave it) or, with no rate yet, at
- * 1000/sleep_millisecs wake-ups a second; in aggressive before any measured scan, the
- * AnonPages rule (fallback_pages), as in the fixed schedule; and never above the CPU ceiling: cut to what fits the state's budget whenever ksmd is
- * over it, let up by a quarter per sample while ksmd stays well under it.
+ * 1000/sleep_millisecs wake-ups a second; in aggressive during the merge (the first two
+ * full scans after the kick, and as long as memory is still appearing), the AnonPages rule
+ * (fallback_pages), as in the fixed schedule; in standard and slow while memory is
+ * appearing, sized to aggressive's full-scan time (in standard within aggressive's CPU
+ * budget: the kick's merge goes on); and never above the CPU ceiling: cut to what
+ * fits the state's budget whenever ksmd is over it, let up by a quarter per sample while
+ * ksmd stays well under it.
  * 0 means no opinion: use fallback. */
 uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_config *config,
                                 const struct throttle_config *throttle, enum throttle_state state,

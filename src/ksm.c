@@ -413,6 +413,7 @@ int ksm_sample_read(int dirfd, struct ksm_sample *ret) {
                 { "pages_volatile", offsetof(struct ksm_sample, pages_volatile) },
                 { "ksm_zero_pages", offsetof(struct ksm_sample, ksm_zero_pages) },
                 { "pages_scanned", offsetof(struct ksm_sample, pages_scanned) },
+                { "pages_skipped", offsetof(struct ksm_sample, pages_skipped) },
         };
         struct ksm_sample s = {};
         int r;

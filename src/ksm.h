@@ -97,6 +97,7 @@ struct ksm_sample {
         uint64_t time_usec; /* CLOCK_MONOTONIC */
         uint64_t full_scans;
         uint64_t pages_scanned; /* 0 where the kernel lacks the counter (see has_pages_scanned) */
+        uint64_t pages_skipped; /* by smart_scan (6.7+); 0 where the kernel lacks it */
         uint64_t pages_shared, pages_sharing, pages_unshared, pages_volatile, ksm_zero_pages;
         uint64_t ksmd_cpu_usec; /* utime+stime of ksmd; see has_ksmd_cpu */
         bool has_pages_scanned;

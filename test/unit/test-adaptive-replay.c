@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The settle rule replayed on KSM counter sequences recorded from the real kernel by
+ * test/bench/effectiveness --record (test/data/adaptive/README.md): leaves aggressive
+ * within two full scans of the merge being complete, and not while memory is appearing. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adaptive.h"
+#include "ksm.h"
+#include "parse-util.h"
+
+#define MAX_ROWS 4096
+/* The daemon samples every 200 ms in aggressive. */
+#define SAMPLE_STEP_MS 200
+
+struct row {
+        uint64_t t_ms;
+        char event[64];
+        struct ksm_sample sample;
+        uint64_t pages_to_scan, sleep_millisecs;
+};
+
+struct recording {
+        struct row row[MAX_ROWS];
+        size_t n;
+};
+
+static struct recording rec;
+
+/* Reads DATA_DIR/name; every row must parse (a damaged file fails the test, it is not skipped). */
+static void load(const char *name) {
+        char path[4096], line[1024];
+        snprintf(path, sizeof path, "%s/%s", ADAPTIVE_DATA_DIR, name);
+        FILE *f = fopen(path, "re");
+        cr_assert_not_null(f, "cannot open the recording %s: %s", path, strerror(errno));
+        rec.n = 0;
+        for (unsigned lineno = 1; fgets(line, sizeof line, f); lineno++) {
+                if (line[0] == '#' || line[0] == '\n')
+                        continue;
+                cr_assert_lt(rec.n, MAX_ROWS, "%s: more than %d rows", path, MAX_ROWS);
+                struct row *r = &rec.row[rec.n];
+                uint64_t cpu_ms;
+                int64_t profit; /* general_profit: not an input of the rule */
+                int fields = sscanf(line,
+                                    "%" SCNu64 ",%63[^,],%" SCNu64 ",%" SCNu64 ",%" SCNu64 ",%" SCNu64 ",%" SCNu64
+                                    ",%" SCNu64 ",%" SCNu64 ",%" SCNu64 ",%" SCNd64 ",%" SCNu64 ",%" SCNu64
+                                    ",%" SCNu64,
+                                    &r->t_ms, r->event, &r->sample.full_scans, &r->sample.pages_scanned,
+                                    &r->sample.pages_skipped, &r->sample.pages_shared, &r->sample.pages_sharing,
+                                    &r->sample.pages_unshared, &r->sample.pages_volatile, &r->sample.ksm_zero_pages,
+                                    &profit, &r->pages_to_scan, &r->sleep_millisecs, &cpu_ms);
+                cr_assert_eq(fields, 14, "%s:%u: expected 14 comma-separated fields, parsed %d", path, lineno, fields);
+                r->sample.time_usec = r->t_ms * USEC_PER_MSEC;
+                r->sample.has_pages_scanned = true;
+                r->sample.ksmd_cpu_usec = cpu_ms * USEC_PER_MSEC;
+                r->sample.has_ksmd_cpu = true;
+                rec.n++;
+        }
+        fclose(f);
+        cr_assert_gt(rec.n, 10, "%s: too few rows", path);
+}
+
+static bool has_event(const struct row *r, const char *word) {
+        size_t len = strlen(word);
+        for (const char *p = r->event; (p = strstr(p, word)); p += len)
+                if ((p == r->event || p[-1] == '+') && (p[len] == '\0' || p[len] == '+'))
+                        return true;
+        return false;
+}
+
+/* What the rule said at each row it was fed (the daemon samples every 200 ms). */
+static struct {
+        bool fed, settled, appearing;
+        uint32_t scans_needed;
+} seen[MAX_ROWS];
+
+static bool has_event_prefix(const struct row *r, const char *prefix) {
+        return strstr(r->event, prefix) != NULL;
+}
+
+/* Feeds the rows to the rule as the daemon would: each kick row restarts the watch, then a
+ * sample every SAMPLE_STEP_MS while the recording was in aggressive (sleep_millisecs=1). */
+static void replay(void) {
+        struct adaptive_config config;
+        struct adaptive a = {};
+        uint64_t next_ms = 0;
+        bool kicked = false;
+
+        adaptive_config_default(&config);
+        memset(seen, 0, sizeof seen);
+        for (size_t i = 0; i < rec.n; i++) {
+                const struct row *r = &rec.row[i];
+                if (has_event(r, "kick")) {
+                        adaptive_on_kick(&a, &r->sample);
+                        kicked = true;
+                        next_ms = r->t_ms + SAMPLE_STEP_MS;
+                        continue;
+                }
+                if (!kicked || r->sleep_millisecs != 1 || r->t_ms < next_ms)
+                        continue;
+                next_ms = r->t_ms + SAMPLE_STEP_MS;
+                seen[i].settled = adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, (uint32_t) r->pages_to_scan, &r->sample);
+                seen[i].fed = true;
+                seen[i].appearing = a.memory_appearing;
+                seen[i].scans_needed = a.scans_needed;
+        }
+}
+
+/* The end of the segment that starts at the kick in row k: the next kick or guest start,
+ * or the end of aggressive. */
+static size_t segment_end(size_t k) {
+        size_t i;
+        for (i = k + 1; i < rec.n; i++)
+                if (rec.row[i].sleep_millisecs != 1 || has_event(&rec.row[i], "kick") || has_event_prefix(&rec.row[i], "start"))
+                        break;
+        return i;
+}
+
+/* The row from which the saved pages (pages_sharing + ksm_zero_pages) stay at 98 % or more
+ * of the most the segment reached: where the merge is complete. */
+static size_t merge_complete_row(size_t from, size_t end) {
+        uint64_t high = 0;
+        for (size_t i = from; i < end; i++) {
+                uint64_t saved = ksm_sample_saved_pages(&rec.row[i].sample);
+                high = saved > high ? saved : high;
+        }
+        size_t complete = end - 1;
+        for (size_t i = end; i-- > from;) {
+                if (ksm_sample_saved_pages(&rec.row[i].sample) * 100 < high * 98)
+                        break;
+                complete = i;
+        }
+        return complete;
+}
+
+static size_t first_settled(size_t from, size_t end) {
+        for (size_t i = from; i < end; i++)
+                if (seen[i].fed && seen[i].settled)
+                        return i;
+        return SIZE_MAX;
+}
+
+/* A kick when a guest was ready: the rule settles no earlier than the merge completes, and
+ * within two full scans of it (plus the one under way), or, where smart_scan skipped pages
+ * during the merge's two scans, within the nine it may take to visit each of them again. */
+static void check_ready_kick(const char *name, size_t k, size_t end) {
+        size_t c = merge_complete_row(k, end), s = first_settled(k, end);
+        const struct row *kr = &rec.row[k], *cr = &rec.row[c];
+        cr_assert_neq(s, SIZE_MAX, "%s: the kick at %.1f s never settled (merge complete at %.1f s, full scan %" PRIu64 ")",
+                      name, kr->t_ms / 1000.0, cr->t_ms / 1000.0, cr->sample.full_scans);
+        const struct row *sr = &rec.row[s];
+        uint64_t allowed = 3 + (seen[s].scans_needed > 2 ? seen[s].scans_needed : 0);
+        cr_assert_geq(sr->t_ms, cr->t_ms, "%s: kick at %.1f s: settled at %.1f s, before the merge was complete at %.1f s",
+                      name, kr->t_ms / 1000.0, sr->t_ms / 1000.0, cr->t_ms / 1000.0);
+        /* Settled at the first sample that could see it: the one before had not yet seen the
+         * end of the allowed scans (two scans can end between two samples). */
+        size_t p = s;
+        while (p > k && !seen[p - 1].fed)
+                p--;
+        const struct row *before = p > k ? &rec.row[p - 1] : kr;
+        cr_assert_lt(before->sample.full_scans, cr->sample.full_scans + allowed,
+                     "%s: kick at %.1f s: settled at %.1f s after full scan %" PRIu64 ", but the sample at %.1f s had "
+                     "already seen full scan %" PRIu64 ", %" PRIu64 " after the merge was complete (%.1f s, full scan %" PRIu64 ")",
+                     name, kr->t_ms / 1000.0, sr->t_ms / 1000.0, sr->sample.full_scans, before->t_ms / 1000.0,
+                     before->sample.full_scans, allowed - 1, cr->t_ms / 1000.0, cr->sample.full_scans + 1);
+}
+
+/* A kick at a guest's start, before its memory exists: the rule may settle during a quiet
+ * stretch of the boot, but never within the merge's two scans and two more, and memory
+ * appearing after that (KSM tracking a tenth more than at the settle) brings the merge's
+ * pace back (memory_appearing) before the guest is ready. */
+static void check_start_kick(const char *name, size_t k, size_t end) {
+        const struct row *kr = &rec.row[k];
+        size_t s = first_settled(k, end);
+        if (s == SIZE_MAX)
+                return;
+        const struct row *sr = &rec.row[s];
+        cr_assert_geq(sr->sample.full_scans, kr->sample.full_scans + 4,
+                      "%s: kick at %.1f s settled at full scan %" PRIu64 ", within four of the kick's %" PRIu64, name,
+                      kr->t_ms / 1000.0, sr->sample.full_scans, kr->sample.full_scans);
+        uint64_t tracked_at_settle = ksm_sample_rmap_items(&sr->sample);
+        for (size_t i = s; i < end; i++)
+                if (ksm_sample_rmap_items(&rec.row[i].sample) * 10 > tracked_at_settle * 11) {
+                        bool resumed = false;
+                        for (size_t j = i; j < end && !resumed; j++)
+                                resumed = seen[j].fed && seen[j].appearing;
+                        cr_assert(resumed, "%s: kick at %.1f s settled at %.1f s; KSM tracked %" PRIu64 " pages at %.1f s, "
+                                  "against %" PRIu64 " then, and the merge's pace never came back",
+                                  name, kr->t_ms / 1000.0, sr->t_ms / 1000.0, ksm_sample_rmap_items(&rec.row[i].sample),
+                                  rec.row[i].t_ms / 1000.0, tracked_at_settle);
+                        return;
+                }
+}
+
+static void check_recording(const char *name) {
+        load(name);
+        replay();
+        int kicks = 0;
+        for (size_t k = 0; k < rec.n; k++) {
+                if (!has_event(&rec.row[k], "kick"))
+                        continue;
+                kicks++;
+                size_t end = segment_end(k);
+                if (has_event_prefix(&rec.row[k], "start"))
+                        check_start_kick(name, k, end);
+                else
+                        check_ready_kick(name, k, end);
+        }
+        cr_assert_gt(kicks, 0, "%s: no kick in the recording", name);
+}
+
+TestSuite(adaptive_replay);
+
+Test(adaptive_replay, one_qemu_guest_kicked_when_ready) {
+        check_recording("vm1-ready-fixed.csv");
+}
+
+Test(adaptive_replay, three_qemu_guests_kicked_when_each_is_ready) {
+        check_recording("vm3-ready-fixed.csv");
+}
+
+Test(adaptive_replay, qemu_guests_kicked_at_their_start_while_memory_appears) {
+        check_recording("vm2-start-fixed.csv");
+}
+
+Test(adaptive_replay, volatile_pages_of_one_content_with_smart_scan) {
+        check_recording("volatile-fixed.csv");
+}
