@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Scale on paper: the sizing and budget arithmetic of adaptive throttling driven, sample by
  * sample as the daemon drives it, against a model of ksmd on a 256 GiB and a 2 TiB host
- * with 100+ guests starting over minutes (docs/adaptive-scale.md). */
+ * with 100+ guests starting over minutes (docs/design.md, "How the cost grows"). */
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <math.h>
