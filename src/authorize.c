@@ -587,3 +587,7 @@ struct authorizer *authorizer_free(struct authorizer *a) {
         free(a);
         return NULL;
 }
+
+unsigned authorizer_pending(const struct authorizer *a) {
+        return a ? a->n_waiters + a->n_credential_waiters : 0;
+}

@@ -27,6 +27,8 @@ void authorizer_shutdown(struct authorizer *a);
 /* authorizer_shutdown(), then frees. */
 struct authorizer *authorizer_free(struct authorizer *a);
 void authorizer_set_timeout(struct authorizer *a, uint64_t polkit_timeout_usec);
+/* How many requests wait for polkit or for the bus to name their sender. */
+unsigned authorizer_pending(const struct authorizer *a);
 
 /* Decides whether the sender of m may perform action, now or when polkit answers, and
  * calls callback with the verdict. Concurrent requests of one sender for the same

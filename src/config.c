@@ -55,6 +55,15 @@ static int parse_duration_field(const char *value, const struct config_key *key,
         return 0;
 }
 
+/* A duration, or 0 for "never". */
+static int parse_duration_or_never_field(const char *value, const struct config_key *key, void *field) {
+        uint64_t usec;
+        if (parse_duration_usec(value, &usec) < 0 || (usec != 0 && (usec < key->min || usec > key->max)))
+                return -EINVAL;
+        *(uint64_t *) field = usec;
+        return 0;
+}
+
 static int parse_uint32_field(const char *value, const struct config_key *key, void *field) {
         uint64_t v;
         if (parse_uint64(value, &v) < 0 || v < key->min || v > key->max || v > UINT32_MAX)
@@ -107,6 +116,8 @@ static const struct config_key config_keys[] = {
         /* At most 100 s: ksmctl waits 120 s for the daemon's verdict. */
         KEY("Throttler", "PolkitTimeoutSec", parse_duration_field, polkit_timeout_usec, USEC_PER_MSEC, 100 * USEC_PER_SEC,
             "a duration between 1ms and 100s such as 25s"),
+        KEY("Throttler", "IdleExitSec", parse_duration_or_never_field, idle_exit_usec, 100 * USEC_PER_MSEC,
+            24 * USEC_PER_HOUR, "0 (never) or a duration between 100ms and 24h such as 5min"),
         KEY("Throttler", "MinPagesToScan", parse_uint32_field, throttle.min_pages_to_scan, 1, UINT32_MAX,
             "a whole number of at least 1", .remember = REMEMBER_MIN_PAGES),
         KEY("Throttler", "MaxPagesToScan", parse_uint32_field, throttle.max_pages_to_scan, 1, UINT32_MAX,

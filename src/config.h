@@ -11,6 +11,7 @@
 struct config {
         char *ksm_directory;
         uint64_t polkit_timeout_usec; /* how long a Kick waits for polkit before it is denied */
+        uint64_t idle_exit_usec;      /* how long in initial with no call in flight before exiting; 0: never */
         struct throttle_config throttle;
         bool adaptive; /* leave aggressive once merging settled, size scans from KSM's counters */
         struct adaptive_config adaptive_config;

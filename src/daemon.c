@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,6 +107,14 @@ static void sample_timer_arm(struct daemon *d) {
                 log_error_errno(r, "Cannot arm the sampling timer: %m");
 }
 
+/* The knob watch runs outside initial only: in initial nothing of the throttler's is in
+ * sysfs, and the host's own writes must not wake the daemon. */
+static void knob_watch_arm(struct daemon *d) {
+        if (d->knob_watch)
+                (void) sd_event_source_set_enabled(d->knob_watch,
+                                                   d->throttle.state == THROTTLE_INITIAL ? SD_EVENT_OFF : SD_EVENT_ON);
+}
+
 static int sample_read(struct daemon *d, struct ksm_sample *ret) {
         int r = ksm_sample_read(d->ksm_dirfd, ret);
         if (r < 0)
@@ -162,6 +171,13 @@ static int restore_host_values(struct daemon *d, const struct ksm_settings *targ
 static int daemon_enter(struct daemon *d, const struct throttle *next, const char *reason,
                         struct daemon_failure *ret_failure);
 
+/* When to compare sysfs with what the throttler wrote (docs/design.md, Outside changes). */
+enum outside_check {
+        CHECK_ALWAYS,     /* read every knob: timers, the stop, before a write */
+        CHECK_IF_WRITTEN, /* only if the watch saw a knob written (or cannot tell): kicks */
+};
+static int daemon_detect_outside_change(struct daemon *d, enum outside_check check);
+
 /* The values about to be written could not be recorded: a crash now could not be told
  * from an outside change, so the cycle ends and the host gets its values back. */
 static int daemon_abandon_cycle(struct daemon *d, int error_code, struct daemon_failure *ret_failure) {
@@ -180,7 +196,10 @@ static int daemon_abandon_cycle(struct daemon *d, int error_code, struct daemon_
  * (the values about to be written, beside those in sysfs), so that a crash at any point
  * leaves a record that tells the throttler's values from anyone else's. Failure-atomic
  * while throttling: if a knob cannot be written, sysfs is put back and the state stays.
- * The return to initial instead writes every knob it can and reports the others. */
+ * The return to initial instead writes every knob it can and reports the others.
+ * Before writing anything else, sysfs is compared with what the throttler wrote, so that
+ * no write lands on an administrator's value: if one changed, the cycle ends instead.
+ * Returns 0, 1 if the cycle ended that way (next was not entered), or -errno. */
 static int daemon_enter(struct daemon *d, const struct throttle *next, const char *reason,
                         struct daemon_failure *ret_failure) {
         enum throttle_state previous = d->throttle.state;
@@ -212,6 +231,7 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
                 /* Restoring needs no new record: a knob already back at the host's value no
                  * longer holds what the record says the throttler wrote, and is left as it is. */
                 r = restore_host_values(d, &target, ret_failure);
+                d->knobs_unverified = true;
                 if (r < 0) {
                         log_error("Could not give every KSM knob the host's value; staying %s, the record in %s stays "
                                   "for ksm-throttler --restore",
@@ -224,6 +244,8 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
                 r = settings_differ(&before, &d->applied);
         } else {
                 if (settings_differ(&d->applied, &target)) {
+                        if (daemon_detect_outside_change(d, CHECK_ALWAYS) > 0)
+                                return 1;
                         r = saved_state_save(d->runtime_directory, &(struct saved_state) {
                                                                            .host = d->host,
                                                                            .written = d->applied,
@@ -234,6 +256,8 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
                 }
                 r = ksm_settings_apply(d->ksm_dirfd, &d->applied, &target, &now, &failed);
                 d->applied = now;
+                if (r != 0)
+                        d->knobs_unverified = true; /* the watch saw these writes as anyone's */
                 if (r < 0) {
                         log_error_errno(r, "Cannot write KSM knob %s/%s for state %s: %m; staying %s", d->config.ksm_directory,
                                         ksm_knob_name(failed), throttle_state_to_string(next->state),
@@ -267,6 +291,7 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
         if (next->state != previous) {
                 d->resizing_suspended = false;
                 sample_timer_arm(d);
+                knob_watch_arm(d);
         }
 
         if (previous != next->state) {
@@ -280,17 +305,42 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
         return 0;
 }
 
+/* Whether a knob may have been written by anyone since sysfs was last compared: the
+ * watch's queue is emptied here, so that a compare that follows covers what it held. */
+static bool knobs_maybe_written(struct daemon *d) {
+        int r;
+
+        if (!d->knob_watch)
+                return true; /* no watch: only reading tells */
+        r = ksm_knob_watch_drain(sd_event_source_get_io_fd(d->knob_watch));
+        if (r < 0) {
+                log_warning_errno(r, "Cannot watch %s for writes any more (%m); each kick now reads every knob",
+                                  d->config.ksm_directory);
+                d->knob_watch = sd_event_source_disable_unref(d->knob_watch);
+                return true;
+        }
+        return r > 0 || d->knobs_unverified;
+}
+
 /* If a knob no longer holds what the throttler wrote, an administrator or another tool
  * (ksmtuned, tuned) is managing KSM: the cycle ends in initial. The knobs that were
  * changed become the host's values and stay as they are; the others, which only the
- * throttler wrote, get the host's values back. Returns 1 if that happened. */
-static int daemon_detect_outside_change(struct daemon *d) {
+ * throttler wrote, get the host's values back. Returns 1 if that happened.
+ * With CHECK_IF_WRITTEN, sysfs is read only if the watch saw a knob written (or the
+ * throttler wrote since the last compare): a kick that writes nothing reads nothing. */
+static int daemon_detect_outside_change(struct daemon *d, enum outside_check check) {
         struct ksm_settings now, changed = {};
         char wrote[256], holds[256];
         int r;
 
-        if (d->throttle.state == THROTTLE_INITIAL || ksm_settings_read(d->ksm_dirfd, &now, NULL) < 0)
-                return 0; /* nothing of ours in sysfs, or unreadable: the next write reports it */
+        bool maybe_written = knobs_maybe_written(d);
+        if (d->throttle.state == THROTTLE_INITIAL || (check == CHECK_IF_WRITTEN && !maybe_written))
+                return 0; /* nothing of ours in sysfs, or nobody wrote a knob */
+        if (ksm_settings_read(d->ksm_dirfd, &now, NULL) < 0) {
+                d->knobs_unverified = true;
+                return 0; /* unreadable: the next write reports it */
+        }
+        d->knobs_unverified = false;
 
         /* While throttling, advisor_mode is none: the kernel moves none of these by itself. */
         for (int k = 0; k < _KSM_KNOB_MAX; k++)
@@ -319,21 +369,21 @@ static int daemon_detect_outside_change(struct daemon *d) {
                 d->next_transition_usec = 0;
                 (void) timer_arm(d, 0);
                 sample_timer_arm(d);
+                knob_watch_arm(d);
                 notify_status(d);
                 observer_changed(d);
         }
         return 1;
 }
 
-int daemon_kick(struct daemon *d, struct daemon_failure *ret_failure) {
-        struct throttle next;
+/* One attempt at a kick. Returns 1 if the cycle ended on an outside change found just
+ * before the first write (nothing written: the caller starts over from initial). */
+static int kick_once(struct daemon *d, struct daemon_failure *ret_failure) {
+        struct throttle next = d->throttle;
+        struct ksm_sample sample;
+        bool sampled = false;
         int r;
 
-        if (ret_failure)
-                *ret_failure = (struct daemon_failure) { .kind = DAEMON_FAILURE_NONE };
-
-        (void) daemon_detect_outside_change(d);
-        next = d->throttle;
         if (d->throttle.state == THROTTLE_INITIAL) {
                 /* A new cycle starts from whatever the host has now. */
                 struct ksm_settings now;
@@ -348,13 +398,31 @@ int daemon_kick(struct daemon *d, struct daemon_failure *ret_failure) {
                 d->applied = now;
         }
 
-        {
-                /* The convergence watch starts over, from now or (counters unreadable) the next sample. */
-                struct ksm_sample sample;
-                adaptive_on_kick(&d->adaptive, sample_read(d, &sample) >= 0 ? &sample : NULL);
-        }
+        /* The convergence watch starts over, from now or (counters unreadable) the next
+         * sample. In aggressive the sampling timer takes that sample within its interval,
+         * so that a kick there reads no sysfs file. */
+        if (d->config.adaptive && d->throttle.state != THROTTLE_AGGRESSIVE)
+                sampled = sample_read(d, &sample) >= 0;
+        adaptive_on_kick(&d->adaptive, sampled ? &sample : NULL);
         throttle_on_kick(&next, &d->config.throttle, now_usec(CLOCK_MONOTONIC));
-        r = daemon_enter(d, &next, "kicked", ret_failure);
+        return daemon_enter(d, &next, "kicked", ret_failure);
+}
+
+int daemon_kick(struct daemon *d, struct daemon_failure *ret_failure) {
+        int r;
+
+        if (ret_failure)
+                *ret_failure = (struct daemon_failure) { .kind = DAEMON_FAILURE_NONE };
+
+        /* Reads sysfs only if the watch saw a knob written; a kick that writes is checked
+         * again just before its first write, in daemon_enter(). */
+        (void) daemon_detect_outside_change(d, CHECK_IF_WRITTEN);
+        r = kick_once(d, ret_failure);
+        if (r > 0)
+                /* Someone else's values were found before the first write: the cycle ended,
+                 * and the kick starts a new one from them (from initial, which reads them
+                 * as the host's: this cannot end that way again). */
+                r = kick_once(d, ret_failure);
         if (r < 0) {
                 /* Rolled back to the host's values? Then nothing needs restoring later; if the
                  * rollback itself failed, the saved file is what gives them back. */
@@ -372,7 +440,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct daemon *d = userdata;
         struct throttle next = d->throttle;
 
-        if (now_usec(CLOCK_MONOTONIC) >= d->throttle.deadline_usec && daemon_detect_outside_change(d) > 0)
+        if (now_usec(CLOCK_MONOTONIC) >= d->throttle.deadline_usec && daemon_detect_outside_change(d, CHECK_ALWAYS) > 0)
                 return 0;
         if (!throttle_on_timer(&next, &d->config.throttle, now_usec(CLOCK_MONOTONIC))) {
                 /* Woken early (timer slack): wait for the real deadline. */
@@ -392,12 +460,19 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* A knob was written, by the throttler or anyone: compared at once, so that an outside
+ * change ends the cycle without waiting for a timer or a kick. */
+static int on_knob_watch(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        (void) daemon_detect_outside_change(userdata, CHECK_IF_WRITTEN);
+        return 0;
+}
+
 static int on_sample_timer(sd_event_source *source, uint64_t usec, void *userdata) {
         struct daemon *d = userdata;
         struct throttle next = d->throttle;
         struct ksm_sample sample;
 
-        if (d->throttle.state == THROTTLE_INITIAL || daemon_detect_outside_change(d) > 0)
+        if (d->throttle.state == THROTTLE_INITIAL || daemon_detect_outside_change(d, CHECK_ALWAYS) > 0)
                 return 0;
         if (sample_read(d, &sample) < 0) {
                 sample_timer_arm(d);
@@ -408,9 +483,10 @@ static int on_sample_timer(sd_event_source *source, uint64_t usec, void *userdat
                                d->applied.value[KSM_KNOB_PAGES_TO_SCAN], &sample) &&
             throttle_on_converged(&next, &d->config.throttle, sample.time_usec)) {
                 char reason[128];
+                /* KSM's own net gain, the figure ksmctl shows (gross pages on kernels without it). */
+                int64_t saved = ksm_saved_bytes(d->ksm_dirfd, &sample, NULL);
                 snprintf(reason, sizeof reason, "merging settled after %" PRIu64 " full scans, %.1f MiB saved",
-                         sample.full_scans - d->adaptive.kick.full_scans,
-                         (double) ksm_sample_saved_pages(&sample) * (double) sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0));
+                         sample.full_scans - d->adaptive.kick.full_scans, (double) saved / (1024.0 * 1024.0));
                 if (daemon_enter(d, &next, reason, NULL) >= 0)
                         return 0; /* daemon_enter armed the sampling for the new state */
         } else {
@@ -463,7 +539,7 @@ int daemon_restore(struct daemon *d) {
         struct throttle initial;
         int r;
 
-        if (d->throttle.state == THROTTLE_INITIAL || daemon_detect_outside_change(d) > 0)
+        if (d->throttle.state == THROTTLE_INITIAL || daemon_detect_outside_change(d, CHECK_ALWAYS) > 0)
                 return 0;
         throttle_init(&initial);
         r = daemon_enter(d, &initial, "shutting down", NULL);
@@ -584,6 +660,25 @@ int daemon_init(struct daemon *d, sd_event *event) {
                 r = sd_event_source_set_enabled(d->sample_timer, SD_EVENT_OFF);
         if (r < 0)
                 return log_error_errno(r, "Cannot create the sampling timer: %m");
+        /* Optional: without it every kick reads every knob (docs/design.md, Outside changes). */
+        r = ksm_knob_watch_open(d->ksm_dirfd);
+        if (r >= 0) {
+                int fd = r;
+                r = sd_event_add_io(event, &d->knob_watch, fd, EPOLLIN, on_knob_watch, d);
+                if (r < 0)
+                        close(fd);
+                else {
+                        (void) sd_event_source_set_io_fd_own(d->knob_watch, true);
+                        /* Before a kick read in the same loop iteration. */
+                        (void) sd_event_source_set_priority(d->knob_watch, SD_EVENT_PRIORITY_IMPORTANT);
+                        r = sd_event_source_set_enabled(d->knob_watch, SD_EVENT_OFF);
+                }
+        }
+        if (r < 0) {
+                log_info_errno(r, "Cannot watch %s for writes (%m); each kick reads every knob", d->config.ksm_directory);
+                d->knob_watch = sd_event_source_disable_unref(d->knob_watch);
+        }
+
         r = ksmd_find("/proc", &d->ksmd_pid);
         if (r >= 0)
                 log_debug("ksmd is PID %d", (int) d->ksmd_pid);
@@ -597,6 +692,7 @@ int daemon_init(struct daemon *d, sd_event *event) {
 void daemon_done(struct daemon *d) {
         d->timer = sd_event_source_disable_unref(d->timer);
         d->sample_timer = sd_event_source_disable_unref(d->sample_timer);
+        d->knob_watch = sd_event_source_disable_unref(d->knob_watch);
         d->event = sd_event_unref(d->event);
         if (d->ksm_dirfd >= 0)
                 close(d->ksm_dirfd);

@@ -60,6 +60,8 @@ struct daemon {
         struct adaptive adaptive;
         pid_t ksmd_pid;                /* for ksmd's CPU time; 0 if not found */
         bool resizing_suspended;       /* a re-size failed in this state: wait for the next one */
+        sd_event_source *knob_watch;   /* inotify on the KSM directory, outside initial; NULL: none works */
+        bool knobs_unverified;         /* the throttler wrote since sysfs was last compared with applied */
         const struct daemon_observer *observer;
         void *observer_userdata;
 };

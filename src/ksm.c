@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <linux/magic.h>
+#include <sys/inotify.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -343,6 +344,61 @@ int ksm_settings_restore(int dirfd, const struct ksm_settings *current, const st
         *ret_now = now;
         *ret_failed = failed;
         return first_error < 0 ? first_error : n_written;
+}
+
+int ksm_knob_watch_open(int dirfd) {
+        _cleanup_close_ int fd = -EBADF;
+        char path[64];
+
+        fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        /* Through the directory already open, so that it is the same directory. */
+        snprintf(path, sizeof path, "/proc/self/fd/%d", dirfd);
+        if (inotify_add_watch(fd, path,
+                              IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
+                                      IN_DELETE_SELF | IN_MOVE_SELF) < 0)
+                return -errno;
+        return fd_move(&fd);
+}
+
+static bool is_knob_name(const char *name) {
+        for (int k = 0; k < _KSM_KNOB_MAX; k++)
+                if (strcmp(name, knob_names[k]) == 0)
+                        return true;
+        return false;
+}
+
+int ksm_knob_watch_drain(int fd) {
+        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+        bool written = false;
+        ssize_t n;
+
+        while ((n = read(fd, buf, sizeof buf)) > 0)
+                for (char *p = buf; p < buf + n; p += sizeof(struct inotify_event) + ((struct inotify_event *) p)->len) {
+                        const struct inotify_event *e = (const struct inotify_event *) p;
+                        if (e->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT))
+                                return -ESTALE; /* the directory is gone: the watch sees nothing any more */
+                        /* Lost events, or a knob (the counters and temporary files do not matter). */
+                        if ((e->mask & IN_Q_OVERFLOW) || (e->len > 0 && is_knob_name(e->name)))
+                                written = true;
+                }
+        if (n < 0 && errno != EAGAIN)
+                return -errno;
+        return written;
+}
+
+int64_t ksm_saved_bytes(int dirfd, const struct ksm_sample *sample, bool *ret_gross) {
+        uint64_t page_size = (uint64_t) sysconf(_SC_PAGESIZE);
+        uint64_t pages = ksm_sample_saved_pages(sample);
+        int64_t profit;
+
+        bool gross = ksm_counter_read(dirfd, "general_profit", &profit) < 0;
+        if (ret_gross)
+                *ret_gross = gross;
+        if (!gross)
+                return profit;
+        return pages > (uint64_t) INT64_MAX / page_size ? INT64_MAX : (int64_t) (pages * page_size);
 }
 
 int ksm_sample_read(int dirfd, struct ksm_sample *ret) {

@@ -84,6 +84,14 @@ int ksm_settings_apply(int dirfd, const struct ksm_settings *current, const stru
 int ksm_settings_restore(int dirfd, const struct ksm_settings *current, const struct ksm_settings *target,
                          struct ksm_settings *ret_now, unsigned *ret_failed, int errors[_KSM_KNOB_MAX]);
 
+/* Watches the KSM directory for writes to the knobs (inotify): every write(2) through this
+ * directory is reported, whoever makes it; the kernel's own changes are not. Returns the
+ * inotify fd (non-blocking) or -errno. */
+int ksm_knob_watch_open(int dirfd);
+/* Empties the watch's queue. Returns 1 if a knob was written (or replaced, or events
+ * were lost) since the last call, 0 if not, -errno if the watch no longer works. */
+int ksm_knob_watch_drain(int fd);
+
 /* One reading of the counters adaptive throttling watches. */
 struct ksm_sample {
         uint64_t time_usec; /* CLOCK_MONOTONIC */
@@ -99,6 +107,12 @@ struct ksm_sample {
 static inline uint64_t ksm_sample_saved_pages(const struct ksm_sample *s) {
         return s->pages_sharing + s->ksm_zero_pages;
 }
+
+/* The memory KSM saves, in bytes, the one figure the project shows as "saved": KSM's own
+ * general_profit (merged memory minus its metadata; may be negative), or where the kernel
+ * lacks it (before Linux 6.4) or it cannot be read, the gross ksm_sample_saved_pages() of
+ * sample. *ret_gross (if not NULL) says which. */
+int64_t ksm_saved_bytes(int dirfd, const struct ksm_sample *sample, bool *ret_gross);
 
 /* Reads the counters (full_scans, pages_scanned, pages_*, ksm_zero_pages). time_usec and
  * ksmd's CPU time (procfs, see proc.h) are left to the caller. */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sysexits.h>
 #include <time.h>
+#include <unistd.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -17,9 +18,11 @@
 #include "config.h"
 #include "daemon.h"
 #include "fd-util.h"
+#include "idle-exit.h"
 #include "ksm.h"
 #include "log.h"
 #include "parse-util.h"
+#include "saved-state.h"
 
 /* How the event loop ends: 0 after SIGTERM/SIGINT; sd-bus ends it with EXIT_FAILURE when
  * the bus goes away; START_FAILED when the daemon could not own its name or recover. */
@@ -28,8 +31,6 @@ enum { LOOP_EXIT_BUS_LOST = EXIT_FAILURE, LOOP_EXIT_START_FAILED = 2 };
 /* How long the bus has to let the daemon own its name. Start-up waits on the event loop,
  * so SIGTERM is served meanwhile; a bus that never answers ends it here. */
 #define START_TIMEOUT_USEC (30 * USEC_PER_SEC)
-/* How long --restore asks the bus whether a daemon runs before restoring anyway. */
-#define RESTORE_BUS_TIMEOUT_USEC (5 * USEC_PER_SEC)
 
 struct arguments {
         const char *config_path;
@@ -48,15 +49,21 @@ struct bus_service {
         sd_bus *bus;
         struct authorizer *authorizer;
         struct bus_object *object;
+        struct idle_exit *idle;
+        int lock_fd; /* the runtime directory's lock, held until the host's values are back */
 };
 
 /* Answers pending kicks ("shutting down"), unregisters the object, closes the bus. */
 static void bus_service_done(struct bus_service *s) {
         if (s->daemon)
                 daemon_set_observer(s->daemon, NULL, NULL);
+        s->idle = idle_exit_free(s->idle);
         s->authorizer = authorizer_free(s->authorizer);
         s->object = bus_object_free(s->object);
         s->bus = sd_bus_flush_close_unref(s->bus);
+        if (s->lock_fd >= 0)
+                close(s->lock_fd);
+        s->lock_fd = -EBADF;
 }
 
 static void help(void) {
@@ -185,71 +192,22 @@ static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *s
         return 0;
 }
 
-struct name_query {
-        bool done;
-        int owned;
-};
-
-static int on_name_has_owner_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        struct name_query *q = userdata;
-
-        q->done = true;
-        if (sd_bus_message_is_method_error(reply, NULL) || sd_bus_message_read(reply, "b", &q->owned) < 0)
-                q->owned = -EIO;
-        return 0;
-}
-
-/* Whether a daemon owns the name: 1 or 0, or -errno if the bus cannot tell within
- * RESTORE_BUS_TIMEOUT_USEC (a stuck bus must not hold up a restore). */
-static int daemon_is_running(void) {
-        /* Closed, not flushed: a flush waits for a stuck bus without bound. */
-        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
-        struct name_query q = {};
-        struct timespec ts;
-        uint64_t now, deadline;
-        int r;
-
-        r = sd_bus_open_system(&bus);
-        if (r < 0)
-                return r;
-        r = sd_bus_call_method_async(bus, NULL, DBUS_DRIVER_NAME, DBUS_DRIVER_PATH, DBUS_DRIVER_INTERFACE,
-                                     "NameHasOwner", on_name_has_owner_reply, &q, "s", KSM_THROTTLER_BUS_NAME);
-        if (r < 0)
-                return r;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        deadline = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000 + RESTORE_BUS_TIMEOUT_USEC;
-        while (!q.done) {
-                r = sd_bus_process(bus, NULL);
-                if (r < 0)
-                        return r;
-                if (r > 0)
-                        continue;
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                now = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-                if (now >= deadline)
-                        return -ETIMEDOUT;
-                r = sd_bus_wait(bus, deadline - now);
-                if (r < 0)
-                        return r;
-        }
-        return q.owned;
-}
-
 /* --restore: what ExecStopPost= runs after the daemon stopped or died. */
 static int restore_only(struct daemon *d) {
+        _cleanup_close_ int lock_fd = -EBADF;
         int r;
 
         /* A running daemon restores on its own when its cycle ends; restoring under it
-         * would look to it like an administrator's change. */
-        r = daemon_is_running();
-        if (r > 0) {
-                log_error("ksm-throttler is running (it owns %s); it restores the host's settings itself. "
-                          "Stop it instead.", KSM_THROTTLER_BUS_NAME);
+         * would look to it like an administrator's change. Without the directory no daemon
+         * runs (it creates it at start), and nothing is saved. */
+        lock_fd = runtime_directory_lock(d->runtime_directory, false);
+        if (lock_fd == -EBUSY) {
+                log_error("ksm-throttler is running (it holds the lock on %s); it restores the host's settings itself. "
+                          "Stop it instead.", d->runtime_directory);
                 return -EBUSY;
         }
-        if (r == -ETIMEDOUT)
-                log_warning("The system bus did not answer within %u s; restoring without knowing whether "
-                            "ksm-throttler is running", (unsigned) (RESTORE_BUS_TIMEOUT_USEC / USEC_PER_SEC));
+        if (lock_fd < 0 && lock_fd != -ENOENT)
+                return lock_fd;
 
         r = daemon_recover(d);
         if (r == 0)
@@ -306,11 +264,12 @@ static int on_start_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return start_failed(userdata);
 }
 
-/* The name is ours (or not): recover a crashed instance's values, serve, tell systemd. */
+/* The name is ours (or not): tell systemd. Recovery and the object came before the
+ * request (see serve()): the bus hands a bus-activated daemon the calls queued for it
+ * before it answers RequestName. */
 static int on_request_name_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         struct start *start = userdata;
-        struct bus_service *service = start->service;
-        struct daemon *daemon = service->daemon;
+        struct daemon *daemon = start->service->daemon;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         uint32_t result = 0;
         int r;
@@ -323,7 +282,8 @@ static int on_request_name_reply(sd_bus_message *reply, void *userdata, sd_bus_e
         /* 1: primary owner, 4: already the owner. Without queueing, 3 means taken. */
         if (r < 0 || (result != 1 && result != 4)) {
                 if (result == 3)
-                        log_error("Another process already owns %s on the system bus; is ksm-throttler already running?",
+                        log_error("Another process already owns %s on the system bus; is ksm-throttler already running "
+                                  "with another runtime directory?",
                                   KSM_THROTTLER_BUS_NAME);
                 else
                         log_error("Cannot own %s on the system bus (RequestName answered %u)", KSM_THROTTLER_BUS_NAME,
@@ -331,13 +291,7 @@ static int on_request_name_reply(sd_bus_message *reply, void *userdata, sd_bus_e
                 return start_failed(start);
         }
         start->timeout = sd_event_source_disable_unref(start->timeout);
-
-        /* Only once the name is ours: a second instance must not undo a running cycle.
-         * The object appears after that, so that no kick can come before the recovery. */
-        if (daemon_recover(daemon) < 0 ||
-            bus_object_new(service->bus, daemon, service->authorizer, &service->object) < 0)
-                return sd_event_exit(daemon->event, LOOP_EXIT_START_FAILED);
-        daemon_set_observer(daemon, &bus_object_observer, service->object);
+        idle_exit_set_ready(start->service->idle);
 
         char settings[256];
         log_info("ksm-throttler %s ready on %s, KSM in %s, host settings: %s", PROJECT_VERSION, KSM_THROTTLER_BUS_NAME,
@@ -346,9 +300,10 @@ static int on_request_name_reply(sd_bus_message *reply, void *userdata, sd_bus_e
         return 0;
 }
 
-/* Sets up the loop and the bus, owns the name, restores a crashed instance's values,
- * and serves until a signal or the bus ends it. Nothing here waits for the bus: all of
- * it runs on the loop, which serves SIGTERM from the start. Returns 0, or -errno (logged). */
+/* Takes the runtime directory's lock, restores a crashed instance's values, sets up the
+ * loop and the bus, registers the object, owns the name, and serves until a signal or
+ * the bus ends it. Nothing here waits for the bus: owning the name runs on the loop,
+ * which serves SIGTERM from the start. Returns 0, or -errno (logged). */
 static int serve(struct bus_service *service, struct arguments *args) {
         struct daemon *daemon = service->daemon;
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
@@ -368,6 +323,23 @@ static int serve(struct bus_service *service, struct arguments *args) {
         if (r > 0)
                 log_debug("Watchdog enabled");
         r = daemon_init(daemon, event);
+        if (r < 0)
+                return r;
+
+        /* One instance per runtime directory: only the holder of its lock may restore a
+         * crashed instance's values, so a second instance never undoes a running cycle.
+         * Recovery and the object then come before the name, so that no kick, not even one
+         * the bus queued while activating this daemon, is served before the recovery
+         * (docs/design.md, One instance). */
+        service->lock_fd = runtime_directory_lock(daemon->runtime_directory, true);
+        if (service->lock_fd == -EBUSY) {
+                log_error("Another ksm-throttler holds the lock on %s: it is already running (or a --restore is); "
+                          "not starting", daemon->runtime_directory);
+                return -EBUSY;
+        }
+        if (service->lock_fd < 0)
+                return service->lock_fd;
+        r = daemon_recover(daemon);
         if (r < 0)
                 return r;
         if ((r = sd_event_add_signal(event, NULL, SIGTERM, on_exit_signal, service)) < 0 ||
@@ -393,7 +365,15 @@ static int serve(struct bus_service *service, struct arguments *args) {
         /* If the bus goes away there is nobody left to serve: restore and exit. */
         (void) sd_bus_set_exit_on_disconnect(service->bus, true);
 
-        /* Owning the name, and what follows, happens on the loop (on_request_name_reply). */
+        r = bus_object_new(service->bus, daemon, service->authorizer, &service->object);
+        if (r < 0)
+                return r;
+        daemon_set_observer(daemon, &bus_object_observer, service->object);
+        r = idle_exit_new(event, service->bus, daemon, service->authorizer, &service->lock_fd, &service->idle);
+        if (r < 0)
+                return r;
+
+        /* Owning the name happens on the loop (on_request_name_reply). */
         struct start start = { .service = service };
         r = sd_event_add_time_relative(event, &start.timeout, CLOCK_MONOTONIC, START_TIMEOUT_USEC, 0, on_start_timeout,
                                        &start);
@@ -409,7 +389,7 @@ static int serve(struct bus_service *service, struct arguments *args) {
                 return r;
         }
 
-        r = sd_event_loop(event);
+        r = idle_exit_loop(service->idle);
         start.timeout = sd_event_source_disable_unref(start.timeout);
         start.request = sd_bus_slot_unref(start.request);
         if (r < 0)
@@ -426,7 +406,7 @@ static int serve(struct bus_service *service, struct arguments *args) {
 
 static int run(int argc, char *argv[]) {
         struct daemon daemon = { .ksm_dirfd = -EBADF };
-        struct bus_service service = { .daemon = &daemon };
+        struct bus_service service = { .daemon = &daemon, .lock_fd = -EBADF };
         struct arguments args;
         sigset_t mask;
         int r, exit_status = EXIT_SUCCESS;

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -230,4 +231,19 @@ int saved_state_remove(const char *dir) {
         if (unlinkat(dirfd, SAVED_STATE_FILE, 0) < 0 && errno != ENOENT)
                 return log_error_errno(errno, "Cannot remove %s/%s: %m", dir, SAVED_STATE_FILE);
         return 0;
+}
+
+int runtime_directory_lock(const char *dir, bool create) {
+        _cleanup_close_ int dirfd = runtime_directory_open(dir, create);
+
+        if (dirfd < 0)
+                return dirfd;
+        /* On the directory itself, not on a file in it: nothing to leave behind or plant,
+         * and the directory's owner and mode are checked above. */
+        if (flock(dirfd, LOCK_EX | LOCK_NB) < 0) {
+                if (errno == EWOULDBLOCK)
+                        return -EBUSY;
+                return log_error_errno(errno, "Cannot lock runtime directory %s: %m", dir);
+        }
+        return fd_move(&dirfd);
 }

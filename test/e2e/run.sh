@@ -7,7 +7,9 @@
 # with the real system bus, systemd and polkitd:
 #   bus activation through SystemdService=, the hardened unit writing the knobs,
 #   StatusText, nobody refused by default and allowed by a rules file,
-#   systemctl stop restoring the host's knobs, systemd-analyze verify.
+#   systemctl stop restoring the host's knobs, systemd-analyze verify; then the trigger
+#   with the real systemd-machined (machines registered → kicks, also after machined restarts
+#   and through bus activation of a stopped throttler) and a real qemu-system-x86_64.
 # Where it cannot run (not root, no systemd-nspawn or debootstrap, KSM not writable, no
 # Debian 12 image to be had, a container that does not boot) it prints the TAP plan
 # "1..0 # SKIP <reason>"; with KSM_THROTTLER_E2E_REQUIRED=1 (CI) each of these is a failure
@@ -19,7 +21,10 @@ set -euo pipefail
 
 SOURCE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE=${KSM_THROTTLER_E2E_CACHE:-/var/cache/ksm-throttler-e2e}
-PACKAGES=systemd,systemd-sysv,libpam-systemd,dbus,polkitd,libsystemd0,libinih1,procps
+# systemd-container brings systemd-machined, which the trigger listens to; qemu-system-x86 is
+# the hypervisor whose start the trigger notices (it adds about 145 MB and 50 packages to the
+# cached rootfs); libjansson4 is for ksmctl.
+PACKAGES=systemd,systemd-sysv,libpam-systemd,dbus,polkitd,libsystemd0,libinih1,procps,libjansson4,systemd-container,qemu-system-x86
 MIRROR=${KSM_THROTTLER_E2E_MIRROR:-http://deb.debian.org/debian}
 KSM=/sys/kernel/mm/ksm
 MACHINE=ksm-throttler-e2e-$$
@@ -49,9 +54,12 @@ lock_real_ksm "$LOCK_TIMEOUT" ||
 # under the lock, so that it cannot undo another checkout's write.
 ksm_writable() { local run; run=$(cat $KSM/run 2>/dev/null) && (echo "$run" >$KSM/run) 2>/dev/null; }
 ksm_writable || skip "$KSM is not writable"
+echo "# holding the KSM lock after $SECONDS s"
 
 n_passed=0 n_failed=0
 pass() { echo "ok $((n_passed + n_failed + 1)) - $*"; n_passed=$((n_passed + 1)); }
+# A check that cannot be made here, with the reason: valid TAP, counted as passed by harnesses.
+skip_check() { echo "ok $((n_passed + n_failed + 1)) - $1 # SKIP $2"; n_passed=$((n_passed + 1)); }
 fail() { echo "not ok $((n_passed + n_failed + 1)) - $*"; n_failed=$((n_failed + 1)); }
 check() { # check DESCRIPTION COMMAND...
     local what=$1; shift
@@ -63,7 +71,8 @@ declare -A SAVED_KNOBS
 knob() { local v; v=$(cat $KSM/$1); v=${v#*[}; [[ $v == *]* ]] && v=${v%%]*}; echo "$v"; }
 save_knobs() {
     local f
-    for f in $KSM/*; do [ -f "$f" ] && [ -w "$f" ] && SAVED_KNOBS[${f##*/}]=$(knob "${f##*/}"); done
+    # Knobs are the files with a write bit: root passes [ -w ] on the read-only counters too.
+    for f in $(find $KSM -maxdepth 1 -type f -perm /222); do SAVED_KNOBS[${f##*/}]=$(knob "${f##*/}"); done
 }
 restore_knobs() {
     local name
@@ -128,6 +137,7 @@ rootfs_cache() { # builds the minimal Debian 12 once into ROOTFS_CACHED; the pac
 }
 
 rootfs_cache
+echo "# root file system ready after $SECONDS s ($(du -sh "$ROOTFS_CACHED" | cut -f1))"
 ROOTFS=$WORK/root
 cp -a --reflink=auto "$ROOTFS_CACHED" "$ROOTFS"
 
@@ -157,11 +167,13 @@ LISTENER_PID=$!
 for _ in $(seq 100); do [ -e "$WORK/notify.bound" ] && break; sleep 0.1; done
 [ -e "$WORK/notify.bound" ] || { cat "$WORK/notify.log" >&2; bail "cannot listen on $WORK/notify"; }
 
+# CAP_NET_ADMIN: nspawn keeps it only with --private-network, and the trigger's unit needs it
+# for the kernel's process events (sent in the host's network namespace, which nspawn shares).
 # With --console=pipe the container has no /dev/console and its systemd prints nothing
 # there: an empty console log is normal. The container's journal says what a boot did.
 NOTIFY_SOCKET=$WORK/notify SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 setsid systemd-nspawn -D "$ROOTFS" -M "$MACHINE" \
     --register=no --keep-unit --notify-ready=yes --console=pipe \
-    --bind=$KSM --system-call-filter=bpf --capability=CAP_BPF \
+    --bind=$KSM --system-call-filter=bpf --capability=CAP_BPF --capability=CAP_NET_ADMIN \
     -b >"$WORK/console.log" 2>&1 </dev/null {KSM_LOCK_FD}>&- &
 NSPAWN_PID=$!
 
@@ -203,18 +215,19 @@ echo "# container systemd is $state after $((SECONDS - started)) s (PID 1 is $LE
 
 as_nobody() { in_container setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 kick() { "$@" busctl call org.kata.KsmThrottler /org/kata/KsmThrottler org.kata.KsmThrottler Kick >"$WORK/kick.out" 2>&1; }
-journal() { in_container journalctl --no-pager -u ksm-throttler -u polkit; }
+kick_ok() { kick "$@" || { sed 's/^/# Kick: /' "$WORK/kick.out"; return 1; }; }
+journal() { in_container journalctl --no-pager -u ksm-throttler -u ksm-throttler-trigger -u systemd-machined -u polkit; }
 
 # Host values that aggressive surely changes, so that writes and restores are visible.
 [ -f $KSM/advisor_mode ] && echo none >$KSM/advisor_mode
 echo 0 >$KSM/run; echo 20 >$KSM/sleep_millisecs; echo 100 >$KSM/pages_to_scan
 
 # --- the checks ---------------------------------------------------------------
-verify_clean() { local out; out=$(in_container systemd-analyze verify --man=no ksm-throttler.service 2>&1); echo "$out"; [ -z "$out" ]; }
-check "the unit passes systemd-analyze verify inside the container" verify_clean
+verify_clean() { local out; out=$(in_container systemd-analyze verify --man=no "$1" 2>&1); echo "$out"; [ -z "$out" ]; }
+check "the unit passes systemd-analyze verify inside the container" verify_clean ksm-throttler.service
 not_running() { ! in_container systemctl is-active --quiet ksm-throttler; }
 check "the service is not running before the first call" not_running
-check "the first Kick bus-activates ksm-throttler.service through SystemdService=" kick in_container
+check "the first Kick bus-activates ksm-throttler.service through SystemdService=" kick_ok in_container
 check "the service is active after the first Kick" in_container systemctl is-active --quiet ksm-throttler
 check "the hardened unit wrote run=1 to the real $KSM" test "$(knob run)" = 1
 check "the hardened unit wrote sleep_millisecs=1 to the real $KSM" test "$(knob sleep_millisecs)" = 1
@@ -265,6 +278,159 @@ check "systemctl stop restores the host's run" test "$(knob run)" = 0
 check "systemctl stop restores the host's sleep_millisecs" test "$(knob sleep_millisecs)" = 20
 check "systemctl stop restores the host's pages_to_scan" test "$(knob pages_to_scan)" = 100
 
+
+# --- the trigger, with the real systemd-machined and a real qemu ---------------
+# Processes started in the container for these checks, stopped by their PID (container PIDs).
+CONTAINER_PIDS=()
+stop_container_pids() {
+    local pid
+    for pid in "${CONTAINER_PIDS[@]}"; do in_container kill -TERM "$pid" 2>/dev/null; done
+    CONTAINER_PIDS=()
+}
+kick_count() {
+    in_container busctl get-property org.kata.KsmThrottler /org/kata/KsmThrottler org.kata.KsmThrottler KickCount |
+        sed -n 's/^t //p'
+}
+trigger_journal() { in_container journalctl --no-pager -o cat -u ksm-throttler-trigger; }
+# wait_until SECONDS COMMAND...: true as soon as COMMAND is, false once SECONDS have passed.
+wait_until() {
+    local limit=$(($1 * 10)); shift
+    for _ in $(seq "$limit"); do "$@" && return 0; sleep 0.1; done
+    "$@"
+}
+kicks_above() { local n; n=$(kick_count) && [ -n "$n" ] && [ "$n" -gt "$1" ]; }
+trigger_logged() { trigger_journal | grep -qF -- "$1"; }
+# start_in_container UNIT COMMAND...: a transient service; its main PID in CONTAINER_PID.
+start_in_container() {
+    local unit=$1; shift
+    CONTAINER_PID=""
+    in_container systemd-run --quiet --unit="$unit" "$@" || return 1
+    CONTAINER_PID=$(in_container systemctl show -p MainPID --value "$unit")
+    [ -n "$CONTAINER_PID" ] && [ "$CONTAINER_PID" != 0 ] || return 1
+    CONTAINER_PIDS+=("$CONTAINER_PID")
+}
+# register_machine NAME CLASS LEADER: RegisterMachine on the real machined, as libvirt does.
+register_machine() {
+    # shellcheck disable=SC2046 # 16 separate bytes of the machine's id
+    in_container busctl call org.freedesktop.machine1 /org/freedesktop/machine1 org.freedesktop.machine1.Manager \
+        RegisterMachine sayssus "$1" 16 $(od -An -tu1 -N16 /dev/urandom) ksm-throttler-e2e "$2" "$3" / >"$WORK/register.out" 2>&1 ||
+        { sed 's/^/# /' "$WORK/register.out"; return 1; }
+}
+test_knob() { [ "$(knob "$1")" = "$2" ]; }
+has_cap() { # has_cap HEXMASK BIT
+    (( (16#$1 >> $2) & 1 ))
+}
+cap_of() { in_container awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+CAP_NET_ADMIN=12
+
+check "the container's bounding set has CAP_NET_ADMIN (nspawn --capability=CAP_NET_ADMIN)" \
+    has_cap "$(cap_of 1 CapBnd)" $CAP_NET_ADMIN
+check "ksm-throttler-trigger.service passes systemd-analyze verify inside the container" verify_clean ksm-throttler-trigger.service
+exposure=$(in_container systemd-analyze security --no-pager ksm-throttler-trigger.service 2>&1 |
+    sed -n 's/.*Overall exposure level for ksm-throttler-trigger.service: \([0-9.]*\).*/\1/p')
+check "systemd-analyze security rates the trigger's unit at most 2.0 (${exposure:-no figure})" \
+    awk -v e="${exposure:-99}" 'BEGIN { exit !(e <= 2.0) }'
+
+check "the throttler is stopped before the trigger is enabled" not_running
+check "systemctl enable --now ksm-throttler-trigger succeeds" in_container systemctl enable --quiet --now ksm-throttler-trigger
+check "the trigger is active" in_container systemctl is-active --quiet ksm-throttler-trigger
+check "the trigger's Wants= started the throttler" wait_until 10 in_container systemctl is-active --quiet ksm-throttler
+trigger_pid=$(in_container systemctl show -p MainPID --value ksm-throttler-trigger)
+trigger_caps=$(cap_of "${trigger_pid:-0}" CapEff)
+check "the trigger runs with CAP_NET_ADMIN and nothing else (CapEff ${trigger_caps:-unknown})" \
+    test "$(printf '%x' $((16#${trigger_caps:-0})))" = "$(printf '%x' $((1 << CAP_NET_ADMIN)))"
+# Let the start-up settle: the trigger is ready once its sources are set up.
+kicks=$(kick_count)
+
+# Machines registered with the real systemd-machined, as libvirt and nspawn do.
+machine_kicks() { # NAME KICKS_BEFORE: a kick, and the trigger's journal names the machine and its class
+    local name=$1 before=$2
+    check "registering $name with systemd-machined kicks the throttler (KickCount above $before)" wait_until 10 kicks_above "$before"
+    check "the trigger's journal says \"machine $name (vm) registered\"" \
+        wait_until 5 trigger_logged "machined: machine $name (vm) registered"
+}
+vm1=e2e-vm-$$-1 vm2=e2e-vm-$$-2
+if start_in_container fake-vm-1 sleep 300 && register_machine "$vm1" vm "$CONTAINER_PID"; then
+    machine_kicks "$vm1" "$kicks"
+else
+    fail "RegisterMachine $vm1 with the real systemd-machined"
+fi
+# A restarted machined (new unique name on the bus) is still heard.
+in_container systemctl restart systemd-machined
+kicks=$(kick_count)
+if start_in_container fake-vm-2 sleep 300 && register_machine "$vm2" vm "$CONTAINER_PID"; then
+    machine_kicks "$vm2" "$kicks"
+else
+    fail "RegisterMachine $vm2 with systemd-machined after its restart"
+fi
+
+# The throttler gone (stopped, or exited idle): the trigger's next kick bus-activates it, and
+# the kick is not lost on the way (a retry if the new instance is not serving yet).
+in_container systemctl stop ksm-throttler
+vm3=e2e-vm-$$-3
+if start_in_container fake-vm-3 sleep 300 && register_machine "$vm3" vm "$CONTAINER_PID"; then
+    check "with the throttler stopped, the trigger's kick for $vm3 bus-activates it" \
+        wait_until 15 in_container systemctl is-active --quiet ksm-throttler
+    check "the restarted throttler counts the trigger's kick (KickCount above 0)" wait_until 15 kicks_above 0
+    check "the kick reached the real $KSM (run=1)" wait_until 5 test_knob run 1
+else
+    fail "RegisterMachine $vm3 with systemd-machined"
+fi
+
+# ksmctl top groups the savings by machine: a machine registered with machined shows up under
+# its name. The place for that check, run as soon as ksmctl knows "top". It is given the qemu
+# below, registered as a machine: its guest RAM is mergeable (qemu's mem-merge is on by default).
+check_top_shows_machine() { # NAME
+    if ! in_container ksmctl --help 2>&1 | grep -qw top; then
+        skip_check "a machine registered with machined shows up under its name in ksmctl top" "ksmctl has no top yet"
+        return
+    fi
+    check "a machine registered with machined ($1) shows up under its name in ksmctl top" \
+        bash -c "nsenter -t $LEADER -a ksmctl top | grep -qw -- '$1'"
+}
+
+# A real hypervisor starting: the trigger hears of its exec from the kernel's process events.
+qemu=/usr/bin/qemu-system-x86_64
+kicks=$(kick_count)
+if start_in_container e2e-qemu $qemu -machine none -m 64 -display none -nodefaults -S; then
+    qemu_pid=$CONTAINER_PID
+    # The kernel answers a process-events subscription only from the initial PID and user
+    # namespaces; nspawn always gives the container its own PID namespace.
+    if [ "$(readlink /proc/self/ns/pid)" != "$(in_container readlink /proc/self/ns/pid)" ] &&
+       ! wait_until 5 trigger_logged "exec of $qemu pid $qemu_pid"; then
+        skip_check "the exec of $qemu kicks the throttler" \
+            "the kernel sends process events only to listeners in the initial PID namespace, and the container has its own"
+    else
+        check "the trigger's journal says \"exec of $qemu pid $qemu_pid\"" wait_until 10 trigger_logged "exec of $qemu pid $qemu_pid"
+        check "the exec of $qemu kicks the throttler (KickCount above $kicks)" wait_until 10 kicks_above "$kicks"
+    fi
+    check "qemu-system-x86_64 is still running in the container (PID $qemu_pid)" in_container systemctl is-active --quiet e2e-qemu
+    # Registered as libvirt would: a machine whose leader is a real hypervisor.
+    vmq=e2e-qemu-$$
+    kicks=$(kick_count)
+    if register_machine "$vmq" vm "$qemu_pid"; then
+        machine_kicks "$vmq" "$kicks"
+        check_top_shows_machine "$vmq"
+    else
+        fail "RegisterMachine $vmq (qemu, PID $qemu_pid) with systemd-machined"
+    fi
+    # Events that do reach the container carry host PIDs: none may be taken for a process here.
+    only_qemu_exec() {
+        local other
+        other=$(trigger_journal | grep -o 'exec of .* pid [0-9]*' | grep -vx -- "exec of $qemu pid $qemu_pid")
+        [ -z "$other" ] || { sed 's/^/# reported: /' <<<"$other"; return 1; }
+    }
+    check "the trigger reports no exec but qemu's (no host PID taken for a container's process)" only_qemu_exec
+else
+    fail "qemu-system-x86_64 starts in the container"
+fi
+stop_container_pids
+
+in_container systemctl stop ksm-throttler-trigger ksm-throttler
+check "stopping the trigger and the throttler restores the host's run" test "$(knob run)" = 0
+check "stopping the trigger and the throttler restores the host's sleep_millisecs" test "$(knob sleep_millisecs)" = 20
+
+echo "# checks done after $SECONDS s"
 echo "1..$((n_passed + n_failed))"
 if [ $n_failed -gt 0 ]; then
     echo "# journal of the container:"; journal | sed 's/^/#   /'

@@ -518,7 +518,8 @@ Test(hostile, verdicts_of_an_activated_and_of_a_restarted_polkit_count) {
         cr_assert_eq(harness_knob(&h, "run"), 1);
 }
 
-/* --restore asks the bus whether a daemon runs; a frozen bus must not hold it up. */
+/* --restore learns whether a daemon runs from the runtime directory's lock, not from the
+ * bus: a frozen bus must not hold it up. */
 Test(hostile, restore_is_not_held_up_by_a_frozen_bus) {
         const char *argv[] = { KSM_THROTTLER_PATH, "--config", h.config, "--ksm-dir", h.ksm_dir, "--meminfo", h.meminfo,
                                "--runtime-dir", h.runtime_dir, "--restore", NULL };
@@ -545,7 +546,6 @@ Test(hostile, restore_is_not_held_up_by_a_frozen_bus) {
         read_file(output_path, output, sizeof output);
         cr_assert(exited, "--restore waited on the frozen bus:\n%s", output);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d:\n%s", status, output);
-        cr_assert_not_null(strstr(output, "did not answer"), "the wait on the bus is not reported:\n%s", output);
         cr_assert_not_null(strstr(output, "Nothing to restore"), "%s", output);
 }
 

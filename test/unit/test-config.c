@@ -128,6 +128,7 @@ Test(config, good_file_sets_every_key) {
                    "MinPagesToScan=32\n"
                    "MaxPagesToScan=50000\n"
                    "PolkitTimeoutSec=10s\n"
+                   "IdleExitSec=5min\n"
                    "Adaptive=no\n"
                    "ConvergedPercent=5\n"
                    "ConvergedScans=3\n"
@@ -164,6 +165,7 @@ Test(config, good_file_sets_every_key) {
         cr_assert_eq(c.throttle.level[THROTTLE_SLOW].pages_per_scan_factor, 800);
         cr_assert_eq(c.throttle.level[THROTTLE_SLOW].sleep_millisecs, 200);
         cr_assert_eq(c.polkit_timeout_usec, 10 * USEC_PER_SEC);
+        cr_assert_eq(c.idle_exit_usec, 5 * USEC_PER_MINUTE);
         cr_assert_eq(c.adaptive, false);
         cr_assert_eq(c.adaptive_config.converged_percent, 5);
         cr_assert_eq(c.adaptive_config.converged_scans, 3);
@@ -174,6 +176,13 @@ Test(config, good_file_sets_every_key) {
         /* Not in the file: the defaults. */
         cr_assert_eq(c.adaptive_config.level[THROTTLE_SLOW].full_scan_usec, 180 * USEC_PER_SEC);
         cr_assert_eq(c.adaptive_config.level[THROTTLE_SLOW].max_cpu_percent, 3);
+        config_done(&c);
+}
+
+Test(config, idle_exit_is_off_by_default) {
+        struct config c;
+        config_init(&c);
+        cr_assert_eq(c.idle_exit_usec, 0, "a daemon started by hand must not exit on its own unless configured to");
         config_done(&c);
 }
 
@@ -288,6 +297,8 @@ Test(config, invalid_values_are_rejected_with_file_and_line_and_leave_config_unc
                   "for ConvergedScans in [Throttler]: expected a whole number of full scans from 1 to 100" },
                 { "[Throttler]\nMinPagesToScan=7\nPolkitTimeoutSec=0\n", 3,
                   "for PolkitTimeoutSec in [Throttler]: expected a duration between 1ms and 100s" },
+                { "[Throttler]\nMinPagesToScan=7\nIdleExitSec=50ms\n", 3,
+                  "for IdleExitSec in [Throttler]: expected 0 (never) or a duration between 100ms and 24h" },
                 { "[Aggressive]\nSleepMillisecs=7\nFullScanSec=1ms\n", 3,
                   "for FullScanSec in [Aggressive]: expected a duration between 10ms and 24h" },
                 { "[Standard]\nSleepMillisecs=7\nMaxCpuPercent=101\n", 3,

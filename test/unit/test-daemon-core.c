@@ -28,6 +28,7 @@ static char ksm_dir[256], runtime_dir[256], meminfo[256];
 static struct daemon d;
 static sd_event *event;
 static int inotify_fd = -1, ksm_watch = -1, runtime_watch = -1;
+static int opens_fd = -1; /* every open of a file in the KSM directory, by anyone */
 
 /* What the observer was told. */
 static struct {
@@ -176,6 +177,45 @@ static void setup(void) {
         ksm_watch = inotify_add_watch(inotify_fd, ksm_dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MODIFY);
         runtime_watch = inotify_add_watch(inotify_fd, runtime_dir, IN_MOVED_TO);
         cr_assert(ksm_watch >= 0 && runtime_watch >= 0);
+        opens_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        cr_assert_geq(opens_fd, 0);
+        cr_assert_geq(inotify_add_watch(opens_fd, ksm_dir, IN_OPEN), 0);
+}
+
+/* The files of the KSM directory opened (read or written) since the last call, as
+ * "run pages_to_scan ...", in order; "" if none. */
+static const char *ksm_files_opened(void) {
+        static char list[4096];
+        char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+        size_t used = 0;
+        ssize_t n;
+
+        list[0] = '\0';
+        while ((n = read(opens_fd, buf, sizeof buf)) > 0)
+                for (char *p = buf; p < buf + n; p += sizeof(struct inotify_event) + ((struct inotify_event *) p)->len) {
+                        const struct inotify_event *e = (const struct inotify_event *) p;
+                        int len = snprintf(list + used, sizeof list - used, "%s%s", used ? " " : "",
+                                           e->len > 0 ? e->name : "(directory)");
+                        cr_assert(len > 0 && (size_t) len < sizeof list - used, "too many opens to list");
+                        used += (size_t) len;
+                }
+        cr_assert(n < 0 && errno == EAGAIN, "cannot read inotify events: %s", strerror(errno));
+        return list;
+}
+
+/* Writes a knob in place through a hard link in another directory: the same file, which
+ * the daemon's watch on the KSM directory does not see written (as a write through
+ * another mount of sysfs). */
+static void write_knob_unseen(const char *name, const char *text) {
+        char elsewhere[PATH_MAX], link_path[PATH_MAX + 64], path[PATH_MAX + 64];
+
+        snprintf(elsewhere, sizeof elsewhere, "%s/elsewhere", tmpdir);
+        cr_assert(mkdir(elsewhere, 0755) == 0 || errno == EEXIST);
+        snprintf(link_path, sizeof link_path, "%s/%s", elsewhere, name);
+        (void) unlink(link_path);
+        knob_path(name, path, sizeof path);
+        cr_assert_eq(link(path, link_path), 0, "cannot link %s: %s", path, strerror(errno));
+        write_file(elsewhere, name, text);
 }
 
 /* Opens the KSM directory and starts the core, as main.c does, with the observer. */
@@ -191,6 +231,7 @@ static void teardown(void) {
         daemon_done(&d);
         event = sd_event_unref(event);
         close(inotify_fd);
+        close(opens_fd);
         nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -369,6 +410,96 @@ Test(daemon_core, kick_after_an_outside_change_starts_from_it) {
         cr_assert_eq(saved_state_load(runtime_dir, &saved), 0);
         cr_assert_eq(saved.host.value[KSM_KNOB_PAGES_TO_SCAN], 777, "the saved host values are the stale ones");
         cr_assert_eq(knob(KSM_KNOB_PAGES_TO_SCAN), anon_rule(10));
+}
+
+Test(daemon_core, kick_in_aggressive_reads_and_writes_no_ksm_file) {
+        write_file(ksm_dir, "full_scans", "3\n");
+        write_file(ksm_dir, "pages_sharing", "5000\n");
+        d.config.adaptive = true;
+        d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = USEC_PER_HOUR;
+        start();
+        (void) ksm_files_opened();
+        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        /* The counter sees the daemon's reads: the kick from initial read the knobs and a sample. */
+        const char *opened = ksm_files_opened();
+        cr_assert_not_null(strstr(opened, "sleep_millisecs"), "the kick from initial read no knob, or the count is "
+                                                              "blind: %s", opened);
+        cr_assert_not_null(strstr(opened, "full_scans"), "the kick from initial read no counter: %s", opened);
+        cr_assert_eq(d.throttle.state, THROTTLE_AGGRESSIVE);
+
+        /* The first kick after the throttler wrote compares sysfs with what it wrote, once. */
+        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        opened = ksm_files_opened();
+        cr_assert_not_null(strstr(opened, "run"), "nothing compared after the throttler's own writes: %s", opened);
+        (void) writes();
+
+        uint64_t deadline = d.throttle.deadline_usec;
+        for (int i = 0; i < 100; i++)
+                cr_assert_eq(daemon_kick(&d, NULL), 0, "kick %d in aggressive failed", i);
+        opened = ksm_files_opened();
+        cr_assert_str_eq(opened, "", "kicks in aggressive that change nothing opened %s", opened);
+        cr_assert_str_eq(writes(), "", "kicks in aggressive that change nothing wrote something");
+        cr_assert_eq(d.kick_count, 102);
+        cr_assert_eq(d.throttle.state, THROTTLE_AGGRESSIVE);
+        cr_assert_gt(d.throttle.deadline_usec, deadline, "the kicks did not restart aggressive's time");
+
+        /* A write through the KSM directory is seen by the next kick, which compares. */
+        write_file(ksm_dir, "sleep_millisecs", "55\n");
+        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(d.host.value[KSM_KNOB_SLEEP_MILLISECS], 55, "the kick after an outside write did not see it");
+        cr_assert_eq(d.throttle.state, THROTTLE_AGGRESSIVE, "the kick did not start a new cycle from the outside value");
+}
+
+Test(daemon_core, outside_change_the_watch_cannot_see_is_found_at_the_next_timer) {
+        d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = 50 * USEC_PER_MSEC;
+        d.config.throttle.level[THROTTLE_STANDARD].duration_usec = USEC_PER_HOUR;
+        start();
+        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL), 0); /* compares after the throttler's own writes */
+        (void) ksm_files_opened();
+
+        write_knob_unseen("pages_to_scan", "777\n");
+        cr_assert_eq(knob(KSM_KNOB_PAGES_TO_SCAN), 777, "the write through the hard link missed the knob");
+        (void) ksm_files_opened();
+        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_str_eq(ksm_files_opened(), "", "the watch saw the write through the other directory: this test "
+                                                 "would not show the timer's compare");
+        cr_assert_eq(d.throttle.state, THROTTLE_AGGRESSIVE);
+
+        /* Aggressive's time is up: the decay timer compares before standard would write. */
+        run_until(THROTTLE_INITIAL);
+        cr_assert_eq(told.seen[told.n_seen - 2], THROTTLE_AGGRESSIVE, "standard was entered over the outside change");
+        assert_knobs(0, 777, 20, "after the outside change was found");
+        cr_assert_eq(d.host.value[KSM_KNOB_PAGES_TO_SCAN], 777, "the outside value did not become the host's");
+        cr_assert_not(saved_state_exists(), "the saved state of an ended cycle was kept");
+}
+
+Test(daemon_core, kick_that_writes_compares_first_even_what_the_watch_cannot_see) {
+        struct saved_state saved;
+
+        d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = USEC_PER_HOUR;
+        start();
+        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL), 0); /* compares after the throttler's own writes */
+        (void) ksm_files_opened();
+
+        write_knob_unseen("sleep_millisecs", "55\n");
+        /* Half the memory: this kick in aggressive writes a smaller pages_to_scan. */
+        write_file(tmpdir, "meminfo", "MemTotal: 8000000 kB\nAnonPages: 200000 kB\n");
+        uint32_t pages = (uint32_t) ((uint64_t) 200000 * 1024 / (uint64_t) sysconf(_SC_PAGESIZE) / 10);
+        cr_assert_neq(pages, anon_rule(10), "the new AnonPages gives the same pages_to_scan: nothing would be written");
+        (void) writes();
+        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        /* The outside value became the host's before anything was written, and the kick
+         * started a new cycle from it. */
+        cr_assert_eq(d.host.value[KSM_KNOB_SLEEP_MILLISECS], 55, "the kick wrote over an outside change it did not see");
+        cr_assert_eq(saved_state_load(runtime_dir, &saved), 0);
+        cr_assert_eq(saved.host.value[KSM_KNOB_SLEEP_MILLISECS], 55, "the saved host values are the stale ones");
+        cr_assert_eq(d.throttle.state, THROTTLE_AGGRESSIVE);
+        assert_knobs(1, pages, 1, "in the new cycle");
+        const char *written = writes();
+        cr_assert_eq(strncmp(written, "ksm/pages_to_scan ksm/run", strlen("ksm/pages_to_scan ksm/run")), 0,
+                     "the end of the old cycle did not first give the untouched knobs the host's values: %s", written);
 }
 
 /* What a throttler that died in aggressive leaves behind, on a kernel with the advisor. */

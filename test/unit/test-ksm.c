@@ -253,6 +253,22 @@ Test(ksm, counter_read) {
         cr_assert_eq(v, 1);
 }
 
+Test(ksm, saved_bytes_is_general_profit_else_the_gross_pages) {
+        struct ksm_sample sample = { .pages_sharing = 1000, .ksm_zero_pages = 24 };
+        int64_t gross = 1024 * (int64_t) sysconf(_SC_PAGESIZE);
+        bool is_gross = false;
+
+        put("general_profit", "-4096\n");
+        cr_assert_eq(ksm_saved_bytes(ksm_fd, &sample, &is_gross), -4096, "saved is not general_profit, negative included");
+        cr_assert_not(is_gross);
+        put("general_profit", "3000000\n");
+        cr_assert_eq(ksm_saved_bytes(ksm_fd, &sample, NULL), 3000000, "saved is not general_profit");
+        /* A kernel before Linux 6.4 has no general_profit: (pages_sharing + ksm_zero_pages) pages. */
+        cr_assert_eq(unlinkat(ksm_fd, "general_profit", 0), 0);
+        cr_assert_eq(ksm_saved_bytes(ksm_fd, &sample, &is_gross), gross, "without general_profit, saved is not the gross pages");
+        cr_assert(is_gross, "the fallback is not reported");
+}
+
 Test(ksm, apply_writes_only_changed_knobs) {
         struct ksm_settings current = settings(-1, 100, 20, 0), target = settings(-1, 500, 20, 0), now;
         enum ksm_knob failed = _KSM_KNOB_MAX;

@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "idle-exit.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bus-names.h"
+#include "fd-util.h"
+#include "log.h"
+#include "parse-util.h"
+
+struct idle_exit {
+        sd_event *event;
+        sd_bus *bus;
+        struct daemon *daemon;
+        struct authorizer *authorizer;
+        int *lock_fd;
+        bool ready;      /* the name is ours */
+        bool exiting;    /* the name is being released */
+        bool released;   /* ReleaseName answered: every call the bus routed to us has arrived */
+        unsigned forwarded; /* calls handed to the next instance, waiting for its answer */
+        sd_bus_slot *filter, *release;
+};
+
+/* A call that reached this instance while it was exiting, handed on to the next one. */
+struct forward {
+        struct idle_exit *x;
+        sd_bus_message *call; /* the caller's, answered with the next instance's reply */
+};
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static int on_forward_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        struct forward *f = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *answer = NULL;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        int r;
+
+        if (e)
+                r = sd_bus_reply_method_error(f->call, e);
+        else if ((r = sd_bus_message_new_method_return(f->call, &answer)) >= 0 &&
+                 (r = sd_bus_message_copy(answer, reply, true)) >= 0)
+                r = sd_bus_send(NULL, answer, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Cannot relay the next instance's answer to %s of %s: %m",
+                                  sd_bus_message_get_member(f->call), sd_bus_message_get_sender(f->call));
+        f->x->forwarded--;
+        sd_bus_message_unref(f->call);
+        free(f);
+        return 0;
+}
+
+/* Authorized as this instance would have: the next instance sees this daemon (root) as the
+ * caller, so the caller's own right to kick is decided here. */
+static void on_forward_authorized(sd_bus_message *m, const sd_bus_error *denied, const struct caller *caller,
+                                  void *userdata) {
+        struct idle_exit *x = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        struct forward *f = NULL;
+        int r;
+
+        if (denied) {
+                r = sd_bus_reply_method_error(m, denied);
+                if (r < 0)
+                        log_debug_errno(r, "Cannot reply to %s from %s: %m", sd_bus_message_get_member(m),
+                                        sd_bus_message_get_sender(m));
+                return;
+        }
+        f = calloc(1, sizeof *f);
+        r = f ? 0 : -ENOMEM;
+        if (r >= 0)
+                r = sd_bus_message_new_method_call(x->bus, &call, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH,
+                                                   KSM_THROTTLER_INTERFACE, sd_bus_message_get_member(m));
+        if (r >= 0)
+                r = sd_bus_message_rewind(m, true);
+        if (r >= 0)
+                r = sd_bus_message_copy(call, m, true);
+        if (r >= 0)
+                r = sd_bus_call_async(x->bus, NULL, call, on_forward_reply, f, 0);
+        if (r < 0) {
+                free(f);
+                log_error_errno(r, "Cannot hand %s from %s to the next instance: %m", sd_bus_message_get_member(m),
+                                sd_bus_message_get_sender(m));
+                (void) sd_bus_reply_method_errnof(m, r, "ksm-throttler is exiting and could not hand the call on: %m");
+                return;
+        }
+        log_info("%s from %s arrived while exiting; handed to the next instance", sd_bus_message_get_member(m),
+                 sd_bus_message_get_sender(m));
+        *f = (struct forward) { .x = x, .call = sd_bus_message_ref(m) };
+        x->forwarded++;
+}
+
+/* While exiting, the methods of the interface (each of them a kick) are not served here:
+ * this instance is on its way out and will give the host its values back. */
+static int on_message_while_exiting(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct idle_exit *x = userdata;
+        const char *path = sd_bus_message_get_path(m);
+        int r;
+
+        if (!sd_bus_message_is_method_call(m, KSM_THROTTLER_INTERFACE, NULL) || !path ||
+            strcmp(path, KSM_THROTTLER_OBJECT_PATH) != 0)
+                return 0;
+        r = authorize(x->authorizer, m, POLKIT_ACTION_KICK, on_forward_authorized, x);
+        if (r < 0)
+                return r;
+        return 1;
+}
+
+static int on_release_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        struct idle_exit *x = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        if (e)
+                log_warning("Cannot release %s: %s; exiting anyway", KSM_THROTTLER_BUS_NAME, e->message ?: e->name);
+        x->released = true;
+        return 0;
+}
+
+/* As systemd's own daemons do: tell the service manager first, so that it queues the
+ * start requests that come meanwhile instead of taking this instance for a running one;
+ * then release the name and serve what the bus routed here before the release. */
+static int begin_exit(struct idle_exit *x) {
+        char duration[32];
+        int r;
+
+        log_info("Idle in initial for %s: releasing %s and exiting; the next Kick starts ksm-throttler again",
+                 format_duration_usec(duration, sizeof duration, x->daemon->config.idle_exit_usec), KSM_THROTTLER_BUS_NAME);
+        sd_notify(false, "STOPPING=1\nSTATUS=Idle, exiting");
+        x->exiting = true;
+        /* In initial, nothing saved, and no knob written from here on: the next instance
+         * may take the lock and start while this one drains. */
+        if (*x->lock_fd >= 0)
+                close(*x->lock_fd);
+        *x->lock_fd = -EBADF;
+        r = sd_bus_add_filter(x->bus, &x->filter, on_message_while_exiting, x);
+        if (r >= 0)
+                r = sd_bus_release_name_async(x->bus, &x->release, KSM_THROTTLER_BUS_NAME, on_release_reply, x);
+        if (r < 0) {
+                log_error_errno(r, "Cannot release %s: %m; exiting", KSM_THROTTLER_BUS_NAME);
+                return sd_event_exit(x->event, 0);
+        }
+        return 0;
+}
+
+static bool is_idle(struct idle_exit *x) {
+        return x->ready && !x->exiting && x->daemon->config.idle_exit_usec > 0 &&
+               x->daemon->throttle.state == THROTTLE_INITIAL && authorizer_pending(x->authorizer) == 0;
+}
+
+int idle_exit_loop(struct idle_exit *x) {
+        uint64_t idle_since = 0;
+        bool was_idle = false;
+        int r, code = 0;
+
+        for (;;) {
+                uint64_t wait = UINT64_MAX, deadline = 0, now;
+                bool idle;
+
+                if (sd_event_get_state(x->event) == SD_EVENT_FINISHED)
+                        break;
+                if (x->exiting && x->released && x->forwarded == 0 && authorizer_pending(x->authorizer) == 0) {
+                        (void) sd_event_exit(x->event, 0);
+                        wait = 0;
+                }
+                idle = is_idle(x);
+                if (idle) {
+                        now = now_usec();
+                        if (!was_idle)
+                                idle_since = now;
+                        deadline = idle_since + x->daemon->config.idle_exit_usec;
+                        wait = deadline > now ? deadline - now : 0;
+                }
+                r = sd_event_run(x->event, wait);
+                if (r < 0)
+                        return r;
+                /* Anything served starts the count again, as the watchdog's wake-ups do not. */
+                if (r > 0) {
+                        was_idle = false;
+                        continue;
+                }
+                was_idle = idle;
+                if (idle && now_usec() >= deadline) {
+                        r = begin_exit(x);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        r = sd_event_get_exit_code(x->event, &code);
+        return r < 0 ? r : code;
+}
+
+void idle_exit_set_ready(struct idle_exit *x) {
+        x->ready = true;
+}
+
+int idle_exit_new(sd_event *event, sd_bus *bus, struct daemon *d, struct authorizer *authorizer, int *lock_fd,
+                  struct idle_exit **ret) {
+        struct idle_exit *x = calloc(1, sizeof *x);
+
+        if (!x)
+                return log_oom();
+        *x = (struct idle_exit) {
+                .event = event,
+                .bus = bus,
+                .daemon = d,
+                .authorizer = authorizer,
+                .lock_fd = lock_fd,
+        };
+        *ret = x;
+        return 0;
+}
+
+struct idle_exit *idle_exit_free(struct idle_exit *x) {
+        if (!x)
+                return NULL;
+        sd_bus_slot_unref(x->filter);
+        sd_bus_slot_unref(x->release);
+        free(x);
+        return NULL;
+}

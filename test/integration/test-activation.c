@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* On-demand start (docs/design.md, One instance): a private bus whose configuration has a
+ * <servicedir> with an activation file that runs the daemon (such a bus runs Exec=
+ * directly), the daemon started by the first Kick, and no call lost on the way. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct harness h;
+/* The daemons the bus started for this test (children of dbus-daemon, stopped by PID). */
+static pid_t activated[16];
+static size_t n_activated;
+
+static void sleep_ms(long ms) {
+        struct timespec delay = { ms / 1000, (ms % 1000) * 1000 * 1000 };
+        nanosleep(&delay, NULL);
+}
+
+static void write_text(const char *path, const char *text) {
+        FILE *f = fopen(path, "we");
+        cr_assert_not_null(f, "cannot create %s: %s", path, strerror(errno));
+        fputs(text, f);
+        cr_assert_eq(fclose(f), 0);
+}
+
+static void read_text(const char *path, char *buf, size_t size) {
+        FILE *f = fopen(path, "re");
+        cr_assert_not_null(f, "cannot read %s: %s", path, strerror(errno));
+        buf[fread(buf, 1, size - 1, f)] = '\0';
+        fclose(f);
+}
+
+/* Replaces text's first @KEY@ by value, in place. */
+static void replace(char *text, size_t size, const char *key, const char *value) {
+        char *at = strstr(text, key);
+        char rest[16384];
+        cr_assert_not_null(at, "%s missing from a template", key);
+        snprintf(rest, sizeof rest, "%s", at + strlen(key));
+        cr_assert_lt((size_t) (at - text) + strlen(value) + strlen(rest), size, "template too long");
+        sprintf(at, "%s%s", value, rest);
+}
+
+/* The harness's bus, replaced by one that activates the daemon from test/data's template,
+ * with the daemon's log in h.daemon_log. */
+static void setup(void) {
+        char services[PATH_MAX], file[PATH_MAX + 64], exec[6 * PATH_MAX + 256], text[16384], extra[PATH_MAX + 512];
+        char conf[PATH_MAX + 32], socket_path[PATH_MAX + 16];
+        int pipefd[2];
+        ssize_t n;
+
+        harness_setup(&h, NULL);
+        n_activated = 0;
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        kill(h.bus_pid, SIGTERM);
+        cr_assert_eq(waitpid(h.bus_pid, NULL, 0), h.bus_pid);
+        h.bus_pid = 0;
+
+        snprintf(services, sizeof services, "%s/services", h.dir);
+        cr_assert_eq(mkdir(services, 0755), 0);
+        /* The daemon's output goes to its log through sh: the bus would keep it otherwise. */
+        snprintf(exec, sizeof exec, "/bin/sh -c 'exec %s --config %s --ksm-dir %s --meminfo %s --runtime-dir %s >>%s 2>&1'",
+                 KSM_THROTTLER_PATH, h.config, h.ksm_dir, h.meminfo, h.runtime_dir, h.daemon_log);
+        read_text(SOURCE_ROOT "/test/data/org.kata.KsmThrottler.service.in", text, sizeof text);
+        replace(text, sizeof text, "@EXEC@", exec);
+        snprintf(file, sizeof file, "%s/org.kata.KsmThrottler.service", services);
+        write_text(file, text);
+
+        read_text(SOURCE_ROOT "/test/data/system-bus.conf.in", text, sizeof text);
+        replace(text, sizeof text, "@DIR@", h.dir);
+        replace(text, sizeof text, "@POLICY@", SOURCE_ROOT "/dbus/org.kata.KsmThrottler.conf");
+        snprintf(extra, sizeof extra, "  <servicedir>%s</servicedir>\n", services);
+        replace(text, sizeof text, "@EXTRA@", extra);
+        snprintf(conf, sizeof conf, "%s/bus-activation.conf", h.dir);
+        write_text(conf, text);
+        snprintf(socket_path, sizeof socket_path, "%s/bus", h.dir);
+        unlink(socket_path);
+
+        cr_assert_eq(pipe(pipefd), 0);
+        h.bus_pid = fork();
+        cr_assert_geq(h.bus_pid, 0);
+        if (h.bus_pid == 0) {
+                char log_path[PATH_MAX + 16];
+                int log_fd;
+                close(pipefd[0]);
+                dup2(pipefd[1], 3);
+                snprintf(log_path, sizeof log_path, "%s/bus.log", h.dir);
+                log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                if (log_fd >= 0) {
+                        dup2(log_fd, STDOUT_FILENO);
+                        dup2(log_fd, STDERR_FILENO);
+                }
+                execlp("dbus-daemon", "dbus-daemon", "--config-file", conf, "--nofork", "--print-address=3", "--nosyslog",
+                       (char *) NULL);
+                _exit(127);
+        }
+        close(pipefd[1]);
+        n = read(pipefd[0], h.bus_address, sizeof h.bus_address - 1);
+        close(pipefd[0]);
+        cr_assert_gt(n, 0, "dbus-daemon did not start");
+        h.bus_address[n] = '\0';
+        h.bus_address[strcspn(h.bus_address, "\n")] = '\0';
+}
+
+static bool process_exists(pid_t pid) {
+        return kill(pid, 0) == 0 || errno != ESRCH;
+}
+
+static void teardown(void) {
+        for (size_t i = 0; i < n_activated; i++) {
+                if (!process_exists(activated[i]))
+                        continue;
+                kill(activated[i], SIGTERM);
+                for (int t = 0; t < 1000 && process_exists(activated[i]); t++)
+                        sleep_ms(10);
+                if (process_exists(activated[i]))
+                        kill(activated[i], SIGKILL);
+        }
+        harness_teardown(&h);
+}
+
+TestSuite(activation, .init = setup, .fini = teardown, .timeout = 60);
+
+/* The PID of the name's owner, remembered for teardown; 0 if none. */
+static pid_t owner_pid(sd_bus *bus) {
+        sd_bus_message *reply = NULL;
+        uint32_t pid = 0;
+
+        if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "GetConnectionUnixProcessID", NULL, &reply, "s", "org.kata.KsmThrottler") < 0)
+                return 0;
+        cr_assert_geq(sd_bus_message_read(reply, "u", &pid), 0);
+        sd_bus_message_unref(reply);
+        if (n_activated < sizeof activated / sizeof activated[0] &&
+            (n_activated == 0 || activated[n_activated - 1] != (pid_t) pid))
+                activated[n_activated++] = (pid_t) pid;
+        return (pid_t) pid;
+}
+
+Test(activation, first_kick_activates_the_daemon_and_succeeds) {
+        sd_bus *bus = harness_bus(&h);
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char log[8192];
+        int r;
+
+        cr_assert_eq(owner_pid(bus), 0, "nothing should have started the daemon yet");
+        /* The Kick that starts the daemon is queued by the bus and handed to it as soon as it
+         * owns its name: it must find the object there. */
+        r = sd_bus_call_method(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler", "Kick",
+                               &error, NULL, NULL);
+        harness_daemon_log(&h, log, sizeof log);
+        cr_assert_geq(r, 0, "the activating Kick failed: %s: %s\ndaemon log:\n%s", error.name, error.message, log);
+        cr_assert_gt(owner_pid(bus), 0, "the Kick should have started the daemon");
+        harness_assert_knobs(&h, 1, 10000, 1, "after the activating kick");
+        cr_assert_eq(harness_get_u64(bus, "KickCount"), 1, "the activating kick is the daemon's first");
+        sd_bus_error_free(&error);
+        sd_bus_flush_close_unref(bus);
+}
+
+Test(activation, second_instance_finds_the_lock_and_exits_1) {
+        sd_bus *bus = harness_bus(&h);
+        char output[8192];
+
+        harness_kick(bus);
+        cr_assert_gt(owner_pid(bus), 0);
+        cr_assert_eq(harness_run_daemon(&h, output, sizeof output, NULL), 1, "a second instance must not run:\n%s", output);
+        cr_assert_not_null(strstr(output, "holds the lock on"), "the second instance does not say why:\n%s", output);
+        cr_assert_eq(harness_run_daemon(&h, output, sizeof output, "--restore", NULL), 1,
+                     "--restore must refuse while the daemon runs:\n%s", output);
+        cr_assert_not_null(strstr(output, "ksm-throttler is running"), "%s", output);
+        harness_assert_knobs(&h, 1, 10000, 1, "the running cycle is untouched");
+        sd_bus_flush_close_unref(bus);
+}
+
+/* Waits (bounded, for the test not to hang) until pid is gone. */
+static bool wait_gone(pid_t pid, double timeout_sec) {
+        for (int i = 0; i < timeout_sec * 100 && process_exists(pid); i++)
+                sleep_ms(10);
+        return !process_exists(pid);
+}
+
+static bool log_contains(const char *text) {
+        static char log[1 << 16];
+        harness_daemon_log(&h, log, sizeof log);
+        return strstr(log, text) != NULL;
+}
+
+Test(activation, idle_daemon_exits_and_the_next_kick_starts_a_new_one) {
+        sd_bus *bus = harness_bus(&h);
+        pid_t first, second;
+
+        harness_write_config(&h, "[Throttler]\nIdleExitSec=300ms\nAdaptive=no\n"
+                                 "[Aggressive]\nDurationSec=200ms\n[Standard]\nDurationSec=100ms\n[Slow]\nDurationSec=100ms\n");
+        harness_kick(bus);
+        first = owner_pid(bus);
+        cr_assert_gt(first, 0, "the Kick should have started the daemon");
+        cr_assert(wait_gone(first, 20), "the daemon did not exit after its cycle and 300 ms idle in initial");
+        harness_assert_knobs(&h, 0, 100, 20, "after the idle exit: the host's values");
+        cr_assert_eq(owner_pid(bus), 0, "nobody should own the name after the idle exit");
+        cr_assert(log_contains("Idle in initial for 300ms: releasing org.kata.KsmThrottler and exiting"),
+                  "the idle exit is not logged");
+
+        harness_kick(bus);
+        second = owner_pid(bus);
+        cr_assert(second > 0 && second != first, "the next Kick should have started a new daemon (%d, was %d)",
+                  (int) second, (int) first);
+        harness_assert_knobs(&h, 1, 10000, 1, "the new daemon applied the kick");
+        cr_assert(wait_gone(second, 20), "the second daemon did not exit when idle");
+        harness_assert_knobs(&h, 0, 100, 20, "after the second idle exit");
+        sd_bus_flush_close_unref(bus);
+}
+
+/* Kicks sent around the moment the daemon decides to exit: after each kick, the next one
+ * comes when the cycle (a few ms) and IdleExitSec=100ms are about over, at offsets that
+ * sweep the moment of the exit in steps of 250 us. Each kick either reaches the daemon
+ * before its name is released (and is handed on to the next instance) or starts the
+ * next one; none may fail. */
+Test(activation, kicks_racing_the_idle_exit_never_fail, .timeout = 180) {
+        sd_bus *bus = harness_bus(&h);
+        unsigned failed = 0, kicks = 0, exits = 0;
+        char first_failure[1024] = "";
+        pid_t last = 0;
+
+        harness_write_config(&h, "[Throttler]\nIdleExitSec=100ms\nAdaptive=no\n"
+                                 "[Aggressive]\nDurationSec=1ms\n[Standard]\nDurationSec=1ms\n[Slow]\nDurationSec=1ms\n");
+        for (int round = 0; round < 240; round++) {
+                sd_bus_error error = SD_BUS_ERROR_NULL;
+                struct timespec delay = { 0, (100 + round % 60 / 4) * 1000 * 1000 + (round % 4) * 250 * 1000 };
+                pid_t pid;
+                int r;
+
+                if (round % 2 == 0) {
+                        harness_kick(bus);
+                        kicks++;
+                        nanosleep(&delay, NULL);
+                }
+                r = sd_bus_call_method(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler",
+                                       "Kick", &error, NULL, NULL);
+                kicks++;
+                if (r < 0 && failed++ == 0)
+                        snprintf(first_failure, sizeof first_failure, "%s: %s", error.name, error.message);
+                sd_bus_error_free(&error);
+                pid = owner_pid(bus);
+                if (pid > 0 && pid != last) {
+                        exits += last > 0;
+                        last = pid;
+                }
+        }
+        cr_assert_eq(failed, 0, "%u of %u kicks failed; the first: %s", failed, kicks, first_failure);
+        /* A kick served by an instance on its way out would be undone by its exit. */
+        cr_assert(!log_contains("shutting down"), "an exiting daemon served a kick and then restored the host's values");
+        cr_assert_geq(exits, 2, "the daemon should have exited and been started again (%u new instances)", exits);
+        /* A kick handed on at the last exit starts one more instance: wait until none has
+         * owned the name for half a second. */
+        for (int quiet = 0, t = 0; quiet < 50 && t < 3000; t++) {
+                pid_t pid = owner_pid(bus);
+                quiet = pid > 0 ? 0 : quiet + 1;
+                if (pid > 0)
+                        cr_assert(wait_gone(pid, 20), "daemon %d did not exit when idle", (int) pid);
+                sleep_ms(10);
+        }
+        for (size_t i = 0; i < n_activated; i++)
+                cr_assert(wait_gone(activated[i], 20), "daemon %d did not exit when idle", (int) activated[i]);
+        harness_assert_knobs(&h, 0, 100, 20, "after the last idle exit: the host's values");
+        sd_bus_flush_close_unref(bus);
+}
