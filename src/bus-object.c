@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bus-names.h"
+#include "bus-savings.h"
 #include "fd-util.h"
 #include "log.h"
 
@@ -44,6 +45,7 @@ struct bus_object {
         struct authorizer *authorizer;
         sd_bus_slot *properties_slot;
         sd_bus_slot *members_slot;
+        struct bus_savings *savings;
         struct published_state published;
         struct kick_record last_kick;
         struct kick_record kick_in_progress; /* taken as last_kick if the kick succeeds */
@@ -307,6 +309,9 @@ int bus_object_new(sd_bus *bus, struct daemon *d, struct authorizer *authorizer,
                                              members_vtable, o);
         if (r < 0)
                 return log_error_errno(r, "Cannot register %s on the bus: %m", KSM_THROTTLER_OBJECT_PATH);
+        r = bus_savings_new(bus, authorizer, &o->savings);
+        if (r < 0)
+                return r;
         mark_published(o);
         *ret = o;
         o = NULL;
@@ -316,6 +321,7 @@ int bus_object_new(sd_bus *bus, struct daemon *d, struct authorizer *authorizer,
 struct bus_object *bus_object_free(struct bus_object *o) {
         if (!o)
                 return NULL;
+        bus_savings_free(o->savings);
         sd_bus_slot_unref(o->members_slot);
         sd_bus_slot_unref(o->properties_slot);
         sd_bus_unref(o->bus);

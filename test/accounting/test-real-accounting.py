@@ -10,6 +10,7 @@ on failure. Prints TAP; skips where KSM is not writable.
 
 Usage: test-real-accounting.py KSMCTL VM_STANDIN
 """
+import fcntl
 import json
 import os
 import subprocess
@@ -90,11 +91,85 @@ def skip(reason):
     sys.exit(0)
 
 
+LOCK = os.environ.get("KSM_THROTTLER_KSM_LOCK", "/tmp/ksm-real.lock")
+LOCK_TIMEOUT = 600
+
+
+def lock_holders(path):
+    """The PIDs holding a flock on path, from /proc/locks (waiters are marked "->")."""
+    try:
+        inode = os.stat(path).st_ino
+        with open("/proc/locks") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    holders = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].split(":")[-1] == str(inode):
+            holders.append(int(fields[4]))
+    return holders
+
+
+def lock_holder(path):
+    for pid in lock_holders(path):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()[:120]
+        except OSError:
+            cmd = "?"
+        return f"PID {pid} ({cmd})"
+    return "nobody any more"
+
+
+def lock_held_by_parent(path):
+    """True when one of our ancestors holds the lock, as in
+    `flock /tmp/ksm-real.lock tools/dev test`: waiting for it would never end."""
+    holders = set(lock_holders(path))
+    pid = os.getppid()
+    while pid > 1:
+        if pid in holders:
+            return True
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                pid = next(int(l.split()[1]) for l in f if l.startswith("PPid:"))
+        except (OSError, StopIteration, ValueError):
+            return False
+    return False
+
+
+def take_real_ksm_lock():
+    """Takes the lock every user of the real /sys/kernel/mm/ksm takes (see
+    test/e2e/ksm-lock.sh); returns its file, kept open until exit, or None when
+    a parent holds it already. Skips after LOCK_TIMEOUT seconds."""
+    f = open(LOCK, "a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return f
+    except BlockingIOError:
+        pass
+    if lock_held_by_parent(LOCK):
+        f.close()
+        return None
+    print(f"# waiting for {LOCK} (up to {LOCK_TIMEOUT} s): held by {lock_holder(LOCK)}", file=sys.stderr)
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return f
+        except BlockingIOError:
+            time.sleep(0.5)
+    holder = lock_holder(LOCK)
+    f.close()
+    skip(f"{LOCK} still held after {LOCK_TIMEOUT} s by {holder}")
+
+
 def main():
     if os.geteuid() != 0 or not os.access(knob_path("run"), os.W_OK):
         skip("needs root and a writable /sys/kernel/mm/ksm")
     if not os.path.exists("/proc/self/ksm_stat"):
         skip("this kernel has no /proc/<pid>/ksm_stat")
+    lock = take_real_ksm_lock()  # noqa: F841 -- held until the process exits
 
     saved = save_knobs()
     procs = []
