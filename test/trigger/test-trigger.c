@@ -426,6 +426,51 @@ Test(trigger, kicks_wait_for_an_unreachable_throttler_and_survive_its_restart) {
         wait_log("Kick delivered after ", 2);
 }
 
+/* A throttler that owns its name but has not yet registered its object, as one that
+ * is starting: the bus name answers, the object does not (UnknownObject). Such a
+ * kick is retried, not dropped. The stand-in is stopped by its PID. */
+static pid_t start_name_without_object(void) {
+        int ready[2];
+        char c;
+        cr_assert_eq(pipe2(ready, O_CLOEXEC), 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                sd_bus *bus = NULL;
+                close(ready[0]);
+                if (sd_bus_new(&bus) < 0 || sd_bus_set_address(bus, h.bus_address) < 0 ||
+                    sd_bus_set_bus_client(bus, true) < 0 || sd_bus_start(bus) < 0 ||
+                    sd_bus_request_name(bus, "org.kata.KsmThrottler", 0) < 0)
+                        _exit(1);
+                if (write(ready[1], "r", 1) != 1)
+                        _exit(1);
+                for (;;) /* sd-bus answers every call with UnknownObject: no object is registered */
+                        if (sd_bus_process(bus, NULL) == 0 && sd_bus_wait(bus, UINT64_MAX) < 0)
+                                _exit(1);
+        }
+        close(ready[1]);
+        cr_assert_eq(read(ready[0], &c, 1), 1, "the stand-in could not own org.kata.KsmThrottler");
+        close(ready[0]);
+        return pid;
+}
+
+Test(trigger, kick_answered_unknown_object_by_a_starting_throttler_is_retried) {
+        char sbs[PATH_MAX], watch[PATH_MAX + 16];
+        make_dir("sbs");
+        path_in(sbs, sizeof sbs, "sbs");
+        snprintf(watch, sizeof watch, "--watch=%s", sbs);
+        pid_t starting = start_name_without_object();
+        start_trigger("0", (const char *const[]) { watch, NULL });
+        make_file("sbs/while-starting");
+        wait_log("org.freedesktop.DBus.Error.UnknownObject", 1);
+        kill(starting, SIGTERM);
+        cr_assert_eq(waitpid(starting, NULL, 0), starting);
+        start_throttler();
+        wait_kicks(1);
+        wait_log("Kick delivered after ", 1);
+        cr_assert_eq(count_in_log("refused the kick"), 0, "UnknownObject is a throttler starting, not a refusal");
+}
+
 /* Replaces the harness's bus by one that activates the throttler from an activation
  * file, as the system bus does (there through systemd). */
 static void restart_bus_with_activation(void) {
