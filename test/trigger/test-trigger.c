@@ -20,7 +20,15 @@ static struct harness h;
 static pid_t trigger_pid;
 static char trigger_log[PATH_MAX + 32];
 
+/* The trigger run by unshare(1), which blocks SIGTERM itself: stopped by its own PID,
+ * and unshare then exits with it. */
+static pid_t trigger_in_namespace_pid;
+
 static void stop_trigger(void) {
+        if (trigger_in_namespace_pid > 0) {
+                kill(trigger_in_namespace_pid, SIGTERM);
+                trigger_in_namespace_pid = 0;
+        }
         if (trigger_pid > 0) {
                 kill(trigger_pid, SIGTERM);
                 waitpid(trigger_pid, NULL, 0);
@@ -340,6 +348,50 @@ Test(trigger, process_source_without_cap_net_admin_says_so) {
         cr_assert(strstr(out, "No event source is enabled or could start"), "%s", out);
 }
 
+/* The one child of pid, waited for until pid has forked it. */
+static pid_t child_of(pid_t pid) {
+        char path[64], buf[64] = "";
+        for (int i = 0; i < 2000; i++) {
+                snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int) pid, (int) pid);
+                FILE *f = fopen(path, "re");
+                cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+                size_t n = fread(buf, 1, sizeof buf - 1, f);
+                fclose(f);
+                buf[n] = '\0';
+                if (n > 0)
+                        return (pid_t) atoi(buf);
+                sleep_ms(10);
+        }
+        cr_assert_fail("process %d never started its child", (int) pid);
+        return 0;
+}
+
+/* In a PID namespace of its own (a container, a pod without hostPID) the kernel never
+ * answers the subscription, and events that another subscriber brings carry host PIDs
+ * that mean other processes in this /proc: the trigger says so and turns the source
+ * off. The directory source keeps it running. unshare(1) is stopped by its PID, and
+ * --kill-child takes the trigger with it. */
+Test(trigger, process_source_in_a_pid_namespace_says_it_needs_the_hosts) {
+        char sbs[PATH_MAX], watch[PATH_MAX + 16];
+        char out[256];
+        const char *probe[] = { "unshare", "--pid", "--fork", "--mount-proc", "true", NULL };
+        if (harness_run(&h, false, out, sizeof out, probe) != 0)
+                skip_test("cannot make a PID namespace here: %s", out);
+        make_dir("sbs");
+        path_in(sbs, sizeof sbs, "sbs");
+        snprintf(watch, sizeof watch, "--watch=%s", sbs);
+        const char *argv[] = { "unshare", "--pid", "--mount-proc", "--kill-child=SIGTERM", TRIGGER_PATH,
+                               "--config=/dev/null", "--log-level=debug", "--watch=", watch, "--machined=no", "--pressure=no",
+                               "--hypervisors=qemu-system-*", NULL };
+        trigger_pid = harness_spawn(&h, false, trigger_log, argv);
+        trigger_in_namespace_pid = child_of(trigger_pid);
+        wait_log("ksm-throttler-trigger " PROJECT_VERSION " running: directory;", 1);
+        cr_assert_eq(count_in_log("the process source needs the host's PID namespace (hostPID); "
+                                  "it will see no hypervisor starts here"),
+                     1, "the trigger must say once why the process source is off");
+        cr_assert_eq(count_in_log("Watching for hypervisors starting"), 0, "the process source must be off");
+}
+
 static void write_pressure(const char *name, const char *avg10) {
         char path[PATH_MAX], tmp[PATH_MAX + 8];
         FILE *f;
@@ -424,6 +476,51 @@ Test(trigger, kicks_wait_for_an_unreachable_throttler_and_survive_its_restart) {
         start_throttler();
         wait_kicks(1); /* the new instance counts from zero */
         wait_log("Kick delivered after ", 2);
+}
+
+/* A throttler that owns its name but has not yet registered its object, as one that
+ * is starting: the bus name answers, the object does not (UnknownObject). Such a
+ * kick is retried, not dropped. The stand-in is stopped by its PID. */
+static pid_t start_name_without_object(void) {
+        int ready[2];
+        char c;
+        cr_assert_eq(pipe2(ready, O_CLOEXEC), 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                sd_bus *bus = NULL;
+                close(ready[0]);
+                if (sd_bus_new(&bus) < 0 || sd_bus_set_address(bus, h.bus_address) < 0 ||
+                    sd_bus_set_bus_client(bus, true) < 0 || sd_bus_start(bus) < 0 ||
+                    sd_bus_request_name(bus, "org.kata.KsmThrottler", 0) < 0)
+                        _exit(1);
+                if (write(ready[1], "r", 1) != 1)
+                        _exit(1);
+                for (;;) /* sd-bus answers every call with UnknownObject: no object is registered */
+                        if (sd_bus_process(bus, NULL) == 0 && sd_bus_wait(bus, UINT64_MAX) < 0)
+                                _exit(1);
+        }
+        close(ready[1]);
+        cr_assert_eq(read(ready[0], &c, 1), 1, "the stand-in could not own org.kata.KsmThrottler");
+        close(ready[0]);
+        return pid;
+}
+
+Test(trigger, kick_answered_unknown_object_by_a_starting_throttler_is_retried) {
+        char sbs[PATH_MAX], watch[PATH_MAX + 16];
+        make_dir("sbs");
+        path_in(sbs, sizeof sbs, "sbs");
+        snprintf(watch, sizeof watch, "--watch=%s", sbs);
+        pid_t starting = start_name_without_object();
+        start_trigger("0", (const char *const[]) { watch, NULL });
+        make_file("sbs/while-starting");
+        wait_log("org.freedesktop.DBus.Error.UnknownObject", 1);
+        kill(starting, SIGTERM);
+        cr_assert_eq(waitpid(starting, NULL, 0), starting);
+        start_throttler();
+        wait_kicks(1);
+        wait_log("Kick delivered after ", 1);
+        cr_assert_eq(count_in_log("refused the kick"), 0, "UnknownObject is a throttler starting, not a refusal");
 }
 
 /* Replaces the harness's bus by one that activates the throttler from an activation

@@ -28,14 +28,15 @@ struct kicker {
         uint64_t backoff_usec;
 };
 
-/* Errors that no retry will change: the throttler answered and said no. Everything
- * else (no owner, activation failed, no reply, a knob that could not be written)
- * may pass, and is retried. */
+/* Errors that no retry will change: the throttler answered and said no, or it has no
+ * such method (another version). Everything else (no owner, activation failed, no
+ * reply, a knob that could not be written) may pass, and is retried; so is
+ * UnknownObject: a throttler that owns its name before its object is registered (one
+ * starting, or restarting, as bus activation started it) answers that for a moment. */
 static const char *const refusals[] = {
         SD_BUS_ERROR_ACCESS_DENIED,
         SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
         SD_BUS_ERROR_UNKNOWN_METHOD,
-        SD_BUS_ERROR_UNKNOWN_OBJECT,
         SD_BUS_ERROR_UNKNOWN_INTERFACE,
         SD_BUS_ERROR_INVALID_ARGS,
         SD_BUS_ERROR_NOT_SUPPORTED,

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -53,6 +54,21 @@ static bool have_cap_net_admin(void) {
         if (syscall(SYS_capget, &header, data) < 0)
                 return true; /* cannot tell: let the kernel decide */
         return data[CAP_NET_ADMIN / 32].effective & (1u << (CAP_NET_ADMIN % 32));
+}
+
+/* The kernel's initial namespaces have fixed inode numbers (PROC_PID_INIT_INO and
+ * PROC_USER_INIT_INO in the kernel's proc_ns.h). Neither comparing with PID 1's
+ * namespace nor NSpid in /proc/self/status can tell: inside a container PID 1 and
+ * /proc are the container's own. */
+#define INITIAL_PID_NAMESPACE_INODE 0xEFFFFFFCu
+#define INITIAL_USER_NAMESPACE_INODE 0xEFFFFFFDu
+
+/* 1 in the kernel's initial PID and user namespaces, 0 not, -errno cannot tell. */
+static int in_initial_namespaces(void) {
+        struct stat pid_ns, user_ns;
+        if (stat("/proc/self/ns/pid", &pid_ns) < 0 || stat("/proc/self/ns/user", &user_ns) < 0)
+                return -errno;
+        return pid_ns.st_ino == INITIAL_PID_NAMESPACE_INODE && user_ns.st_ino == INITIAL_USER_NAMESPACE_INODE;
 }
 
 static int send_op(int fd, enum proc_cn_mcast_op op) {
@@ -218,6 +234,17 @@ int source_process_new(sd_event *event, struct trigger *trigger, const struct na
         if (!have_cap_net_admin())
                 return log_error_errno(EPERM, "Cannot listen to process events without CAP_NET_ADMIN; "
                                               "the hypervisor process source is off");
+        /* The kernel ignores a subscription from any other namespace without a word, and
+         * the events another host process subscribed to carry host PIDs, which name
+         * other processes (or none) in this /proc. */
+        r = in_initial_namespaces();
+        if (r == 0) {
+                log_warning("Not in the host's PID and user namespaces: the process source needs the host's PID "
+                            "namespace (hostPID); it will see no hypervisor starts here. The process source is off.");
+                return -EOPNOTSUPP;
+        }
+        if (r < 0)
+                log_debug_errno(r, "Cannot tell whether this is the host's PID namespace, trying anyway: %m");
         s = calloc(1, sizeof *s);
         if (!s)
                 return log_error_errno(ENOMEM, "Out of memory");
