@@ -205,11 +205,29 @@ static void check_finish(struct check *c, const sd_bus_error *verdict) {
         check_free(c);
 }
 
+/* What each action is called in logs and refusals; the kick's words are the documented ones. */
+static const struct action_text {
+        const char *action, *call, *what;
+} action_texts[] = {
+        { POLKIT_ACTION_KICK, "Kick", "kick the KSM throttler" },
+        { POLKIT_ACTION_READ_SAVINGS, "GetSavings", "read other processes' KSM savings" },
+};
+
+static const struct action_text *action_text(const char *action) {
+        static const struct action_text unknown = { NULL, "Call", "make this call" };
+
+        for (size_t i = 0; i < sizeof action_texts / sizeof action_texts[0]; i++)
+                if (strcmp(action_texts[i].action, action) == 0)
+                        return &action_texts[i];
+        return &unknown;
+}
+
 static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         struct check *c = userdata;
         sd_bus_error verdict = SD_BUS_ERROR_NULL;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         const char *from = sd_bus_message_get_sender(reply);
+        const struct action_text *t = action_text(c->action);
         int authorized = 0, challenge = 0, r;
 
         /* On a bus that passes replies nobody asked for, anyone could answer in
@@ -217,8 +235,8 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
          * disconnection) are fine: they refuse anyway. */
         bool from_polkit = from && c->authorizer->polkit_owner && strcmp(from, c->authorizer->polkit_owner) == 0;
         if (!from_polkit && !(e && (!from || strcmp(from, DBUS_DRIVER_NAME) == 0))) {
-                log_warning("Kick from %s refused: the answer to its polkit check came from %s, not from polkit (%s)",
-                            c->sender, from ?: "nobody", c->authorizer->polkit_owner ?: "not on the bus");
+                log_warning("%s from %s refused: the answer to its polkit check came from %s, not from polkit (%s)",
+                            t->call, c->sender, from ?: "nobody", c->authorizer->polkit_owner ?: "not on the bus");
                 sd_bus_error_set(&verdict, SD_BUS_ERROR_ACCESS_DENIED,
                                  "The answer to the polkit check did not come from polkit; not authorized");
                 check_finish(c, &verdict);
@@ -228,18 +246,19 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
 
         if (e) {
                 if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
-                        log_notice("Kick from %s refused: polkit is not running, so only root may kick", c->sender);
-                        sd_bus_error_set(&verdict, SD_BUS_ERROR_ACCESS_DENIED,
-                                         "polkit is not available to authorize this call; only root may kick");
+                        log_notice("%s from %s refused: polkit is not running, so only root may %s", t->call, c->sender, t->what);
+                        sd_bus_error_setf(&verdict, SD_BUS_ERROR_ACCESS_DENIED,
+                                          "polkit is not available to authorize this call; only root may %s",
+                                          t == &action_texts[0] ? "kick" : t->what);
                 } else if (sd_bus_error_has_names(e, SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_TIMEOUT) &&
                            sd_bus_is_open(c->authorizer->bus) > 0) {
                         char timeout[32];
-                        log_warning("Kick from %s refused: polkit did not answer within %s", c->sender,
+                        log_warning("%s from %s refused: polkit did not answer within %s", t->call, c->sender,
                                     format_duration_usec(timeout, sizeof timeout, c->authorizer->timeout_usec));
                         sd_bus_error_setf(&verdict, SD_BUS_ERROR_ACCESS_DENIED,
                                           "polkit did not answer within %s; not authorized", timeout);
                 } else {
-                        log_warning("Kick from %s refused: polkit failed: %s: %s", c->sender, e->name, e->message);
+                        log_warning("%s from %s refused: polkit failed: %s: %s", t->call, c->sender, e->name, e->message);
                         sd_bus_error_setf(&verdict, SD_BUS_ERROR_ACCESS_DENIED, "polkit failed to check authorization: %s",
                                           e->message ?: e->name);
                 }
@@ -252,19 +271,20 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         if (r >= 0)
                 r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
         if (r < 0) {
-                log_warning_errno(r, "Kick from %s refused: cannot parse polkit's answer: %m", c->sender);
+                log_warning_errno(r, "%s from %s refused: cannot parse polkit's answer: %m", t->call, c->sender);
                 sd_bus_error_set(&verdict, SD_BUS_ERROR_ACCESS_DENIED, "polkit gave an answer that cannot be read");
         } else if (authorized) {
                 log_debug("polkit authorized %s for %s", c->sender, c->action);
         } else if (challenge) {
-                sd_bus_error_set(&verdict, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
-                                 c->interactive ? "Authentication is required to kick the KSM throttler, and no polkit "
-                                                  "authentication agent could ask for it"
-                                                : "Authentication is required to kick the KSM throttler; call with "
-                                                  "interactive authorization allowed (e.g. ksmctl kick from a terminal)");
+                sd_bus_error_setf(&verdict, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
+                                  c->interactive ? "Authentication is required to %s, and no polkit "
+                                                   "authentication agent could ask for it"
+                                                 : "Authentication is required to %s; call with "
+                                                   "interactive authorization allowed (e.g. ksmctl kick from a terminal)",
+                                  t->what);
         } else {
-                log_notice("Kick from %s refused by polkit (action %s)", c->sender, c->action);
-                sd_bus_error_set(&verdict, SD_BUS_ERROR_ACCESS_DENIED, "Not authorized by polkit to kick the KSM throttler");
+                log_notice("%s from %s refused by polkit (action %s)", t->call, c->sender, c->action);
+                sd_bus_error_setf(&verdict, SD_BUS_ERROR_ACCESS_DENIED, "Not authorized by polkit to %s", t->what);
         }
         check_finish(c, r >= 0 && authorized ? NULL : &verdict);
         sd_bus_error_free(&verdict);
@@ -410,13 +430,13 @@ static int on_credentials_reply(sd_bus_message *reply, void *userdata, sd_bus_er
 
         /* Only the bus driver speaks for the bus (errors may also come from sd-bus itself). */
         if (!(from ? strcmp(from, DBUS_DRIVER_NAME) == 0 : e != NULL)) {
-                log_warning("Kick from %s refused: the answer about who it is came from %s, not from the bus", c->sender,
-                            from ?: "nobody");
+                log_warning("%s from %s refused: the answer about who it is came from %s, not from the bus",
+                            action_text(c->action)->call, c->sender, from ?: "nobody");
                 check_refuse_all(c, SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is; not authorized");
                 return 0;
         }
         if (e || credentials_parse(reply, &c->caller) < 0 || c->caller.uid == CALLER_UID_UNKNOWN) {
-                log_warning("Kick from %s refused: cannot tell who it is: %s", c->sender,
+                log_warning("%s from %s refused: cannot tell who it is: %s", action_text(c->action)->call, c->sender,
                             e ? e->message ?: e->name : "unreadable answer");
                 check_refuse_all(c, SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is; not authorized");
                 return 0;

@@ -10,6 +10,7 @@
 #include "caller.h"
 
 #define POLKIT_ACTION_KICK "org.kata.ksmthrottler.kick"
+#define POLKIT_ACTION_READ_SAVINGS "org.kata.ksmthrottler.read-savings"
 
 /* Called once per request with the caller's message; error is NULL when authorized.
  * caller is who sent it, as far as known when the verdict came (never NULL; its fields

@@ -8,7 +8,6 @@
 
 #include "authorize.h"
 
-#define POLKIT_ACTION_READ_SAVINGS "org.kata.ksmthrottler.read-savings"
 
 /* Rows a caller gets when it passes limit 0, and the most it may ask for. */
 #define SAVINGS_DEFAULT_ROWS 100

@@ -98,7 +98,7 @@ static void on_forward_authorized(sd_bus_message *m, const sd_bus_error *denied,
         x->forwarded++;
 }
 
-/* While exiting, the methods of the interface (each of them a kick) are not served here:
+/* While exiting, the methods of the interface (kicks, and GetSavings) are not served here:
  * this instance is on its way out and will give the host its values back. */
 static int on_message_while_exiting(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         struct idle_exit *x = userdata;
@@ -108,7 +108,10 @@ static int on_message_while_exiting(sd_bus_message *m, void *userdata, sd_bus_er
         if (!sd_bus_message_is_method_call(m, KSM_THROTTLER_INTERFACE, NULL) || !path ||
             strcmp(path, KSM_THROTTLER_OBJECT_PATH) != 0)
                 return 0;
-        r = authorize(x->authorizer, m, POLKIT_ACTION_KICK, on_forward_authorized, x);
+        /* Each method is authorized for its own action, as the next instance would. */
+        bool savings = sd_bus_message_is_method_call(m, KSM_THROTTLER_INTERFACE, "GetSavings") > 0;
+        r = authorize(x->authorizer, m, savings ? POLKIT_ACTION_READ_SAVINGS : POLKIT_ACTION_KICK,
+                      on_forward_authorized, x);
         if (r < 0)
                 return r;
         return 1;
