@@ -406,7 +406,7 @@ static void check_trust_domains(struct context *c, struct ksm_doctor_report *r) 
                 field_int(f, "machines", (int64_t) n_machines);
                 return;
         }
-        char who[2 * KSM_GROUP_NAME_MAX + 32];
+        char who[2 * KSM_GROUP_NAME_MAX + 64]; /* room for the count, the names and ", ..." */
         if (n_machines >= 2)
                 snprintf(who, sizeof(who), "%zu machines (%s, %s%s)", n_machines, first, second, n_machines > 2 ? ", ..." : "");
         else
