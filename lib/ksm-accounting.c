@@ -500,7 +500,8 @@ static int compare_processes(const void *a, const void *b) {
 }
 
 static int build_groups(struct ksm_accounting *a) {
-        qsort(a->processes, a->n_processes, sizeof(a->processes[0]), compare_processes);
+        if (a->n_processes > 0) /* qsort's array may not be NULL, even for no elements */
+                qsort(a->processes, a->n_processes, sizeof(a->processes[0]), compare_processes);
         a->groups = calloc(a->n_processes ? a->n_processes : 1, sizeof(a->groups[0]));
         if (!a->groups)
                 return -ENOMEM;

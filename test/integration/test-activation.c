@@ -128,7 +128,7 @@ static void teardown(void) {
         harness_teardown(&h);
 }
 
-TestSuite(activation, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(activation, .init = setup, .fini = teardown, .timeout = 180);
 
 /* The PID of the name's owner, remembered for teardown; 0 if none. */
 static pid_t owner_pid(sd_bus *bus) {
@@ -224,7 +224,7 @@ Test(activation, idle_daemon_exits_and_the_next_kick_starts_a_new_one) {
  * sweep the moment of the exit in steps of 250 us. Each kick either reaches the daemon
  * before its name is released (and is handed on to the next instance) or starts the
  * next one; none may fail. */
-Test(activation, kicks_racing_the_idle_exit_never_fail, .timeout = 180) {
+Test(activation, kicks_racing_the_idle_exit_never_fail) {
         sd_bus *bus = harness_bus(&h);
         unsigned failed = 0, kicks = 0, exits = 0;
         char first_failure[1024] = "";

@@ -153,12 +153,16 @@ static const char *match_exec(struct source_process *s, pid_t pid, char *what, s
 }
 
 static void handle_event(struct source_process *s, const struct cn_msg *cn) {
-        const struct proc_event *ev = (const struct proc_event *) cn->data;
+        struct proc_event event;
+        const struct proc_event *ev = &event;
         char what[512];
         const char *glob;
 
-        if (cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC || cn->len < sizeof *ev)
+        if (cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC || cn->len < sizeof event)
                 return;
+        /* The event follows the 20-byte connector header: copied out, as it is not aligned
+         * for its 64-bit timestamp. */
+        memcpy(&event, cn->data, sizeof event);
         switch (ev->what) {
         case PROC_EVENT_NONE:
                 if (ev->event_data.ack.err != 0)
