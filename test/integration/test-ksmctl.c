@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* ksmctl against the real daemon on a private system-like bus. */
+/*
+ * ksmctl against the real daemon on a private system-like bus. What ksmctl says when the
+ * service is not running and systemd will not start its unit (masked, failed, skipped by a start
+ * condition) is checked against the real systemd in the end-to-end suite, test/e2e/run.sh.
+ */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -19,10 +23,7 @@ static void setup(void) {
         harness_setup(&h, NULL);
 }
 
-static void activation_bus_cleanup(void);
-
 static void teardown(void) {
-        activation_bus_cleanup();
         harness_teardown(&h);
 }
 
@@ -498,199 +499,6 @@ Test(ksmctl, usage_errors_for_the_new_options) {
         cr_assert_eq(ksmctl(false, output, sizeof output, "\033[2Jkick", NULL), 2, "%s", output);
         cr_assert_null(strchr(output, '\033'), "%s", output);
         cr_assert_not_null(strstr(output, "unknown command '\\x1b[2Jkick'"), "%s", output);
-}
-
-/*
- * A second private bus where org.kata.KsmThrottler is activatable but its activation never
- * answers (the activated program sleeps without taking the name), and systemd is a
- * python3-dbusmock stand-in whose ksm-throttler.service is in the state a test sets. The
- * bus gives up on the activation after 4 s.
- */
-struct activation_bus {
-        struct harness h;    /* a copy of the suite's, with this bus's address */
-        pid_t bus_pid;
-        pid_t systemd_pid;
-        char pid_file[PATH_MAX + 32];
-        char unit_path[256];
-};
-
-/* Stopped by the suite's teardown, also when an assertion ends the test early. */
-static struct activation_bus activation;
-
-static void write_text(const char *path, const char *text, mode_t mode) {
-        FILE *f = fopen(path, "we");
-
-        cr_assert_not_null(f, "cannot create %s", path);
-        cr_assert_geq(fputs(text, f), 0);
-        cr_assert_eq(fclose(f), 0);
-        cr_assert_eq(chmod(path, mode), 0);
-}
-
-static void activation_bus_start(struct activation_bus *a) {
-        char dir[PATH_MAX], path[PATH_MAX + 64], text[4 * PATH_MAX + 8192], template_text[8192],
-             log_path[PATH_MAX + 32];
-        const char *systemd_argv[] = { "/usr/bin/python3", "-m", "dbusmock", "--system", "--template", "systemd", NULL };
-        int pipefd[2];
-        ssize_t n;
-
-        a->h = h;
-        snprintf(dir, sizeof dir, "%s/activation", h.dir);
-        cr_assert_eq(mkdir(dir, 0755), 0);
-        snprintf(path, sizeof path, "%s/services", dir);
-        cr_assert_eq(mkdir(path, 0755), 0);
-        snprintf(a->pid_file, sizeof a->pid_file, "%s/activated.pid", dir);
-
-        /* The activated program: records its PID for the test to stop it, and never takes the name. */
-        snprintf(path, sizeof path, "%s/never-ready", dir);
-        snprintf(text, sizeof text, "#!/bin/sh\necho $$ > %s\nexec sleep 120\n", a->pid_file);
-        write_text(path, text, 0755);
-        snprintf(text, sizeof text,
-                 "[D-BUS Service]\nName=org.kata.KsmThrottler\nExec=%s/never-ready\nUser=root\n"
-                 "SystemdService=ksm-throttler.service\n", dir);
-        snprintf(path, sizeof path, "%s/services/org.kata.KsmThrottler.service", dir);
-        write_text(path, text, 0644);
-
-        read_text(SOURCE_ROOT "/test/data/system-bus.conf.in", template_text, sizeof template_text);
-        char *extra = strstr(template_text, "@EXTRA@"), *dir_at = strstr(template_text, "@DIR@"),
-             *policy_at = strstr(template_text, "@POLICY@");
-        cr_assert(extra && dir_at && policy_at && dir_at < policy_at && policy_at < extra,
-                  "test/data/system-bus.conf.in changed its placeholders");
-        *dir_at = *policy_at = *extra = '\0';
-        snprintf(text, sizeof text,
-                 "%s%s%s%s%s"
-                 "  <servicedir>%s/services</servicedir>\n"
-                 "  <limit name=\"service_start_timeout\">4000</limit>\n"
-                 "  <policy user=\"root\"><allow own=\"org.freedesktop.systemd1\"/></policy>\n"
-                 "  <policy context=\"default\"><allow send_destination=\"org.freedesktop.systemd1\"/></policy>\n"
-                 "%s",
-                 template_text, dir, dir_at + strlen("@DIR@"), SOURCE_ROOT "/dbus/org.kata.KsmThrottler.conf",
-                 policy_at + strlen("@POLICY@"), dir, extra + strlen("@EXTRA@"));
-        snprintf(path, sizeof path, "%s/bus.conf", dir);
-        write_text(path, text, 0644);
-
-        cr_assert_eq(pipe2(pipefd, O_CLOEXEC), 0);
-        a->bus_pid = fork();
-        cr_assert_geq(a->bus_pid, 0);
-        if (a->bus_pid == 0) {
-                dup2(pipefd[1], 3);
-                execlp("dbus-daemon", "dbus-daemon", "--config-file", path, "--nofork", "--print-address=3",
-                       "--nosyslog", (char *) NULL);
-                _exit(127);
-        }
-        close(pipefd[1]);
-        n = read(pipefd[0], a->h.bus_address, sizeof a->h.bus_address - 1);
-        close(pipefd[0]);
-        cr_assert_gt(n, 0, "the second dbus-daemon did not start");
-        a->h.bus_address[n] = '\0';
-        a->h.bus_address[strcspn(a->h.bus_address, "\n")] = '\0';
-
-        snprintf(log_path, sizeof log_path, "%s/systemd.log", dir);
-        a->systemd_pid = harness_spawn(&a->h, false, log_path, systemd_argv);
-        sd_bus *bus = harness_bus(&a->h);
-        int r = 0;
-        for (int i = 0; i < 1000 && (r = ksmt_name_has_owner(bus, "org.freedesktop.systemd1")) == 0; i++)
-                usleep(10 * 1000);
-        if (r != 1) {
-                sd_bus_flush_close_unref(bus);
-                read_text(log_path, text, sizeof text);
-                cr_assert_fail("the systemd stand-in did not start: %s", text);
-        }
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = NULL;
-        const char *unit_path;
-        r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-                               "org.freedesktop.DBus.Mock", "AddMockUnit", &error, NULL, "s", "ksm-throttler.service");
-        cr_assert_geq(r, 0, "AddMockUnit: %s", error.message);
-        r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-                               "org.freedesktop.systemd1.Manager", "GetUnit", &error, &reply, "s", "ksm-throttler.service");
-        cr_assert_geq(r, 0, "GetUnit: %s", error.message);
-        cr_assert_geq(sd_bus_message_read(reply, "o", &unit_path), 0);
-        snprintf(a->unit_path, sizeof a->unit_path, "%s", unit_path);
-        sd_bus_message_unref(reply);
-        /* The template's unit has only LoadState and ActiveState. */
-        r = sd_bus_call_method(bus, "org.freedesktop.systemd1", a->unit_path, "org.freedesktop.DBus.Mock",
-                               "AddProperties", &error, NULL, "sa{sv}", "org.freedesktop.systemd1.Unit", 3,
-                               "SubState", "s", "dead", "ConditionResult", "b", true,
-                               "ConditionTimestamp", "t", UINT64_C(0));
-        sd_bus_flush_close_unref(bus);
-        cr_assert_geq(r, 0, "AddProperties: %s", error.message);
-        sd_bus_error_free(&error);
-}
-
-/* Sets the unit's LoadState, ActiveState, SubState and ConditionResult (with a timestamp). */
-static void activation_bus_set_unit(struct activation_bus *a, const char *load_state, const char *active_state,
-                                    bool condition_result) {
-        sd_bus *bus = harness_bus(&a->h);
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r;
-
-        r = sd_bus_call_method(bus, "org.freedesktop.systemd1", a->unit_path, "org.freedesktop.DBus.Mock", "UpdateProperties", &error, NULL, "sa{sv}",
-                               "org.freedesktop.systemd1.Unit", 5, "LoadState", "s", load_state, "ActiveState", "s",
-                               active_state, "SubState", "s", "dead", "ConditionResult", "b", condition_result,
-                               "ConditionTimestamp", "t", UINT64_C(1795700700000000));
-        sd_bus_flush_close_unref(bus);
-        cr_assert_geq(r, 0, "UpdateProperties: %s", error.message);
-        sd_bus_error_free(&error);
-}
-
-static void activation_bus_stop(struct activation_bus *a) {
-        char text[64];
-        int status;
-
-        if (a->pid_file[0]) {
-                read_text(a->pid_file, text, sizeof text);
-                if (atoi(text) > 0)
-                        kill(atoi(text), SIGTERM); /* the activated program, by the PID it recorded */
-        }
-        if (a->systemd_pid > 0) {
-                kill(a->systemd_pid, SIGTERM);
-                waitpid(a->systemd_pid, &status, 0);
-        }
-        if (a->bus_pid > 0) {
-                kill(a->bus_pid, SIGTERM);
-                waitpid(a->bus_pid, &status, 0);
-        }
-        *a = (struct activation_bus) {};
-}
-
-static void activation_bus_cleanup(void) {
-        activation_bus_stop(&activation);
-}
-
-Test(ksmctl, a_broken_unit_is_reported_instead_of_waiting_for_activation) {
-        static const struct {
-                const char *load_state, *active_state;
-                bool condition_result;
-                const char *expected;
-        } cases[] = {
-                { "masked", "inactive", true, "ksm-throttler.service cannot start it: masked" },
-                { "loaded", "failed", true, "ksm-throttler.service cannot start it: failed" },
-                { "loaded", "inactive", false, "cannot start it: skipped: a start condition was not met" },
-        };
-        struct activation_bus *a = &activation;
-        char output[4096];
-        int status;
-
-        activation_bus_start(a);
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-                activation_bus_set_unit(a, cases[i].load_state, cases[i].active_state, cases[i].condition_result);
-                const char *argv[] = { KSMCTL_PATH, i == 1 ? "kick" : "status", NULL };
-                status = harness_run(&a->h, false, output, sizeof output, argv);
-                if (status != 3 || !strstr(output, cases[i].expected))
-                        break;
-        }
-        /* A unit that can start is waited for, until the bus gives up on the activation. */
-        if (status == 3 && strstr(output, cases[2].expected)) {
-                activation_bus_set_unit(a, "loaded", "inactive", true);
-                const char *argv[] = { KSMCTL_PATH, "stats", NULL };
-                status = harness_run(&a->h, false, output, sizeof output, argv);
-                                cr_assert_eq(status, 3, "%s", output);
-                cr_assert_not_null(strstr(output, "Failed to activate service"), "%s", output);
-                cr_assert_null(strstr(output, "cannot start it"), "%s", output);
-                return;
-        }
-                cr_assert_eq(status, 3, "%s", output);
-        cr_assert_fail("the unit's state is not in the message: %s", output);
 }
 
 /* The flags of each CheckAuthorization the polkit mock received, in order, into flags[]. */
