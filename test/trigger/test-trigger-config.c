@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -172,4 +173,54 @@ Test(pressure, avg10) {
         cr_assert_eq(pressure_parse_avg10("some avg10=250.00 avg60=0\n", false, &v), -EINVAL, "over 100 %% is not a share");
         cr_assert_eq(pressure_parse_avg10("some avg60=1.00\nfull avg10=1.00\n", false, &v), -EINVAL,
                      "avg10 must be on the some line");
+}
+
+static void read_stderr(char *log, size_t size) {
+        fflush(stderr);
+        FILE *f = cr_get_redirected_stderr();
+        size_t n = fread(log, 1, size - 1, f);
+        log[n] = '\0';
+}
+
+Test(trigger_config, config_naming_a_directory_is_refused) {
+        struct trigger_config c;
+        char log[4096];
+        char want[sizeof path + 128];
+        cr_assert_eq(mkdir(path, 0755), 0);
+        cr_assert_eq(trigger_config_init(&c), 0);
+        cr_assert_eq(trigger_config_load(&c, path, true), -EINVAL, "a directory was read as an empty file");
+        /* Also when the file is optional: a directory there is a mistake, not an absence. */
+        cr_assert_eq(trigger_config_load(&c, path, false), -EINVAL, "an optional directory was read as an empty file");
+        trigger_config_done(&c);
+        read_stderr(log, sizeof log);
+        snprintf(want, sizeof want, "Cannot read configuration file %s: %s", path, strerror(EISDIR));
+        cr_assert(strstr(log, want), "expected \"%s\" in:\n%s", want, log);
+}
+
+Test(trigger_config, dropin_whose_read_fails_is_an_error_naming_file_and_errno) {
+        struct trigger_config c;
+        char log[4096], dropin_dir[sizeof path + 8], dropin[sizeof path + 64];
+        char want[sizeof dropin + 128];
+        write_text(path, "[Trigger]\nDebounceSec=2s\n");
+        snprintf(dropin_dir, sizeof dropin_dir, "%s.d", path);
+        cr_assert_eq(mkdir(dropin_dir, 0755), 0);
+        /* Reading /proc/self/mem at offset 0 fails with EIO, as a failing disk would. */
+        snprintf(dropin, sizeof dropin, "%s/50-unreadable.conf", dropin_dir);
+        cr_assert_eq(symlink("/proc/self/mem", dropin), 0);
+
+        cr_assert_eq(trigger_config_init(&c), 0);
+        cr_assert_eq(trigger_config_load(&c, path, true), -EINVAL, "an unreadable drop-in was taken as empty");
+        cr_assert_eq(c.debounce_usec, USEC_PER_SEC, "a configuration with an unreadable drop-in changed the settings");
+        trigger_config_done(&c);
+        read_stderr(log, sizeof log);
+        snprintf(want, sizeof want, "Cannot read configuration file %s (after line 0): %s", dropin, strerror(EIO));
+        cr_assert(strstr(log, want), "expected \"%s\" in:\n%s", want, log);
+}
+
+Test(trigger_config, dev_null_is_an_empty_configuration) {
+        struct trigger_config c;
+        cr_assert_eq(trigger_config_init(&c), 0);
+        cr_assert_eq(trigger_config_load(&c, "/dev/null", true), 0, "--config=/dev/null must mean no configuration");
+        cr_assert_eq(c.debounce_usec, USEC_PER_SEC, "/dev/null changed a setting");
+        trigger_config_done(&c);
 }

@@ -50,6 +50,18 @@ static int on_class(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
         return 0;
 }
 
+/* Reads the (name, object path) of a MachineNew or MachineRemoved signal, and the name
+ * escaped for the log. A malformed signal is logged and gives a negative errno. */
+static int read_machine_signal(sd_bus_message *m, const char **ret_name, const char **ret_path, char *escaped,
+                               size_t escaped_size) {
+        int r = sd_bus_message_read(m, "so", ret_name, ret_path);
+        if (r < 0)
+                return log_warning_errno(r, "Malformed %s signal from %s: %m", sd_bus_message_get_member(m) ?: "?",
+                                         sd_bus_message_get_sender(m) ?: "?");
+        text_escape(*ret_name, escaped, escaped_size);
+        return 0;
+}
+
 static int on_machine_new(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         struct source_machined *s = userdata;
         const char *name, *path;
@@ -57,12 +69,8 @@ static int on_machine_new(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         int r;
         (void) ret_error;
 
-        r = sd_bus_message_read(m, "so", &name, &path);
-        if (r < 0) {
-                log_warning_errno(r, "Malformed MachineNew signal from %s: %m", sd_bus_message_get_sender(m) ?: "?");
+        if (read_machine_signal(m, &name, &path, escaped, sizeof escaped) < 0)
                 return 0;
-        }
-        text_escape(name, escaped, sizeof escaped);
         log_debug("machined: MachineNew %s %s", escaped, path);
         if (strcmp(name, ".host") == 0)
                 return 0; /* the host itself, not a new machine */
@@ -96,15 +104,10 @@ static int on_machine_removed(sd_bus_message *m, void *userdata, sd_bus_error *r
         struct source_machined *s = userdata;
         const char *name, *path;
         char escaped[256];
-        int r;
         (void) ret_error;
 
-        r = sd_bus_message_read(m, "so", &name, &path);
-        if (r < 0) {
-                log_warning_errno(r, "Malformed MachineRemoved signal from %s: %m", sd_bus_message_get_sender(m) ?: "?");
+        if (read_machine_signal(m, &name, &path, escaped, sizeof escaped) < 0)
                 return 0;
-        }
-        text_escape(name, escaped, sizeof escaped);
         if (machine_set_remove(s->known, name) > 0)
                 log_debug("machined: MachineRemoved %s %s", escaped, path);
         return 0;

@@ -1,15 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "trigger-config.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <ini.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fd-util.h"
+#include "ini-file.h"
 #include "log.h"
 #include "parse-util.h"
 
@@ -264,137 +262,36 @@ oom:
         return -ENOMEM;
 }
 
-struct parse_context {
-        struct trigger_config *config;
-        const char *file;
-        unsigned line;
-        FILE *stream;
-        char *line_buffer;
-        size_t line_buffer_size;
-        unsigned n_errors;
-};
-
-static int config_ini_handler(void *user, const char *section, const char *name, const char *value) {
-        struct parse_context *ctx = user;
+static int trigger_key_handler(void *user, const char *file, unsigned line, const char *section, const char *name,
+                               const char *value) {
+        struct trigger_config *config = user;
         const struct trigger_key *key;
         char where[4200];
 
-        snprintf(where, sizeof where, "%s:%u", ctx->file, ctx->line);
+        snprintf(where, sizeof where, "%s:%u", file, line);
         if (strcmp(section, "Trigger") != 0) {
                 if (section[0] == '\0')
                         log_warning("%s: key %s outside any section, ignoring", where, name);
                 else
                         log_warning("%s: unknown section [%s], ignoring key %s", where, section, name);
-                return 1;
+                return 0;
         }
         key = key_by_name(name);
         if (!key) {
                 log_warning("%s: unknown key %s in [Trigger], ignoring", where, name);
-                return 1;
+                return 0;
         }
-        if (trigger_config_set(ctx->config, key, value, where) < 0)
-                ctx->n_errors++;
-        return 1;
-}
-
-/* inih reads lines through this, so that the handler knows the line it is called for
- * and lines inih would cut or call malformed are reported with their real file:line
- * (the daemon's configuration parser does the same). */
-static char *config_ini_reader(char *str, int num, void *user) {
-        struct parse_context *ctx = user;
-        ssize_t len = getline(&ctx->line_buffer, &ctx->line_buffer_size, ctx->stream);
-        const char *text;
-
-        if (len < 0)
-                return NULL;
-        ctx->line++;
-        text = ctx->line_buffer + strspn(ctx->line_buffer, " \t\r\n");
-        if (*text == '\0' || *text == ';' || *text == '#') {
-                snprintf(str, (size_t) num, "\n");
-                return str;
-        }
-        if (len > num - 1) {
-                log_error("%s:%u: line too long (at most %d characters)", ctx->file, ctx->line, num - 2);
-                ctx->n_errors++;
-                snprintf(str, (size_t) num, "\n");
-                return str;
-        }
-        if (*text == '[' ? !strchr(text, ']') : !strchr(text, '=')) {
-                log_error("%s:%u: syntax error: expected [Section] or Key=Value", ctx->file, ctx->line);
-                ctx->n_errors++;
-                snprintf(str, (size_t) num, "\n");
-                return str;
-        }
-        memcpy(str, ctx->line_buffer, (size_t) len + 1);
-        return str;
-}
-
-static void parse_file(struct parse_context *ctx, const char *path, bool required) {
-        _cleanup_(fclosep) FILE *f = fopen(path, "re");
-        unsigned errors_before = ctx->n_errors;
-        int r;
-
-        if (!f) {
-                if (errno == ENOENT && !required)
-                        return;
-                log_error_errno(errno, "Cannot read configuration file %s: %m", path);
-                ctx->n_errors++;
-                return;
-        }
-        ctx->file = path;
-        ctx->stream = f;
-        ctx->line = 0;
-        r = ini_parse_stream(config_ini_reader, ctx, config_ini_handler, ctx);
-        if (r > 0 && ctx->n_errors == errors_before) {
-                log_error("%s:%d: syntax error: expected [Section] or Key=Value", path, r);
-                ctx->n_errors++;
-        } else if (r < 0) {
-                log_error("%s: cannot parse: out of memory", path);
-                ctx->n_errors++;
-        }
-}
-
-static int is_conf_file(const struct dirent *de) {
-        size_t len = strlen(de->d_name);
-        return de->d_name[0] != '.' && len > 5 && strcmp(de->d_name + len - 5, ".conf") == 0;
+        return trigger_config_set(config, key, value, where);
 }
 
 int trigger_config_load(struct trigger_config *c, const char *path, bool required) {
         struct trigger_config parsed;
-        struct parse_context ctx = { .config = &parsed };
-        _cleanup_free_ char *dropin_dir = NULL;
-        struct dirent **entries = NULL;
-        int n;
 
         if (config_copy(c, &parsed) < 0)
                 return log_error_errno(ENOMEM, "Out of memory");
-        parse_file(&ctx, path, required);
-
-        if (asprintf(&dropin_dir, "%s.d", path) < 0) {
-                dropin_dir = NULL;
-                trigger_config_done(&parsed);
-                free(ctx.line_buffer);
-                return log_error_errno(ENOMEM, "Out of memory");
-        }
-        n = scandir(dropin_dir, &entries, is_conf_file, alphasort);
-        if (n < 0 && errno != ENOENT && errno != ENOTDIR) {
-                log_error_errno(errno, "Cannot read drop-in directory %s: %m", dropin_dir);
-                ctx.n_errors++;
-        }
-        for (int i = 0; i < n; i++) {
-                _cleanup_free_ char *dropin = NULL;
-                if (asprintf(&dropin, "%s/%s", dropin_dir, entries[i]->d_name) >= 0)
-                        parse_file(&ctx, dropin, true);
-                else {
-                        dropin = NULL;
-                        ctx.n_errors++;
-                }
-                free(entries[i]);
-        }
-        free(entries);
-        free(ctx.line_buffer);
-
-        if (ctx.n_errors > 0) {
+        /* --config=/dev/null is how tests and benchmarks ask for no configuration. */
+        if (ini_file_parse(path, (required ? INI_FILE_REQUIRED : 0) | INI_FILE_DEV_NULL_EMPTY, trigger_key_handler, &parsed,
+                           NULL) < 0) {
                 trigger_config_done(&parsed);
                 return -EINVAL;
         }

@@ -54,7 +54,7 @@ void trigger_config_done(struct trigger_config *c);
  * (logged, saying what was expected) or -ENOMEM. */
 int trigger_config_set(struct trigger_config *c, const struct trigger_key *key, const char *value, const char *where);
 
-/* Reads path (which must exist when required) and then path + ".d/" "*.conf" in
+/* Reads path (which must exist when required; a directory is refused) and then path + ".d/" "*.conf" in
  * lexical order. Unknown keys and sections are warned about with file:line;
  * invalid values are logged with file:line and give -EINVAL, leaving *c untouched. */
 int trigger_config_load(struct trigger_config *c, const char *path, bool required);
