@@ -163,9 +163,11 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
                                                    config->converged_percent, base, 1) &&
                                        below_share(shrink, config->converged_percent, a->rmap_at_scan, n);
                 if (little_progress && !appearing) {
+                        /* Only scans after the merge's two count, also when one look spans both. */
+                        uint64_t after_merge = s->full_scans - a->kick.full_scans - 2;
                         if (a->settled_scans == 0)
                                 a->saved_at_streak = base;
-                        a->settled_scans = saturate_u32((uint64_t) a->settled_scans + n);
+                        a->settled_scans = saturate_u32((uint64_t) a->settled_scans + (n < after_merge ? n : after_merge));
                 } else
                         a->settled_scans = 0;
                 if (a->settled_scans >= config->converged_scans && a->settled_scans >= a->scans_needed)

@@ -59,6 +59,18 @@ Test(adaptive, never_before_two_full_scans_after_the_kick) {
         cr_assert(feed(&a, sample(0.8, 14, 5000)));
 }
 
+/* A late look (a busy machine) can span the merge's scans and one more: only the scans after
+ * the merge's two count towards settling. */
+Test(adaptive, a_look_spanning_the_merge_scans_counts_only_the_scans_after_them) {
+        struct adaptive a = {};
+        struct ksm_sample kick = sample(0, 10, 5000);
+
+        adaptive_on_kick(&a, &kick);
+        cr_assert_not(feed(&a, sample(0.8, 13, 5000)),
+                      "three scans in one look: two were the merge's, only one counts as settled");
+        cr_assert(feed(&a, sample(1.0, 14, 5000)), "the second scan after the merge's two settles it");
+}
+
 Test(adaptive, samples_between_scan_ends_change_nothing) {
         struct adaptive a = {};
         struct ksm_sample kick = sample(0, 10, 0);
