@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "log.h"
 
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sysexits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -73,4 +75,19 @@ int log_internal(int priority, int error, const char *format, ...) {
 
         errno = saved_errno;
         return -error;
+}
+
+int log_getopt_error(char *const argv[]) {
+        if (optopt)
+                log_error("Option -%c or its argument is not valid; see --help", optopt);
+        else
+                log_error("Option %s is unknown or lacks its argument; see --help", argv[optind - 1]);
+        return -EX_USAGE;
+}
+
+int log_unexpected_arguments(int argc, char *const argv[]) {
+        if (optind >= argc)
+                return 0;
+        log_error("Unexpected argument \"%s\"; see --help", argv[optind]);
+        return -EX_USAGE;
 }

@@ -26,3 +26,9 @@ int log_internal(int priority, int error, const char *format, ...) __attribute__
 #define log_error_errno(error, ...) log_internal(LOG_ERR, (error), __VA_ARGS__)
 /* Logs "Out of memory" and returns -ENOMEM. */
 #define log_oom() log_internal(LOG_ERR, ENOMEM, "Out of memory")
+
+/* What getopt_long() found wrong (after it returned '?'), said once the way every program
+ * here says it; returns -EX_USAGE. */
+int log_getopt_error(char *const argv[]);
+/* -EX_USAGE (logged) if arguments are left after the options, else 0. */
+int log_unexpected_arguments(int argc, char *const argv[]);

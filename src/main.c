@@ -151,18 +151,10 @@ static int parse_arguments(int argc, char *argv[], struct arguments *args) {
                         args->check_config = true;
                         break;
                 case '?':
-                        if (optopt)
-                                log_error("Option -%c or its argument is not valid; see --help", optopt);
-                        else
-                                log_error("Option %s is unknown or lacks its argument; see --help", argv[optind - 1]);
-                        return -EX_USAGE;
+                        return log_getopt_error(argv);
                 }
         }
-        if (optind < argc) {
-                log_error("Unexpected argument \"%s\"; see --help", argv[optind]);
-                return -EX_USAGE;
-        }
-        return 1;
+        return log_unexpected_arguments(argc, argv) ?: 1;
 }
 
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
