@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/inotify.h>
 
 #include "fd-util.h"
@@ -50,8 +51,23 @@ static void arm(struct source_directory *s, struct watched_dir *d) {
 
         d->wd = -1;
         snprintf(path, sizeof path, "%s", d->path);
-        for (;;) {
+        for (unsigned retries = 0;;) {
                 int wd = inotify_add_watch(s->fd, path, WATCH_MASK);
+                if (wd >= 0 && strcmp(path, d->path) != 0 && retries < 16) {
+                        /* The next component may have been created after it was found missing
+                         * and before this watch was in place, unseen by it: look again. */
+                        char next[PATH_MAX];
+                        size_t len = strcmp(path, "/") == 0 ? 0 : strlen(path);
+                        const char *end = strchr(d->path + len + 1, '/');
+                        snprintf(next, sizeof next, "%.*s", (int) (end ? (size_t) (end - d->path) : strlen(d->path)),
+                                 d->path);
+                        if (access(next, F_OK) == 0) {
+                                release_wd(s, wd);
+                                retries++;
+                                snprintf(path, sizeof path, "%s", d->path);
+                                continue;
+                        }
+                }
                 if (wd >= 0) {
                         char *copy = strdup(path);
                         if (!copy) {
