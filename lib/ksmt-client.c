@@ -761,6 +761,10 @@ enum error_detail {
         DETAIL_TEXT_NAME, /* ": text (error.Name)" */
 };
 
+#define UNIT_CANNOT_START \
+        "cannot reach ksm-throttler on the system bus: the service is not running and its unit " KSM_THROTTLER_UNIT \
+        " cannot start it: "
+
 static const struct error_mapping {
         const char *name;   /* an error name, or a prefix ending in '.' */
         int exit_status;
@@ -775,6 +779,20 @@ static const struct error_mapping {
         /* Bus activation was tried and the service did not come up. */
         { "org.freedesktop.DBus.Error.Spawn.", KSMT_EXIT_NOT_RUNNING,
           "cannot reach ksm-throttler on the system bus: the service failed to start", false, DETAIL_TEXT_NAME },
+        /* systemd refused the start that bus activation asked of it (it answers the caller through
+         * the bus, at once). The leads say what ksmt_call() says when it finds the unit so itself. */
+        { "org.freedesktop.systemd1.UnitMasked", KSMT_EXIT_NOT_RUNNING, UNIT_CANNOT_START "masked", false,
+          DETAIL_NAME },
+        { "org.freedesktop.systemd1.NoSuchUnit", KSMT_EXIT_NOT_RUNNING, UNIT_CANNOT_START "not found", false,
+          DETAIL_NAME },
+        { "org.freedesktop.systemd1.LoadFailed", KSMT_EXIT_NOT_RUNNING, UNIT_CANNOT_START "it failed to load", false,
+          DETAIL_TEXT_NAME },
+        { "org.freedesktop.systemd1.BadUnitSetting", KSMT_EXIT_NOT_RUNNING, UNIT_CANNOT_START "it failed to load",
+          false, DETAIL_TEXT_NAME },
+        { "org.freedesktop.systemd1.OnlyByDependency", KSMT_EXIT_NOT_RUNNING,
+          UNIT_CANNOT_START "it refuses a manual start", false, DETAIL_TEXT_NAME },
+        { "org.freedesktop.systemd1.ShuttingDown", KSMT_EXIT_NOT_RUNNING,
+          "cannot reach ksm-throttler on the system bus: the system is shutting down", false, DETAIL_TEXT_NAME },
         { KSMT_ERROR_UNIT_NOT_STARTABLE, KSMT_EXIT_NOT_RUNNING,
           "cannot reach ksm-throttler on the system bus", false, DETAIL_TEXT },
         /* The name has an owner, but it does not answer. */

@@ -23,6 +23,33 @@ static const struct {
         { "org.freedesktop.DBus.Error.Spawn.ChildExited", "Process exited with status 1", KSMT_EXIT_NOT_RUNNING,
           "cannot reach ksm-throttler on the system bus: the service failed to start: Process exited with status 1 "
           "(org.freedesktop.DBus.Error.Spawn.ChildExited)" },
+        /* systemd refusing the start that bus activation asked of it: what ksmctl says when it
+         * finds the unit so itself, exit status 3. */
+        { "org.freedesktop.systemd1.UnitMasked", "Unit ksm-throttler.service is masked.", KSMT_EXIT_NOT_RUNNING,
+          "cannot reach ksm-throttler on the system bus: the service is not running and its unit "
+          "ksm-throttler.service cannot start it: masked (org.freedesktop.systemd1.UnitMasked)" },
+        { "org.freedesktop.systemd1.NoSuchUnit", "Unit ksm-throttler.service not found.", KSMT_EXIT_NOT_RUNNING,
+          "cannot reach ksm-throttler on the system bus: the service is not running and its unit "
+          "ksm-throttler.service cannot start it: not found (org.freedesktop.systemd1.NoSuchUnit)" },
+        { "org.freedesktop.systemd1.LoadFailed", "Unit ksm-throttler.service failed to load properly",
+          KSMT_EXIT_NOT_RUNNING,
+          "cannot reach ksm-throttler on the system bus: the service is not running and its unit "
+          "ksm-throttler.service cannot start it: it failed to load: Unit ksm-throttler.service failed to load "
+          "properly (org.freedesktop.systemd1.LoadFailed)" },
+        { "org.freedesktop.systemd1.BadUnitSetting", "bad", KSMT_EXIT_NOT_RUNNING,
+          "cannot reach ksm-throttler on the system bus: the service is not running and its unit "
+          "ksm-throttler.service cannot start it: it failed to load: bad (org.freedesktop.systemd1.BadUnitSetting)" },
+        { "org.freedesktop.systemd1.OnlyByDependency", "Operation refused", KSMT_EXIT_NOT_RUNNING,
+          "cannot reach ksm-throttler on the system bus: the service is not running and its unit "
+          "ksm-throttler.service cannot start it: it refuses a manual start: Operation refused "
+          "(org.freedesktop.systemd1.OnlyByDependency)" },
+        { "org.freedesktop.systemd1.ShuttingDown", "Refusing activation, D-Bus is shutting down.",
+          KSMT_EXIT_NOT_RUNNING,
+          "cannot reach ksm-throttler on the system bus: the system is shutting down: Refusing activation, D-Bus is "
+          "shutting down. (org.freedesktop.systemd1.ShuttingDown)" },
+        /* Other systemd errors are not about starting the unit. */
+        { "org.freedesktop.systemd1.UnitMaskedX", "x", KSMT_EXIT_FAILED,
+          "failed to kick: x (org.freedesktop.systemd1.UnitMaskedX)" },
         { KSMT_ERROR_UNIT_NOT_STARTABLE, "its unit is masked", KSMT_EXIT_NOT_RUNNING,
           "cannot reach ksm-throttler on the system bus: its unit is masked" },
         { "org.freedesktop.DBus.Error.NoReply", "Method call timed out", KSMT_EXIT_NOT_RUNNING,
