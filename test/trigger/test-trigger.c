@@ -41,19 +41,32 @@ static void setup(void) {
         snprintf(trigger_log, sizeof trigger_log, "%s/trigger.log", h.dir);
 }
 
-/* A throttler that the bus started (activation) is not our child: stopped by its PID
- * all the same, and waited for until it is gone. */
-static pid_t activated_pid;
+/* Throttlers that the bus started (activation) are not our children: stopped by their
+ * PIDs all the same, and waited for until they are gone. */
+static pid_t activated[128];
+static size_t n_activated;
 
-static void stop_activated(void) {
-        if (activated_pid <= 0)
-                return;
-        kill(activated_pid, SIGTERM);
-        for (int i = 0; i < 1000 && kill(activated_pid, 0) == 0; i++) {
+static void remember_activated(pid_t pid) {
+        for (size_t i = 0; i < n_activated; i++)
+                if (activated[i] == pid)
+                        return;
+        if (pid > 0 && n_activated < sizeof activated / sizeof activated[0])
+                activated[n_activated++] = pid;
+}
+
+static bool wait_gone(pid_t pid, double seconds) {
+        for (int i = 0; i < seconds * 100 && kill(pid, 0) == 0; i++) {
                 struct timespec t = { 0, 10 * 1000 * 1000 };
                 nanosleep(&t, NULL);
         }
-        activated_pid = 0;
+        return kill(pid, 0) < 0;
+}
+
+static void stop_activated(void) {
+        for (size_t i = 0; i < n_activated; i++)
+                if (kill(activated[i], SIGTERM) == 0)
+                        wait_gone(activated[i], 10);
+        n_activated = 0;
 }
 
 static void teardown(void) {
@@ -627,12 +640,83 @@ Test(trigger, first_kick_starts_the_throttler_through_bus_activation) {
                                          "GetConnectionUnixProcessID", NULL, &reply, "s", "org.kata.KsmThrottler"),
                       0);
         cr_assert_geq(sd_bus_message_read(reply, "u", &pid), 0);
-        activated_pid = (pid_t) pid;
+        remember_activated((pid_t) pid);
         sd_bus_message_unref(reply);
         sd_bus_flush_close_unref(bus);
         wait_kicks(1);
         cr_assert_eq(count_in_log("Cannot reach the throttler"), 0, "the activating kick must not fail:\n");
         harness_assert_knobs(&h, 1, 10000, 1, "after the activating kick");
+}
+
+/* The PID owning the throttler's name, 0 when nobody does. */
+static pid_t throttler_pid(sd_bus *bus) {
+        sd_bus_message *reply = NULL;
+        uint32_t pid = 0;
+        if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "GetConnectionUnixProcessID", NULL, &reply, "s", "org.kata.KsmThrottler") < 0)
+                return 0;
+        cr_assert_geq(sd_bus_message_read(reply, "u", &pid), 0);
+        sd_bus_message_unref(reply);
+        return (pid_t) pid;
+}
+
+/* A throttler with IdleExitSec=100ms and a cycle of a few ms exits about 100 ms after each
+ * kick. New sandboxes appear at offsets that sweep that moment in steps of 250 us, so
+ * that kicks land before the exit, while the old instance is releasing its name, and
+ * while the bus starts the next one. Every one must be delivered, none given up. */
+Test(trigger, kicks_around_the_throttlers_idle_exit_are_not_lost) {
+        char sbs[PATH_MAX], watch[PATH_MAX + 16], name[64], log[1 << 14];
+        const unsigned rounds = 80;
+        unsigned instances = 0;
+        pid_t last = 0;
+        sd_bus *bus;
+
+        harness_write_config(&h, "[Throttler]\nIdleExitSec=100ms\nAdaptive=no\n"
+                                 "[Aggressive]\nDurationSec=1ms\n[Standard]\nDurationSec=1ms\n[Slow]\nDurationSec=1ms\n");
+        restart_bus_with_activation();
+        make_dir("sbs");
+        path_in(sbs, sizeof sbs, "sbs");
+        snprintf(watch, sizeof watch, "--watch=%s", sbs);
+        start_trigger("0", (const char *const[]) { watch, NULL });
+        bus = harness_bus(&h);
+
+        for (unsigned round = 0; round < rounds; round++) {
+                struct timespec delay = { 0, (100 + round % 80 / 4) * 1000 * 1000 + (round % 4) * 250 * 1000 };
+                snprintf(name, sizeof name, "sbs/sandbox-%u", round);
+                make_dir(name);
+                nanosleep(&delay, NULL);
+                pid_t pid = throttler_pid(bus);
+                if (pid > 0 && pid != last) {
+                        remember_activated(pid);
+                        instances++;
+                        last = pid;
+                }
+        }
+        for (int i = 0; i < 2000 && count_in_log("Kick accepted") + count_in_log("Kick delivered after ") < rounds &&
+                        count_in_log("Giving up") == 0;
+             i++)
+                sleep_ms(10);
+        read_log(log, sizeof log);
+        cr_assert_eq(count_in_log("Kicking the throttler: directory: new sandbox"), rounds,
+                     "each new sandbox should have been one kick (debounce 0):\n%s", log);
+        cr_assert_eq(count_in_log("Kick accepted") + count_in_log("Kick delivered after "), rounds,
+                     "every kick should have reached a throttler:\n%s", log);
+        cr_assert_eq(count_in_log("Giving up") + count_in_log("refused the kick"), 0, "no kick may be lost:\n%s", log);
+        cr_assert_geq(instances, 2, "the throttler should have exited when idle and been started again (%u instances)",
+                      instances);
+        /* The last kick may have started one more instance: each exits when idle. */
+        for (int quiet = 0, t = 0; quiet < 50 && t < 3000; t++) {
+                pid_t pid = throttler_pid(bus);
+                quiet = pid > 0 ? 0 : quiet + 1;
+                if (pid > 0) {
+                        remember_activated(pid);
+                        cr_assert(wait_gone(pid, 20), "throttler %d did not exit when idle", (int) pid);
+                }
+                sleep_ms(10);
+        }
+        cr_assert(kill(trigger_pid, 0) == 0, "the trigger should still be running");
+        harness_assert_knobs(&h, 0, 100, 20, "after the last idle exit: the host's values");
+        sd_bus_flush_close_unref(bus);
 }
 
 /* examples/libvirt-hooks-qemu, run as libvirt runs it, with this build's ksmctl first in PATH. */
