@@ -22,6 +22,7 @@
 #include "ksm.h"
 #include "log.h"
 #include "parse-util.h"
+#include "runtime-dir.h"
 #include "saved-state.h"
 
 /* How the event loop ends: 0 after SIGTERM/SIGINT; sd-bus ends it with EXIT_FAILURE when

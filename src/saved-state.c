@@ -2,18 +2,12 @@
 #include "saved-state.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "fd-util.h"
 #include "log.h"
-
-#define TEMPORARY_FILE SAVED_STATE_FILE ".tmp"
+#include "runtime-dir.h"
 
 /* The three sets a file holds, by the prefix of their lines. */
 static const struct {
@@ -112,138 +106,27 @@ int saved_state_parse(const char *text, const char *where, struct saved_state *r
         return 0;
 }
 
-/* Only the daemon's user may have put or be able to change what is restored as root. */
-static int check_owner_and_mode(const struct stat *st, const char *path) {
-        if (st->st_uid != geteuid())
-                return log_error_errno(EPERM, "%s is owned by UID %u, not by the daemon's UID %u; refusing to use it", path,
-                                       (unsigned) st->st_uid, (unsigned) geteuid());
-        if (st->st_mode & (S_IWGRP | S_IWOTH))
-                return log_error_errno(EPERM, "%s is writable by group or others (mode %04o); refusing to use it", path,
-                                       (unsigned) (st->st_mode & 07777));
-        return 0;
-}
-
-/* Opens the runtime directory without following a symbolic link and checks it. */
-static int runtime_directory_open(const char *dir, bool create) {
-        _cleanup_close_ int dirfd = -EBADF;
-        struct stat st;
-        int r;
-
-        if (create && mkdir(dir, 0700) < 0 && errno != EEXIST)
-                return log_error_errno(errno, "Cannot create runtime directory %s: %m", dir);
-        dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dirfd < 0) {
-                if (errno == ENOENT && !create)
-                        return -ENOENT;
-                if (errno == ELOOP)
-                        return log_error_errno(ELOOP, "Runtime directory %s is a symbolic link; refusing to follow it", dir);
-                return log_error_errno(errno, "Cannot open runtime directory %s: %m", dir);
-        }
-        if (fstat(dirfd, &st) < 0)
-                return log_error_errno(errno, "Cannot check runtime directory %s: %m", dir);
-        r = check_owner_and_mode(&st, dir);
-        if (r < 0)
-                return r;
-        return fd_move(&dirfd);
-}
-
 int saved_state_save(const char *dir, const struct saved_state *state) {
-        _cleanup_close_ int dirfd = -EBADF, fd = -EBADF;
         char text[SAVED_STATE_SIZE_MAX + 1];
         int len;
 
         len = saved_state_format(state, text, sizeof text);
         if (len < 0)
                 return log_error_errno(len, "Cannot format the host's KSM settings: %m");
-
-        dirfd = runtime_directory_open(dir, true);
-        if (dirfd < 0)
-                return dirfd;
-        /* Whatever a dead instance left under the temporary name (even a FIFO) goes;
-         * O_EXCL then guarantees a fresh regular file of ours. */
-        if (unlinkat(dirfd, TEMPORARY_FILE, 0) < 0 && errno != ENOENT)
-                return log_error_errno(errno, "Cannot remove %s/%s: %m", dir, TEMPORARY_FILE);
-        fd = openat(dirfd, TEMPORARY_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
-        if (fd < 0)
-                return log_error_errno(errno, "Cannot create %s/%s: %m", dir, TEMPORARY_FILE);
-        errno = 0;
-        if (write(fd, text, (size_t) len) != len || fsync(fd) < 0) {
-                int r = errno ? -errno : -EIO;
-                (void) unlinkat(dirfd, TEMPORARY_FILE, 0);
-                return log_error_errno(r, "Cannot write %s/%s: %m", dir, TEMPORARY_FILE);
-        }
-        if (renameat(dirfd, TEMPORARY_FILE, dirfd, SAVED_STATE_FILE) < 0) {
-                int r = -errno;
-                (void) unlinkat(dirfd, TEMPORARY_FILE, 0);
-                return log_error_errno(r, "Cannot rename %s/%s into place: %m", dir, TEMPORARY_FILE);
-        }
-        if (fsync(dirfd) < 0)
-                return log_error_errno(errno, "Cannot sync runtime directory %s: %m", dir);
-        return 0;
+        return runtime_file_write(dir, SAVED_STATE_FILE, text, (size_t) len);
 }
 
 int saved_state_load(const char *dir, struct saved_state *ret) {
-        _cleanup_close_ int dirfd = -EBADF, fd = -EBADF;
-        char path[4096], text[SAVED_STATE_SIZE_MAX + 2];
-        struct stat st;
-        ssize_t n;
+        char path[4096], text[SAVED_STATE_SIZE_MAX + 1];
         int r;
 
-        snprintf(path, sizeof path, "%s/%s", dir, SAVED_STATE_FILE);
-        dirfd = runtime_directory_open(dir, false);
-        if (dirfd < 0)
-                return dirfd;
-        /* O_NONBLOCK: a FIFO planted here must not hang the daemon or --restore. */
-        fd = openat(dirfd, SAVED_STATE_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-        if (fd < 0) {
-                if (errno == ENOENT)
-                        return -ENOENT;
-                if (errno == ELOOP)
-                        return log_error_errno(ELOOP, "%s is a symbolic link; refusing to follow it", path);
-                return log_error_errno(errno, "Cannot open %s: %m", path);
-        }
-        if (fstat(fd, &st) < 0)
-                return log_error_errno(errno, "Cannot check %s: %m", path);
-        if (!S_ISREG(st.st_mode))
-                return log_error_errno(EBADFD, "%s is not a regular file; refusing to read it", path);
-        r = check_owner_and_mode(&st, path);
+        r = runtime_file_read(dir, SAVED_STATE_FILE, text, sizeof text);
         if (r < 0)
                 return r;
-        n = read(fd, text, sizeof text - 1);
-        if (n < 0)
-                return log_error_errno(errno, "Cannot read %s: %m", path);
-        if (n > SAVED_STATE_SIZE_MAX)
-                return log_error_errno(EFBIG, "%s is too large (more than %d bytes) to be a saved state; refusing it", path,
-                                       SAVED_STATE_SIZE_MAX);
-        text[n] = '\0';
-        if (strlen(text) != (size_t) n)
-                return log_error_errno(EINVAL, "%s holds a NUL byte: not a saved state", path);
+        snprintf(path, sizeof path, "%s/%s", dir, SAVED_STATE_FILE);
         return saved_state_parse(text, path, ret);
 }
 
 int saved_state_remove(const char *dir) {
-        _cleanup_close_ int dirfd = runtime_directory_open(dir, false);
-
-        if (dirfd == -ENOENT)
-                return 0;
-        if (dirfd < 0)
-                return dirfd;
-        if (unlinkat(dirfd, SAVED_STATE_FILE, 0) < 0 && errno != ENOENT)
-                return log_error_errno(errno, "Cannot remove %s/%s: %m", dir, SAVED_STATE_FILE);
-        return 0;
-}
-
-int runtime_directory_lock(const char *dir, bool create) {
-        _cleanup_close_ int dirfd = runtime_directory_open(dir, create);
-
-        if (dirfd < 0)
-                return dirfd;
-        /* On the directory itself, not on a file in it: nothing to leave behind or plant,
-         * and the directory's owner and mode are checked above. */
-        if (flock(dirfd, LOCK_EX | LOCK_NB) < 0) {
-                if (errno == EWOULDBLOCK)
-                        return -EBUSY;
-                return log_error_errno(errno, "Cannot lock runtime directory %s: %m", dir);
-        }
-        return fd_move(&dirfd);
+        return runtime_file_remove(dir, SAVED_STATE_FILE);
 }

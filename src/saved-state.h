@@ -30,14 +30,6 @@ int saved_state_save(const char *dir, const struct saved_state *state);
 int saved_state_load(const char *dir, struct saved_state *ret);
 int saved_state_remove(const char *dir);
 
-/* Takes the exclusive lock on dir that one daemon or --restore holds for as long as it
- * may restore or write KSM knobs (docs/design.md, One instance). The directory is created
- * 0700 when create is set, and checked like saved_state_load() checks it. Returns the fd
- * that holds the lock (close it to release), -EBUSY if another process holds it (not
- * logged: the caller says what that means), -ENOENT if the directory does not exist and
- * create is not set, or another -errno (logged). Never blocks. */
-int runtime_directory_lock(const char *dir, bool create);
-
 /* Serialization, exposed for tests: "run=0\n...written.run=1\n...pending.run=1\n". */
 int saved_state_format(const struct saved_state *state, char *buf, size_t size);
 int saved_state_parse(const char *text, const char *where, struct saved_state *ret);
