@@ -2,6 +2,7 @@
 #include "bus-object.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -12,6 +13,8 @@
 #include "bus-names.h"
 #include "bus-savings.h"
 #include "fd-util.h"
+#include "handover.h"
+#include "ksm-accounting.h"
 #include "log.h"
 
 /* What was last announced on the bus, to emit PropertiesChanged only for real changes. */
@@ -211,6 +214,44 @@ static void on_kick_authorized(sd_bus_message *m, const sd_bus_error *denied, co
         }
         if (r < 0)
                 log_debug_errno(r, "Cannot reply to %s from %s: %m", sd_bus_message_get_member(m), sender);
+}
+
+/* Texts of a handed-over record, written by the daemon's user only but shown on the bus:
+ * cut to fit, then UTF-8 without control characters (a cut sequence becomes '?'). */
+static void copy_shown(char *dst, size_t size, const char *src, size_t src_size) {
+        size_t n = strnlen(src, (size - 1 < src_size ? size - 1 : src_size));
+        memcpy(dst, src, n);
+        dst[n] = '\0';
+        ksm_sanitize_name(dst);
+}
+
+int bus_object_apply_handover(struct bus_object *o, uint64_t now_realtime_usec) {
+        struct daemon_failure failure = {};
+        struct kick_record *k = &o->kick_in_progress;
+        struct handover h;
+        char verdict[128];
+        int r;
+
+        r = handover_take(o->daemon->runtime_directory, now_realtime_usec, &h);
+        if (r < 0)
+                return r == -ENOENT ? 0 : r;
+        *k = (struct kick_record) {};
+        copy_shown(k->reason, sizeof k->reason, h.reason, sizeof h.reason);
+        copy_shown(k->application_id, sizeof k->application_id, h.application_id, sizeof h.application_id);
+        copy_shown(k->origin, sizeof k->origin, h.origin, sizeof h.origin);
+
+        o->kicking = true;
+        r = daemon_kick(o->daemon, &failure);
+        o->kicking = false;
+        if (r >= 0) {
+                o->last_kick = *k;
+                o->last_kick.usec = o->daemon->last_kick_usec;
+        }
+        announce_changes(o);
+        snprintf(verdict, sizeof verdict, "%s (%" PRIu64 " kick(s) handed over by the previous instance, PID %ld)",
+                 r >= 0 ? "accepted" : "failed", h.kicks, (long) h.pid);
+        log_kick(k, "the previous instance", verdict);
+        return r < 0 ? r : 1;
 }
 
 static int method_kick(sd_bus_message *m, void *userdata, sd_bus_error *error) {

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include "bus-names.h"
+#include "caller.h"
 #include "fd-util.h"
+#include "handover.h"
 #include "log.h"
 #include "parse-util.h"
 
@@ -22,6 +24,10 @@ struct idle_exit {
         bool ready;      /* the name is ours */
         bool exiting;    /* the name is being released */
         bool released;   /* ReleaseName answered: every call the bus routed to us has arrived */
+        /* A service manager took STOPPING=1: it starts the next instance only once this one
+         * has exited, so kicks are handed over through the runtime directory, not relayed. */
+        bool serialized;
+        bool poked;      /* the bus was asked to start the next instance for a handed-over kick */
         unsigned forwarded; /* calls handed to the next instance, waiting for its answer */
         sd_bus_slot *filter, *release;
 };
@@ -31,12 +37,6 @@ struct forward {
         struct idle_exit *x;
         sd_bus_message *call; /* the caller's, answered with the next instance's reply */
 };
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
 
 static int on_forward_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         struct forward *f = userdata;
@@ -58,6 +58,46 @@ static int on_forward_reply(sd_bus_message *reply, void *userdata, sd_bus_error 
         return 0;
 }
 
+/* Under a service manager: the kick is recorded for the next instance, which applies it
+ * once it owns the name, and the bus is asked (no reply expected) to start that instance,
+ * which the service manager does as soon as this one has exited. The caller is answered
+ * now. Returns < 0 if it could not be recorded (logged): the caller then gets the relay. */
+static int hand_over(struct idle_exit *x, sd_bus_message *m, const struct caller *caller) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *poke = NULL;
+        const char *reason = "", *application_id = "";
+        char origin[CALLER_ORIGIN_MAX];
+        int r;
+
+        if (sd_bus_message_is_method_call(m, NULL, "KickWithReason") > 0 &&
+            (sd_bus_message_rewind(m, true) < 0 || sd_bus_message_read(m, "ss", &reason, &application_id) < 0))
+                reason = application_id = "";
+        caller_format(caller, origin, sizeof origin);
+        r = handover_record(x->daemon->runtime_directory, reason, application_id, origin, clock_now_usec(CLOCK_REALTIME));
+        if (r < 0)
+                return r;
+        if (!x->poked) {
+                r = sd_bus_message_new_method_call(x->bus, &poke, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH,
+                                                   "org.freedesktop.DBus.Peer", "Ping");
+                if (r >= 0)
+                        r = sd_bus_message_set_expect_reply(poke, false);
+                if (r >= 0)
+                        r = sd_bus_send(x->bus, poke, NULL);
+                if (r < 0)
+                        /* Recorded all the same: the next kick's start applies it. */
+                        log_warning_errno(r, "Cannot ask the bus to start the next instance: %m");
+                else
+                        x->poked = true;
+        }
+        log_info("%s from %s (%s) arrived while exiting; handed to the next instance through %s/%s",
+                 sd_bus_message_get_member(m), sd_bus_message_get_sender(m), origin, x->daemon->runtime_directory,
+                 HANDOVER_FILE);
+        r = sd_bus_reply_method_return(m, NULL);
+        if (r < 0)
+                log_debug_errno(r, "Cannot reply to %s from %s: %m", sd_bus_message_get_member(m),
+                                sd_bus_message_get_sender(m));
+        return 0;
+}
+
 /* Authorized as this instance would have: the next instance sees this daemon (root) as the
  * caller, so the caller's own right to kick is decided here. */
 static void on_forward_authorized(sd_bus_message *m, const sd_bus_error *denied, const struct caller *caller,
@@ -74,6 +114,8 @@ static void on_forward_authorized(sd_bus_message *m, const sd_bus_error *denied,
                                         sd_bus_message_get_sender(m));
                 return;
         }
+        if (x->serialized && hand_over(x, m, caller) >= 0)
+                return;
         f = calloc(1, sizeof *f);
         r = f ? 0 : -ENOMEM;
         if (r >= 0)
@@ -98,20 +140,19 @@ static void on_forward_authorized(sd_bus_message *m, const sd_bus_error *denied,
         x->forwarded++;
 }
 
-/* While exiting, the methods of the interface (kicks, and GetSavings) are not served here:
- * this instance is on its way out and will give the host its values back. */
+/* While exiting, kicks are not served here: this instance is on its way out and will give
+ * the host its values back. GetSavings, which changes nothing, is served as usual. */
 static int on_message_while_exiting(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         struct idle_exit *x = userdata;
         const char *path = sd_bus_message_get_path(m);
         int r;
 
         if (!sd_bus_message_is_method_call(m, KSM_THROTTLER_INTERFACE, NULL) || !path ||
-            strcmp(path, KSM_THROTTLER_OBJECT_PATH) != 0)
+            strcmp(path, KSM_THROTTLER_OBJECT_PATH) != 0 ||
+            sd_bus_message_is_method_call(m, KSM_THROTTLER_INTERFACE, "GetSavings") > 0)
                 return 0;
-        /* Each method is authorized for its own action, as the next instance would. */
-        bool savings = sd_bus_message_is_method_call(m, KSM_THROTTLER_INTERFACE, "GetSavings") > 0;
-        r = authorize(x->authorizer, m, savings ? POLKIT_ACTION_READ_SAVINGS : POLKIT_ACTION_KICK,
-                      on_forward_authorized, x);
+        /* Authorized here, as the next instance would: it sees this daemon as the caller. */
+        r = authorize(x->authorizer, m, POLKIT_ACTION_KICK, on_forward_authorized, x);
         if (r < 0)
                 return r;
         return 1;
@@ -136,7 +177,7 @@ static int begin_exit(struct idle_exit *x) {
 
         log_info("Idle in initial for %s: releasing %s and exiting; the next Kick starts ksm-throttler again",
                  format_duration_usec(duration, sizeof duration, x->daemon->config.idle_exit_usec), KSM_THROTTLER_BUS_NAME);
-        sd_notify(false, "STOPPING=1\nSTATUS=Idle, exiting");
+        x->serialized = sd_notify(false, "STOPPING=1\nSTATUS=Idle, exiting") > 0;
         x->exiting = true;
         /* In initial, nothing saved, and no knob written from here on: the next instance
          * may take the lock and start while this one drains. */
@@ -175,7 +216,7 @@ int idle_exit_loop(struct idle_exit *x) {
                 }
                 idle = is_idle(x);
                 if (idle) {
-                        now = now_usec();
+                        now = clock_now_usec(CLOCK_MONOTONIC);
                         if (!was_idle)
                                 idle_since = now;
                         deadline = idle_since + x->daemon->config.idle_exit_usec;
@@ -190,7 +231,7 @@ int idle_exit_loop(struct idle_exit *x) {
                         continue;
                 }
                 was_idle = idle;
-                if (idle && now_usec() >= deadline) {
+                if (idle && clock_now_usec(CLOCK_MONOTONIC) >= deadline) {
                         r = begin_exit(x);
                         if (r < 0)
                                 return r;

@@ -5,11 +5,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define USEC_PER_MSEC UINT64_C(1000)
 #define USEC_PER_SEC UINT64_C(1000000)
 #define USEC_PER_MINUTE (UINT64_C(60) * USEC_PER_SEC)
 #define USEC_PER_HOUR (UINT64_C(60) * USEC_PER_MINUTE)
+
+/* clock's time in microseconds. */
+static inline uint64_t clock_now_usec(clockid_t clock) {
+        struct timespec ts;
+        clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
 
 /* A decimal unsigned integer, surrounding whitespace allowed (sysfs ends with "\n"). */
 int parse_uint64(const char *s, uint64_t *ret);

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,9 +52,14 @@ static void replace(char *text, size_t size, const char *key, const char *value)
         sprintf(at, "%s%s", value, rest);
 }
 
+/* Where the "service manager" of the serialized suite listens for sd_notify(); -1 if none. */
+static int notify_fd = -1;
+
 /* The harness's bus, replaced by one that activates the daemon from test/data's template,
- * with the daemon's log in h.daemon_log. */
-static void setup(void) {
+ * with the daemon's log in h.daemon_log. Serialized, each instance starts only once the
+ * previous one has exited, and its sd_notify() messages reach notify_fd: what systemd
+ * does for a unit, which runs one instance at a time. */
+static void setup_bus(bool serialized) {
         char services[PATH_MAX], file[PATH_MAX + 64], exec[6 * PATH_MAX + 256], text[16384], extra[PATH_MAX + 512];
         char conf[PATH_MAX + 32], socket_path[PATH_MAX + 16];
         int pipefd[2];
@@ -68,8 +75,24 @@ static void setup(void) {
         snprintf(services, sizeof services, "%s/services", h.dir);
         cr_assert_eq(mkdir(services, 0755), 0);
         /* The daemon's output goes to its log through sh: the bus would keep it otherwise. */
-        snprintf(exec, sizeof exec, "/bin/sh -c 'exec %s --config %s --ksm-dir %s --meminfo %s --runtime-dir %s >>%s 2>&1'",
-                 KSM_THROTTLER_PATH, h.config, h.ksm_dir, h.meminfo, h.runtime_dir, h.daemon_log);
+        if (serialized) {
+                struct sockaddr_un address = { .sun_family = AF_UNIX };
+                int len = snprintf(address.sun_path, sizeof address.sun_path, "%s/notify", h.dir);
+                cr_assert(len > 0 && (size_t) len < sizeof address.sun_path, "the notify socket's path is too long");
+                notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                cr_assert_geq(notify_fd, 0);
+                cr_assert_eq(bind(notify_fd, (struct sockaddr *) &address, sizeof address), 0, "bind %s: %s",
+                             address.sun_path, strerror(errno));
+                /* flock(1) holds the lock until the daemon it runs has exited. */
+                snprintf(exec, sizeof exec,
+                         "/bin/sh -c 'exec flock %s/instance.lock env NOTIFY_SOCKET=%s %s --config %s --ksm-dir %s "
+                         "--meminfo %s --runtime-dir %s >>%s 2>&1'",
+                         h.dir, address.sun_path, KSM_THROTTLER_PATH, h.config, h.ksm_dir, h.meminfo, h.runtime_dir,
+                         h.daemon_log);
+        } else
+                snprintf(exec, sizeof exec,
+                         "/bin/sh -c 'exec %s --config %s --ksm-dir %s --meminfo %s --runtime-dir %s >>%s 2>&1'",
+                         KSM_THROTTLER_PATH, h.config, h.ksm_dir, h.meminfo, h.runtime_dir, h.daemon_log);
         read_text(SOURCE_ROOT "/test/data/org.kata.KsmThrottler.service.in", text, sizeof text);
         replace(text, sizeof text, "@EXEC@", exec);
         snprintf(file, sizeof file, "%s/org.kata.KsmThrottler.service", services);
@@ -111,6 +134,27 @@ static void setup(void) {
         h.bus_address[strcspn(h.bus_address, "\n")] = '\0';
 }
 
+static void setup(void) {
+        setup_bus(false);
+}
+
+static void setup_serialized(void) {
+        setup_bus(true);
+}
+
+/* What the daemons told the "service manager": read, so that its queue never fills. */
+static unsigned drain_notifications(const char *count) {
+        char message[4096];
+        unsigned seen = 0;
+        ssize_t n;
+
+        while (notify_fd >= 0 && (n = recv(notify_fd, message, sizeof message - 1, MSG_DONTWAIT)) >= 0) {
+                message[n] = '\0';
+                seen += count && strstr(message, count);
+        }
+        return seen;
+}
+
 static bool process_exists(pid_t pid) {
         return kill(pid, 0) == 0 || errno != ESRCH;
 }
@@ -125,10 +169,14 @@ static void teardown(void) {
                 if (process_exists(activated[i]))
                         kill(activated[i], SIGKILL);
         }
+        if (notify_fd >= 0)
+                close(notify_fd);
+        notify_fd = -1;
         harness_teardown(&h);
 }
 
 TestSuite(activation, .init = setup, .fini = teardown, .timeout = 180);
+TestSuite(activation_serialized, .init = setup_serialized, .fini = teardown, .timeout = 180);
 
 /* The PID of the name's owner, remembered for teardown; 0 if none. */
 static pid_t owner_pid(sd_bus *bus) {
@@ -223,10 +271,10 @@ Test(activation, idle_daemon_exits_and_the_next_kick_starts_a_new_one) {
  * comes when the cycle (a few ms) and IdleExitSec=100ms are about over, at offsets that
  * sweep the moment of the exit in steps of 250 us. Each kick either reaches the daemon
  * before its name is released (and is handed on to the next instance) or starts the
- * next one; none may fail. */
-Test(activation, kicks_racing_the_idle_exit_never_fail) {
+ * next one; none may fail. Returns how many instances stopped when idle. */
+static unsigned sweep_kicks_across_idle_exits(unsigned *ret_stopping) {
         sd_bus *bus = harness_bus(&h);
-        unsigned failed = 0, kicks = 0, exits = 0;
+        unsigned failed = 0, kicks = 0, exits = 0, stopping = 0;
         char first_failure[1024] = "";
         pid_t last = 0;
 
@@ -254,6 +302,7 @@ Test(activation, kicks_racing_the_idle_exit_never_fail) {
                         exits += last > 0;
                         last = pid;
                 }
+                stopping += drain_notifications("STOPPING=1");
         }
         cr_assert_eq(failed, 0, "%u of %u kicks failed; the first: %s", failed, kicks, first_failure);
         /* A kick served by an instance on its way out would be undone by its exit. */
@@ -266,10 +315,37 @@ Test(activation, kicks_racing_the_idle_exit_never_fail) {
                 quiet = pid > 0 ? 0 : quiet + 1;
                 if (pid > 0)
                         cr_assert(wait_gone(pid, 20), "daemon %d did not exit when idle", (int) pid);
+                stopping += drain_notifications("STOPPING=1");
                 sleep_ms(10);
         }
         for (size_t i = 0; i < n_activated; i++)
                 cr_assert(wait_gone(activated[i], 20), "daemon %d did not exit when idle", (int) activated[i]);
         harness_assert_knobs(&h, 0, 100, 20, "after the last idle exit: the host's values");
         sd_bus_flush_close_unref(bus);
+        if (ret_stopping)
+                *ret_stopping = stopping;
+        return exits;
+}
+
+Test(activation, kicks_racing_the_idle_exit_never_fail) {
+        sweep_kicks_across_idle_exits(NULL);
+        cr_assert(!log_contains("handed to the next instance through"), "without a service manager, raced kicks are relayed, not handed over");
+}
+
+/* Under a service manager the next instance starts only once this one has exited: a kick
+ * that reached an exiting instance cannot be relayed (the relay would wait for an instance
+ * that cannot start before the relay ends), so it is handed over through the runtime
+ * directory. How often the sweep hits that window varies; none of its kicks may fail. */
+Test(activation_serialized, kicks_racing_the_idle_exit_never_fail_under_a_service_manager) {
+        unsigned stopping = 0, exits = sweep_kicks_across_idle_exits(&stopping);
+        char log[1 << 16];
+        unsigned handed = 0;
+
+        harness_daemon_log(&h, log, sizeof log);
+        for (const char *p = log; (p = strstr(p, "handed to the next instance through")); p++)
+                handed++;
+        cr_assert_geq(stopping, exits, "each idle exit tells the service manager STOPPING=1 (%u of %u)", stopping, exits);
+        cr_assert(!strstr(log, "handed to the next instance;"), "a kick was relayed under a service manager:\n%s", log);
+        fprintf(stderr, "%u instances exited when idle; %u raced kick(s) handed over through the runtime directory\n", exits,
+               handed);
 }
