@@ -109,6 +109,47 @@ static int property_get_statistics(sd_bus *bus, const char *path, const char *in
         return sd_bus_message_close_container(reply);
 }
 
+/* Every state, in the state machine's order, with the microseconds spent in it. */
+static int property_get_time_in_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        uint64_t usec[_THROTTLE_STATE_MAX];
+        int r;
+
+        daemon_time_in_state(userdata, usec);
+        r = sd_bus_message_open_container(reply, 'a', "{st}");
+        if (r < 0)
+                return r;
+        for (int s = 0; s < _THROTTLE_STATE_MAX; s++) {
+                r = sd_bus_message_append(reply, "{st}", throttle_state_to_string(s), usec[s]);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+/* Each origin that kicked, in the order they first did, then "other" if any kick was
+ * counted there. */
+static int property_get_kicks_by_origin(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const struct daemon_stats *stats = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "{st}");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < stats->n_origins; i++) {
+                r = sd_bus_message_append(reply, "{st}", stats->origins[i].name, stats->origins[i].kicks);
+                if (r < 0)
+                        return r;
+        }
+        if (stats->other_kicks > 0) {
+                r = sd_bus_message_append(reply, "{st}", DAEMON_STATS_OTHER, stats->other_kicks);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
 static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         return sd_bus_message_append(reply, "s", PROJECT_VERSION);
@@ -172,6 +213,16 @@ static void log_kick(const struct kick_record *k, const char *sender, const char
                  k->reason[0] ? "\"" : "", verdict);
 }
 
+/* On whose behalf a kick came, for KicksByOrigin: the application ID it gave, else the
+ * caller's systemd unit, else unknown (NULL). */
+static const char *kick_origin(const struct kick_record *k, const struct caller *caller) {
+        if (k->application_id[0])
+                return k->application_id;
+        if (caller && caller->unit[0])
+                return caller->unit;
+        return NULL;
+}
+
 static void on_kick_authorized(sd_bus_message *m, const sd_bus_error *denied, const struct caller *caller,
                                void *userdata) {
         struct bus_object *o = userdata;
@@ -193,7 +244,7 @@ static void on_kick_authorized(sd_bus_message *m, const sd_bus_error *denied, co
                 r = sd_bus_reply_method_error(m, denied);
         } else {
                 o->kicking = true;
-                r = daemon_kick(o->daemon, &failure);
+                r = daemon_kick(o->daemon, kick_origin(k, caller), &failure);
                 o->kicking = false;
                 if (r >= 0) {
                         o->last_kick = *k;
@@ -265,6 +316,8 @@ static const sd_bus_vtable properties_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("KickCount", "t", NULL, offsetof(struct daemon, kick_count), 0),
         SD_BUS_PROPERTY("LastKickUSec", "t", NULL, offsetof(struct daemon, last_kick_usec), 0),
+        SD_BUS_PROPERTY("KicksByOrigin", "a{st}", property_get_kicks_by_origin, offsetof(struct daemon, stats), 0),
+        SD_BUS_PROPERTY("TimeInStateUSec", "a{st}", property_get_time_in_state, 0, 0),
         SD_BUS_PROPERTY("Statistics", "a{sx}", property_get_statistics, offsetof(struct daemon, ksm_dirfd), 0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_VTABLE_END,
