@@ -14,7 +14,8 @@
 #include "ksm-accounting.h"
 
 #define KSM_METRICS_MAX_SETTINGS 16
-#define KSM_METRICS_MAX_ORIGINS 16
+/* The daemon counts at most 16 origins by name, and "other". */
+#define KSM_METRICS_MAX_ORIGINS 32
 #define KSM_METRICS_DEFAULT_TOP 10
 
 /* The throttler's states, in the order the one-hot gauge lists them. */

@@ -409,6 +409,13 @@ void ksmt_counters_done(struct ksmt_counters *c) {
         *c = (struct ksmt_counters) {};
 }
 
+void ksmt_tallies_done(struct ksmt_tallies *t) {
+        for (size_t i = 0; i < t->n_items; i++)
+                free(t->items[i].name);
+        free(t->items);
+        *t = (struct ksmt_tallies) {};
+}
+
 void ksmt_properties_done(struct ksmt_properties *p) {
         free(p->state);
         free(p->version);
@@ -416,6 +423,8 @@ void ksmt_properties_done(struct ksmt_properties *p) {
         ksmt_settings_done(&p->initial_settings);
         ksmt_counters_done(&p->statistics);
         ksmt_kick_done(&p->last_kick);
+        ksmt_tallies_done(&p->kicks_by_origin);
+        ksmt_tallies_done(&p->time_in_state);
         *p = (struct ksmt_properties) {};
 }
 
@@ -518,6 +527,31 @@ static int read_counters(sd_bus_message *m, struct ksmt_counters *counters) {
         return r < 0 ? r : sd_bus_message_exit_container(m);
 }
 
+/* Appends the entries of an a{st} to *tallies (which the caller emptied). */
+static int read_tallies(sd_bus_message *m, struct ksmt_tallies *tallies) {
+        const char *name;
+        uint64_t value;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{st}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(m, "{st}", &name, &value)) > 0) {
+                struct ksmt_tally *items = reallocarray(tallies->items, tallies->n_items + 1, sizeof *items);
+                char *copy = strdup(name);
+
+                if (items)
+                        tallies->items = items;
+                if (!items || !copy) {
+                        free(copy);
+                        r = -ENOMEM;
+                        break;
+                }
+                tallies->items[tallies->n_items++] = (struct ksmt_tally) { copy, value };
+        }
+        return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
 static int read_string(sd_bus_message *m, char **ret) {
         const char *s;
         char *copy;
@@ -538,7 +572,7 @@ static int read_u64(sd_bus_message *m, uint64_t *ret) {
         return sd_bus_message_read_basic(m, 't', ret);
 }
 
-enum property_kind { PROPERTY_STRING, PROPERTY_U64, PROPERTY_SETTINGS, PROPERTY_COUNTERS, PROPERTY_KICK };
+enum property_kind { PROPERTY_STRING, PROPERTY_U64, PROPERTY_SETTINGS, PROPERTY_COUNTERS, PROPERTY_KICK, PROPERTY_TALLIES };
 
 /* LastKick's (tsss). */
 static int read_kick(sd_bus_message *m, struct ksmt_kick *ret) {
@@ -587,6 +621,10 @@ static const struct property_field {
         { "Statistics", "a{sx}", KSMT_PROPERTY_STATISTICS, PROPERTY_COUNTERS,
           offsetof(struct ksmt_properties, statistics) },
         { "LastKick", "(tsss)", KSMT_PROPERTY_LAST_KICK_DETAIL, PROPERTY_KICK, offsetof(struct ksmt_properties, last_kick) },
+        { "KicksByOrigin", "a{st}", KSMT_PROPERTY_KICKS_BY_ORIGIN, PROPERTY_TALLIES,
+          offsetof(struct ksmt_properties, kicks_by_origin) },
+        { "TimeInStateUSec", "a{st}", KSMT_PROPERTY_TIME_IN_STATE, PROPERTY_TALLIES,
+          offsetof(struct ksmt_properties, time_in_state) },
 };
 
 static const struct property_field *property_field_find(const char *name) {
@@ -614,6 +652,9 @@ static int property_field_read(sd_bus_message *m, const struct property_field *f
                 return read_counters(m, where);
         case PROPERTY_KICK:
                 return read_kick(m, where);
+        case PROPERTY_TALLIES:
+                ksmt_tallies_done(where);
+                return read_tallies(m, where);
         }
         return -EINVAL;
 }
@@ -726,17 +767,23 @@ int ksmt_get_properties_no_activation(sd_bus *bus, unsigned which, struct ksmt_p
         if (r <= 0)
                 return r;
         for (size_t i = 0; i < sizeof property_fields / sizeof property_fields[0]; i++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
                 if (!(which & property_fields[i].bit))
                         continue;
-                r = get_property(bus, &property_fields[i], false, p, ret_error);
+                r = get_property(bus, &property_fields[i], false, p, &error);
+                if (r >= 0)
+                        continue;
                 /* It may have exited since NameHasOwner: that is "not running", not a failure. */
-                if (r < 0 && sd_bus_error_has_names(ret_error, SD_BUS_ERROR_SERVICE_UNKNOWN,
-                                                    SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
-                        sd_bus_error_free(ret_error);
+                if (sd_bus_error_has_names(&error, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER))
                         return 0;
-                }
-                if (r < 0)
-                        return r;
+                /* An older daemon without this property (sd-bus says UnknownProperty, GDBus
+                 * InvalidArgs): it stays out of p->present, the others still count. */
+                if (sd_bus_error_has_names(&error, SD_BUS_ERROR_UNKNOWN_PROPERTY, SD_BUS_ERROR_INVALID_ARGS))
+                        continue;
+                if (ret_error)
+                        sd_bus_error_move(ret_error, &error);
+                return r;
         }
         return 1;
 }

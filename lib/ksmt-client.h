@@ -155,6 +155,17 @@ struct ksmt_counters {
         size_t n_items;
 };
 
+/* A count or a duration by name, from an a{st} property (KicksByOrigin, TimeInStateUSec). */
+struct ksmt_tally {
+        char *name;
+        uint64_t value;
+};
+
+struct ksmt_tallies {
+        struct ksmt_tally *items;
+        size_t n_items;
+};
+
 /* Which fields a read filled. */
 enum ksmt_property {
         KSMT_PROPERTY_STATE = 1 << 0,
@@ -166,6 +177,8 @@ enum ksmt_property {
         KSMT_PROPERTY_INITIAL_SETTINGS = 1 << 6,
         KSMT_PROPERTY_STATISTICS = 1 << 7,
         KSMT_PROPERTY_LAST_KICK_DETAIL = 1 << 8, /* LastKick */
+        KSMT_PROPERTY_KICKS_BY_ORIGIN = 1 << 9,
+        KSMT_PROPERTY_TIME_IN_STATE = 1 << 10,
 };
 
 /* LastKick: the last successful kick. Strings as the daemon sent them (not escaped). */
@@ -189,11 +202,14 @@ struct ksmt_properties {
         struct ksmt_settings initial_settings;
         struct ksmt_counters statistics;
         struct ksmt_kick last_kick;
+        struct ksmt_tallies kicks_by_origin; /* origin → kicks, in the daemon's order */
+        struct ksmt_tallies time_in_state;   /* state → microseconds */
 };
 
 void ksmt_properties_done(struct ksmt_properties *p);
 void ksmt_settings_done(struct ksmt_settings *s);
 void ksmt_counters_done(struct ksmt_counters *c);
+void ksmt_tallies_done(struct ksmt_tallies *t);
 
 /* All properties in one GetAll, so that every value is from the same moment. */
 int ksmt_get_properties(sd_bus *bus, struct ksmt_properties *ret, sd_bus_error *ret_error);
@@ -206,7 +222,8 @@ int ksmt_properties_read(sd_bus_message *m, struct ksmt_properties *p);
 /* The Statistics property alone. */
 int ksmt_get_statistics(sd_bus *bus, struct ksmt_counters *ret, sd_bus_error *ret_error);
 
-/* Reads properties (KSMT_PROPERTY_* bits) with Get, without bus activation. Returns 1 if
+/* Reads properties (KSMT_PROPERTY_* bits) with Get, without bus activation. A property
+ * the daemon does not have (an older version) is left out of p->present. Returns 1 if
  * the daemon answered, 0 if it is not running. */
 int ksmt_get_properties_no_activation(sd_bus *bus, unsigned which, struct ksmt_properties *p,
                                       sd_bus_error *ret_error);

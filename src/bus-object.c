@@ -112,6 +112,47 @@ static int property_get_statistics(sd_bus *bus, const char *path, const char *in
         return sd_bus_message_close_container(reply);
 }
 
+/* Every state, in the state machine's order, with the microseconds spent in it. */
+static int property_get_time_in_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        uint64_t usec[_THROTTLE_STATE_MAX];
+        int r;
+
+        daemon_time_in_state(userdata, usec);
+        r = sd_bus_message_open_container(reply, 'a', "{st}");
+        if (r < 0)
+                return r;
+        for (int s = 0; s < _THROTTLE_STATE_MAX; s++) {
+                r = sd_bus_message_append(reply, "{st}", throttle_state_to_string(s), usec[s]);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+/* Each origin that kicked, in the order they first did, then "other" if any kick was
+ * counted there. */
+static int property_get_kicks_by_origin(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const struct daemon_stats *stats = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "{st}");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < stats->n_origins; i++) {
+                r = sd_bus_message_append(reply, "{st}", stats->origins[i].name, stats->origins[i].kicks);
+                if (r < 0)
+                        return r;
+        }
+        if (stats->other_kicks > 0) {
+                r = sd_bus_message_append(reply, "{st}", DAEMON_STATS_OTHER, stats->other_kicks);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
 static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         return sd_bus_message_append(reply, "s", PROJECT_VERSION);
@@ -175,6 +216,32 @@ static void log_kick(const struct kick_record *k, const char *sender, const char
                  k->reason[0] ? "\"" : "", verdict);
 }
 
+/* On whose behalf a kick came, for KicksByOrigin: the application ID it gave, else the
+ * caller's systemd unit, else unknown (NULL). */
+static const char *kick_origin(const struct kick_record *k, const char *unit) {
+        if (k->application_id[0])
+                return k->application_id;
+        if (unit && unit[0])
+                return unit;
+        return NULL;
+}
+
+/* Kicks the daemon for k, counted for unit's origin; k becomes LastKick if it took. */
+static int apply_kick(struct bus_object *o, const struct kick_record *k, const char *unit,
+                      struct daemon_failure *failure) {
+        int r;
+
+        o->kicking = true;
+        r = daemon_kick(o->daemon, kick_origin(k, unit), failure);
+        o->kicking = false;
+        if (r >= 0) {
+                o->last_kick = *k;
+                o->last_kick.usec = o->daemon->last_kick_usec;
+        }
+        announce_changes(o);
+        return r;
+}
+
 static void on_kick_authorized(sd_bus_message *m, const sd_bus_error *denied, const struct caller *caller,
                                void *userdata) {
         struct bus_object *o = userdata;
@@ -195,14 +262,7 @@ static void on_kick_authorized(sd_bus_message *m, const sd_bus_error *denied, co
                 log_kick(k, sender, denied->message ?: denied->name);
                 r = sd_bus_reply_method_error(m, denied);
         } else {
-                o->kicking = true;
-                r = daemon_kick(o->daemon, &failure);
-                o->kicking = false;
-                if (r >= 0) {
-                        o->last_kick = *k;
-                        o->last_kick.usec = o->daemon->last_kick_usec;
-                }
-                announce_changes(o);
+                r = apply_kick(o, k, caller ? caller->unit : NULL, &failure);
                 if (r < 0) {
                         bus_error_from_failure(o, &failure, r, &error);
                         log_kick(k, sender, error.message ?: error.name);
@@ -239,15 +299,7 @@ int bus_object_apply_handover(struct bus_object *o, uint64_t now_realtime_usec) 
         copy_shown(k->reason, sizeof k->reason, h.reason, sizeof h.reason);
         copy_shown(k->application_id, sizeof k->application_id, h.application_id, sizeof h.application_id);
         copy_shown(k->origin, sizeof k->origin, h.origin, sizeof h.origin);
-
-        o->kicking = true;
-        r = daemon_kick(o->daemon, &failure);
-        o->kicking = false;
-        if (r >= 0) {
-                o->last_kick = *k;
-                o->last_kick.usec = o->daemon->last_kick_usec;
-        }
-        announce_changes(o);
+        r = apply_kick(o, k, h.unit, &failure);
         snprintf(verdict, sizeof verdict, "%s (%" PRIu64 " kick(s) handed over by the previous instance, PID %ld)",
                  r >= 0 ? "accepted" : "failed", h.kicks, (long) h.pid);
         log_kick(k, "the previous instance", verdict);
@@ -306,6 +358,8 @@ static const sd_bus_vtable properties_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("KickCount", "t", NULL, offsetof(struct daemon, kick_count), 0),
         SD_BUS_PROPERTY("LastKickUSec", "t", NULL, offsetof(struct daemon, last_kick_usec), 0),
+        SD_BUS_PROPERTY("KicksByOrigin", "a{st}", property_get_kicks_by_origin, offsetof(struct daemon, stats), 0),
+        SD_BUS_PROPERTY("TimeInStateUSec", "a{st}", property_get_time_in_state, 0, 0),
         SD_BUS_PROPERTY("Statistics", "a{sx}", property_get_statistics, offsetof(struct daemon, ksm_dirfd), 0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_VTABLE_END,

@@ -25,6 +25,16 @@ static uint64_t now_usec(clockid_t clock) {
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
 }
 
+/* The throttler is in next from now on: the one place that changes the state. */
+static void throttle_set(struct daemon *d, const struct throttle *next) {
+        daemon_stats_enter(&d->stats, next->state, now_usec(CLOCK_MONOTONIC));
+        d->throttle = *next;
+}
+
+void daemon_time_in_state(const struct daemon *d, uint64_t ret[_THROTTLE_STATE_MAX]) {
+        daemon_stats_state_usec(&d->stats, now_usec(CLOCK_MONOTONIC), ret);
+}
+
 static int timer_arm(struct daemon *d, uint64_t when) {
         int r;
 
@@ -272,7 +282,7 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
         }
 
         bool deadline_moved = next->deadline_usec != d->throttle.deadline_usec || next->state != previous;
-        d->throttle = *next;
+        throttle_set(d, next);
         if (next->state == THROTTLE_INITIAL)
                 (void) saved_state_remove(d->runtime_directory); /* the host has its values back */
         else if (r > 0)
@@ -365,7 +375,7 @@ static int daemon_detect_outside_change(struct daemon *d, enum outside_check che
         if (r < 0) {
                 /* Reported; the record stays for --restore. Throttling does not resume
                  * over the administrator's values. */
-                d->throttle = initial;
+                throttle_set(d, &initial);
                 d->next_transition_usec = 0;
                 (void) timer_arm(d, 0);
                 sample_timer_arm(d);
@@ -408,7 +418,7 @@ static int kick_once(struct daemon *d, struct daemon_failure *ret_failure) {
         return daemon_enter(d, &next, "kicked", ret_failure);
 }
 
-int daemon_kick(struct daemon *d, struct daemon_failure *ret_failure) {
+int daemon_kick(struct daemon *d, const char *origin, struct daemon_failure *ret_failure) {
         int r;
 
         if (ret_failure)
@@ -433,6 +443,7 @@ int daemon_kick(struct daemon *d, struct daemon_failure *ret_failure) {
 
         d->kick_count++;
         d->last_kick_usec = now_usec(CLOCK_REALTIME);
+        daemon_stats_count_kick(&d->stats, origin);
         return 0;
 }
 
@@ -642,6 +653,7 @@ int daemon_init(struct daemon *d, sd_event *event) {
         int r;
 
         throttle_init(&d->throttle);
+        daemon_stats_init(&d->stats, d->throttle.state, now_usec(CLOCK_MONOTONIC));
         r = read_knobs(d, &d->applied, NULL);
         if (r < 0)
                 return r;

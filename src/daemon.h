@@ -8,6 +8,7 @@
 
 #include "adaptive.h"
 #include "config.h"
+#include "daemon-stats.h"
 #include "ksm.h"
 #include "state-machine.h"
 
@@ -53,6 +54,7 @@ struct daemon {
         uint64_t kick_count;
         uint64_t last_kick_usec;       /* CLOCK_REALTIME */
         uint64_t next_transition_usec; /* CLOCK_REALTIME, 0 in initial */
+        struct daemon_stats stats;     /* time in each state and kicks by origin, since daemon_init() */
 
         sd_event *event;
         sd_event_source *timer;        /* the decay: fires when the state's time is up */
@@ -77,9 +79,13 @@ void daemon_done(struct daemon *d);
 /* Sets who is told of changes (NULL: nobody). */
 void daemon_set_observer(struct daemon *d, const struct daemon_observer *observer, void *userdata);
 
-/* A kick: aggressive now. Returns 0 or -errno; on failure *ret_failure (if not NULL)
- * says what failed. The failure is logged here. */
-int daemon_kick(struct daemon *d, struct daemon_failure *ret_failure);
+/* A kick: aggressive now. origin says on whose behalf (NULL: unknown), for the count of
+ * kicks by origin (daemon-stats.h sanitizes and bounds it). Returns 0 or -errno; on
+ * failure *ret_failure (if not NULL) says what failed. The failure is logged here. */
+int daemon_kick(struct daemon *d, const char *origin, struct daemon_failure *ret_failure);
+
+/* The time spent in each state since daemon_init(), the current one up to now. */
+void daemon_time_in_state(const struct daemon *d, uint64_t ret[_THROTTLE_STATE_MAX]);
 
 /* Re-reads the configuration from defaults and path (+ drop-ins). An invalid one is
  * rejected and the running one kept. The KSM directory stays as started. */

@@ -21,6 +21,7 @@ static const struct {
         { "reason", offsetof(struct handover, reason) },
         { "application_id", offsetof(struct handover, application_id) },
         { "origin", offsetof(struct handover, origin) },
+        { "unit", offsetof(struct handover, unit) },
 };
 
 static char *text_field(struct handover *h, size_t i) {
@@ -157,8 +158,7 @@ int handover_take(const char *dir, uint64_t now_realtime_usec, struct handover *
         return 0;
 }
 
-int handover_record(const char *dir, const char *reason, const char *application_id, const char *origin,
-                    uint64_t now_realtime_usec) {
+int handover_record(const char *dir, const struct handover *k, uint64_t now_realtime_usec) {
         char text[HANDOVER_SIZE_MAX + 1];
         struct handover h = {};
         int len, r;
@@ -171,9 +171,8 @@ int handover_record(const char *dir, const char *reason, const char *application
         else
                 h = (struct handover) { .kicks = 1, .pid = getpid() };
         h.realtime_usec = now_realtime_usec;
-        snprintf(h.reason, sizeof h.reason, "%s", reason);
-        snprintf(h.application_id, sizeof h.application_id, "%s", application_id);
-        snprintf(h.origin, sizeof h.origin, "%s", origin);
+        for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+                snprintf(text_field(&h, i), HANDOVER_TEXT_MAX + 1, "%s", text_field((struct handover *) k, i));
 
         len = handover_format(&h, text, sizeof text);
         if (len < 0)

@@ -10,10 +10,10 @@
 #include <sys/types.h>
 
 #define HANDOVER_FILE "kick-handover"
-/* The largest file accepted: three texts of HANDOVER_TEXT_MAX bytes, each escaped at
+/* The largest file accepted: four texts of HANDOVER_TEXT_MAX bytes, each escaped at
  * worst to 4 bytes a byte, and a few numbers. */
 #define HANDOVER_TEXT_MAX 512
-#define HANDOVER_SIZE_MAX (3 * 4 * HANDOVER_TEXT_MAX + 256)
+#define HANDOVER_SIZE_MAX (4 * 4 * HANDOVER_TEXT_MAX + 256)
 /* A record older than this is not a kick that raced with an exit, but one whose next
  * instance never came (or came by other means much later): dropped, and logged. */
 #define HANDOVER_MAX_AGE_USEC (60ULL * 1000 * 1000)
@@ -25,13 +25,14 @@ struct handover {
         /* Those of the last kick; NUL-free UTF-8 as the bus delivered them. */
         char reason[HANDOVER_TEXT_MAX + 1];
         char application_id[HANDOVER_TEXT_MAX + 1];
-        char origin[HANDOVER_TEXT_MAX + 1];
+        char origin[HANDOVER_TEXT_MAX + 1]; /* the caller, as the log and LastKick show it */
+        char unit[HANDOVER_TEXT_MAX + 1];   /* the caller's systemd unit, "" if not known */
 };
 
 /* Adds one kick to dir's record (creating it, or counting on from one this process
- * wrote): reason, application ID and origin are cut to HANDOVER_TEXT_MAX bytes. */
-int handover_record(const char *dir, const char *reason, const char *application_id, const char *origin,
-                    uint64_t now_realtime_usec);
+ * wrote): the texts of k are cut to HANDOVER_TEXT_MAX bytes; kicks, time and pid are set
+ * here. */
+int handover_record(const char *dir, const struct handover *k, uint64_t now_realtime_usec);
 /* Reads dir's record and removes it. -ENOENT when there is none, -ESTALE (logged) when
  * it is older than HANDOVER_MAX_AGE_USEC or from the future, other errors (logged, the
  * file removed too, so that a damaged record is not read again). */

@@ -65,14 +65,17 @@ static int on_forward_reply(sd_bus_message *reply, void *userdata, sd_bus_error 
 static int hand_over(struct idle_exit *x, sd_bus_message *m, const struct caller *caller) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *poke = NULL;
         const char *reason = "", *application_id = "";
-        char origin[CALLER_ORIGIN_MAX];
+        struct handover k = {};
         int r;
 
         if (sd_bus_message_is_method_call(m, NULL, "KickWithReason") > 0 &&
             (sd_bus_message_rewind(m, true) < 0 || sd_bus_message_read(m, "ss", &reason, &application_id) < 0))
                 reason = application_id = "";
-        caller_format(caller, origin, sizeof origin);
-        r = handover_record(x->daemon->runtime_directory, reason, application_id, origin, clock_now_usec(CLOCK_REALTIME));
+        snprintf(k.reason, sizeof k.reason, "%s", reason);
+        snprintf(k.application_id, sizeof k.application_id, "%s", application_id);
+        caller_format(caller, k.origin, sizeof k.origin);
+        snprintf(k.unit, sizeof k.unit, "%s", caller->unit);
+        r = handover_record(x->daemon->runtime_directory, &k, clock_now_usec(CLOCK_REALTIME));
         if (r < 0)
                 return r;
         if (!x->poked) {
@@ -89,7 +92,7 @@ static int hand_over(struct idle_exit *x, sd_bus_message *m, const struct caller
                         x->poked = true;
         }
         log_info("%s from %s (%s) arrived while exiting; handed to the next instance through %s/%s",
-                 sd_bus_message_get_member(m), sd_bus_message_get_sender(m), origin, x->daemon->runtime_directory,
+                 sd_bus_message_get_member(m), sd_bus_message_get_sender(m), k.origin, x->daemon->runtime_directory,
                  HANDOVER_FILE);
         r = sd_bus_reply_method_return(m, NULL);
         if (r < 0)

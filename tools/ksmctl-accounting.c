@@ -83,15 +83,13 @@ static sd_bus *try_bus(char *why, size_t size) {
         return bus;
 }
 
-/* Reads the daemon's properties without starting it. Returns 1 if it answered. */
-static int read_throttler(sd_bus *bus, struct ksmt_properties *p, char *why, size_t size) {
+/* Reads the daemon's properties (KSMT_PROPERTY_* bits, State always) without starting
+ * it. Returns 1 if it answered. */
+static int read_throttler(sd_bus *bus, unsigned which, struct ksmt_properties *p, char *why, size_t size) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         if (!bus)
                 return 0;
-        int r = ksmt_get_properties_no_activation(bus,
-                                                  KSMT_PROPERTY_STATE | KSMT_PROPERTY_KICK_COUNT | KSMT_PROPERTY_LAST_KICK |
-                                                          KSMT_PROPERTY_SETTINGS,
-                                                  p, &error);
+        int r = ksmt_get_properties_no_activation(bus, which | KSMT_PROPERTY_STATE, p, &error);
         if (r == 0)
                 snprintf(why, size, "ksm-throttler is not running");
         else if (r < 0)
@@ -189,7 +187,7 @@ int verb_doctor(sd_bus *unused, int argc, char *argv[]) {
         int r, status;
 
         bus = try_bus(why, sizeof why);
-        bool answered = read_throttler(bus, &p, why, sizeof why) > 0;
+        bool answered = read_throttler(bus, KSMT_PROPERTY_STATE, &p, why, sizeof why) > 0;
         r = scan(bus, &a);
 
         sys_path(ksm_dir, sizeof ksm_dir, "kernel/mm/ksm");
@@ -224,6 +222,22 @@ int verb_doctor(sd_bus *unused, int argc, char *argv[]) {
         return status == KSMT_EXIT_OK && failed ? KSMT_EXIT_FAILED : status;
 }
 
+/* Counts kicks under name; once all but the last place are taken, under "other". The
+ * daemon bounds its origins below that: this only guards against a bigger one. */
+static void add_kick_origin(struct ksm_throttler_info *t, const char *name, uint64_t count) {
+        for (size_t i = 0; i < t->n_kick_origins; i++)
+                if (strcmp(t->kick_origins[i].origin, name) == 0) {
+                        t->kick_origins[i].count += count;
+                        return;
+                }
+        if (t->n_kick_origins >= KSM_METRICS_MAX_ORIGINS - 1 && strcmp(name, "other") != 0) {
+                add_kick_origin(t, "other", count);
+                return;
+        }
+        snprintf(t->kick_origins[t->n_kick_origins].origin, sizeof t->kick_origins[0].origin, "%s", name);
+        t->kick_origins[t->n_kick_origins++].count = count;
+}
+
 static void fill_throttler_info(const struct ksmt_properties *p, bool answered, struct ksm_throttler_info *t) {
         *t = (struct ksm_throttler_info) { .reachable = answered };
         if (!answered)
@@ -238,6 +252,16 @@ static void fill_throttler_info(const struct ksmt_properties *p, bool answered, 
                 snprintf(t->settings[t->n_settings].name, sizeof t->settings[0].name, "%s", s->name);
                 t->settings[t->n_settings++].value = s->number;
         }
+        /* Absent from an older daemon: those families are left out. */
+        if (p->present & KSMT_PROPERTY_TIME_IN_STATE) {
+                t->have_state_seconds = true;
+                for (size_t i = 0; i < p->time_in_state.n_items; i++)
+                        for (size_t s = 0; s < sizeof t->state_seconds / sizeof t->state_seconds[0]; s++)
+                                if (strcmp(p->time_in_state.items[i].name, ksm_throttler_states[s]) == 0)
+                                        t->state_seconds[s] = (double) p->time_in_state.items[i].value / 1e6;
+        }
+        for (size_t i = 0; i < p->kicks_by_origin.n_items; i++)
+                add_kick_origin(t, p->kicks_by_origin.items[i].name, p->kicks_by_origin.items[i].value);
 }
 
 static void unlinkp_path(char **path) {
@@ -294,7 +318,12 @@ int verb_metrics(sd_bus *unused, int argc, char *argv[]) {
         int r, scanned;
 
         bus = try_bus(why, sizeof why);
-        fill_throttler_info(&p, read_throttler(bus, &p, why, sizeof why) > 0, &t);
+        fill_throttler_info(&p,
+                            read_throttler(bus,
+                                           KSMT_PROPERTY_KICK_COUNT | KSMT_PROPERTY_LAST_KICK | KSMT_PROPERTY_SETTINGS |
+                                                   KSMT_PROPERTY_KICKS_BY_ORIGIN | KSMT_PROPERTY_TIME_IN_STATE,
+                                           &p, why, sizeof why) > 0,
+                            &t);
         scanned = scan(bus, &a);
         sys_path(ksm_dir, sizeof ksm_dir, "kernel/mm/ksm");
         struct ksm_metrics_input in = {

@@ -79,6 +79,15 @@ static void print_status_human(const struct ksmt_properties *p, uint64_t now) {
         else
                 printf("Kicks: %" PRIu64 " (last %.1fs ago)\n", p->kick_count,
                        (double) usec_until(now, p->last_kick_usec) / USEC_PER_SEC);
+        if (p->kicks_by_origin.n_items > 0) {
+                fputs("Kicks by origin:", stdout);
+                for (size_t i = 0; i < p->kicks_by_origin.n_items; i++) {
+                        fputc(' ', stdout);
+                        print_escaped(stdout, p->kicks_by_origin.items[i].name);
+                        printf("=%" PRIu64, p->kicks_by_origin.items[i].value);
+                }
+                fputc('\n', stdout);
+        }
         if ((p->present & KSMT_PROPERTY_LAST_KICK_DETAIL) && p->last_kick.usec != 0) {
                 const struct ksmt_kick *k = &p->last_kick;
                 fputs("Last kick: ", stdout);
@@ -106,11 +115,26 @@ json_t *json_from_kick(const struct ksmt_kick *k) {
                          "application_id", k->application_id, "origin", k->origin);
 }
 
+/* An object of name to value, or null when the daemon does not have the property. */
+static json_t *json_from_tallies_or_null(const struct ksmt_properties *p, unsigned bit, const struct ksmt_tallies *t) {
+        json_t *object;
+
+        if (!(p->present & bit))
+                return json_null();
+        object = json_object();
+        for (size_t i = 0; object && i < t->n_items; i++)
+                if (json_object_set_new(object, t->items[i].name, json_from_u64(t->items[i].value)) < 0) {
+                        json_decref(object);
+                        return NULL;
+                }
+        return object;
+}
+
 static json_t *status_to_json(const struct ksmt_properties *p, uint64_t now) {
         int64_t saved_bytes;
         uint64_t next_in = p->next_transition_usec == 0 ? 0 : usec_until(p->next_transition_usec, now);
 
-        return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+        return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                          "state", json_string_or_null(p->state),
                          "next_transition_usec", json_from_u64(p->next_transition_usec),
                          "next_transition_in_usec", json_from_u64(next_in),
@@ -121,6 +145,8 @@ static json_t *status_to_json(const struct ksmt_properties *p, uint64_t now) {
                          "kick_count", json_from_u64(p->kick_count),
                          "last_kick_usec", json_from_u64(p->last_kick_usec),
                          "last_kick", json_from_kick(&p->last_kick),
+                         "kicks_by_origin", json_from_tallies_or_null(p, KSMT_PROPERTY_KICKS_BY_ORIGIN, &p->kicks_by_origin),
+                         "time_in_state_usec", json_from_tallies_or_null(p, KSMT_PROPERTY_TIME_IN_STATE, &p->time_in_state),
                          "version", json_string_or_null(p->version));
 }
 

@@ -10,6 +10,9 @@
 * with the real daemon on a private bus and a fake KSM directory, after a
   kick, metrics shows it up, in aggressive (one-hot), one kick and the knobs
   it applied, and doctor its state;
+* a daemon older than KicksByOrigin and TimeInStateUSec (a stand-in that
+  answers Get of them as sd-bus does, UnknownProperty) still gives every
+  other throttler series, and status shows the two as null;
 * usage errors exit 2, failures to read or write exit 1.
 Never writes the real KSM. Prints TAP.
 
@@ -215,6 +218,13 @@ def test_with_daemon(tmp):
         ok(out.returncode == 0 and all(w in lines for w in want),
            "metrics shows the daemon up, in aggressive, one kick and the knobs it applied",
            "missing: " + str([w for w in want if w not in lines]))
+        ok('ksm_throttler_kicks_by_origin_total{origin="ksmctl"} 1' in lines
+           and len([l for l in lines if l.startswith("ksm_throttler_state_seconds_total{")]) == 4,
+           "metrics has the kick by ksmctl's default application ID and the time in each of the four states",
+           "\n".join(l for l in lines if "kicks_by_origin" in l or "state_seconds" in l))
+        out = run("status", env=env)
+        ok(out.returncode == 0 and "Kicks by origin: ksmctl=1\n" in out.stdout, "status shows the kicks by origin",
+           out.stdout + out.stderr)
         last = [float(l.split()[1]) for l in lines if l.startswith("ksm_throttler_last_kick_timestamp_seconds ")]
         ok(last and abs(last[0] - time.time()) < 120, "the last kick's time is now", str(last))
 
@@ -230,6 +240,74 @@ def test_with_daemon(tmp):
             except subprocess.TimeoutExpired:
                 throttler.kill()
                 throttler.wait()
+        stop(bus)
+
+
+# The interface as it was before KicksByOrigin and TimeInStateUSec, answering an unknown
+# property the way sd-bus does.
+OLDER_DAEMON = r"""
+import dbus, dbus.service, dbus.mainloop.glib
+from gi.repository import GLib
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+IFACE = "org.kata.KsmThrottler"
+PROPS = {"State": dbus.String("standard"), "KickCount": dbus.UInt64(7),
+         "LastKickUSec": dbus.UInt64(1700000000000000), "NextTransitionUSec": dbus.UInt64(0),
+         "Settings": dbus.Dictionary({"run": dbus.UInt32(1), "pages_to_scan": dbus.UInt32(1000),
+                                      "sleep_millisecs": dbus.UInt32(20)}, signature="sv"),
+         "InitialSettings": dbus.Dictionary({"run": dbus.UInt32(0)}, signature="sv"),
+         "Statistics": dbus.Dictionary({"general_profit": dbus.Int64(4096)}, signature="sx"),
+         "LastKick": dbus.Struct((dbus.UInt64(1700000000000000), "", "ksmctl", "uid 0"), signature="tsss"),
+         "Version": dbus.String("0.0.9")}
+
+class Older(dbus.service.Object):
+    @dbus.service.method(dbus.PROPERTIES_IFACE, in_signature="ss", out_signature="v")
+    def Get(self, interface, name):
+        if interface != IFACE or name not in PROPS:
+            raise dbus.exceptions.DBusException(f"Unknown interface {interface} or property {name}.",
+                                                name="org.freedesktop.DBus.Error.UnknownProperty")
+        return PROPS[name]
+
+    @dbus.service.method(dbus.PROPERTIES_IFACE, in_signature="s", out_signature="a{sv}")
+    def GetAll(self, interface):
+        return PROPS if interface == IFACE else {}
+
+bus = dbus.SystemBus()
+older = Older(bus, "/org/kata/KsmThrottler")
+name = dbus.service.BusName("org.kata.KsmThrottler", bus)
+print("ready", flush=True)
+GLib.MainLoop().run()
+"""
+
+
+def test_with_older_daemon(tmp):
+    root = os.path.join(tmp, "older")
+    sysdir = os.path.join(root, "sys")
+    fake_sys(sysdir, "1")
+    bus = older = None
+    try:
+        bus, address = start_bus(root)
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=address)
+        older = subprocess.Popen(["/usr/bin/python3", "-c", OLDER_DAEMON], env=env, stdout=subprocess.PIPE, text=True)
+        if older.stdout.readline().strip() != "ready":
+            raise RuntimeError("the stand-in for an older daemon did not start")
+        out = run("metrics", f"--sys-dir={sysdir}", env=env)
+        lines = out.stdout.splitlines()
+        want = ['ksm_throttler_up 1', 'ksm_throttler_state{state="standard"} 1', 'ksm_throttler_kicks_total 7',
+                'ksm_throttler_setting{knob="pages_to_scan"} 1000', 'ksm_general_profit_bytes 123456']
+        ok(out.returncode == 0 and all(w in lines for w in want),
+           "metrics from an older daemon still has its state, kicks and knobs",
+           f"exit {out.returncode}, missing: {[w for w in want if w not in lines]}\n{out.stderr}")
+        ok(not any("kicks_by_origin" in l or "state_seconds" in l for l in lines),
+           "and leaves out the kicks by origin and the time per state, which it does not publish",
+           "\n".join(l for l in lines if "kicks_by_origin" in l or "state_seconds" in l))
+        out = run("status", "--json", env=env)
+        status = json.loads(out.stdout or "{}")
+        ok(out.returncode == 0 and status.get("kick_count") == 7 and "kicks_by_origin" in status
+           and status["kicks_by_origin"] is None and status.get("time_in_state_usec", 0) is None,
+           "status --json of an older daemon shows kicks_by_origin and time_in_state_usec as null",
+           f"exit {out.returncode}: {out.stdout} {out.stderr}")
+    finally:
+        stop(older)
         stop(bus)
 
 
@@ -253,7 +331,7 @@ def test_errors():
 def main():
     tmp = tempfile.mkdtemp(prefix="ksmctl-accounting-test.")
     try:
-        for test in (test_without_machined, test_fake_trees, test_with_daemon):
+        for test in (test_without_machined, test_fake_trees, test_with_daemon, test_with_older_daemon):
             try:
                 test(tmp)
             except (OSError, RuntimeError, ValueError, KeyError, IndexError, subprocess.SubprocessError) as e:

@@ -68,6 +68,31 @@ Test(metrics, throttler_state_is_one_hot) {
         free(out);
 }
 
+Test(metrics, kicks_by_origin_and_time_per_state_are_counters) {
+        struct ksm_throttler_info t = { .reachable = true, .state = "aggressive", .kick_count = 4, .n_kick_origins = 3,
+                                        .have_state_seconds = true, .state_seconds = { 86.25, 1.5, 0, 0 } };
+        snprintf(t.kick_origins[0].origin, sizeof(t.kick_origins[0].origin), "org.libvirt.hook");
+        t.kick_origins[0].count = 2;
+        snprintf(t.kick_origins[1].origin, sizeof(t.kick_origins[1].origin), "a\\b\"c");
+        t.kick_origins[1].count = 1;
+        snprintf(t.kick_origins[2].origin, sizeof(t.kick_origins[2].origin), "other");
+        t.kick_origins[2].count = 1;
+        struct ksm_metrics_input in = { .ksm_dir = "/nonexistent", .throttler = &t, .page_size = 4096 };
+        char *out = render(&in);
+        cr_expect(strstr(out, "# TYPE ksm_throttler_kicks_by_origin_total counter\n"
+                              "ksm_throttler_kicks_by_origin_total{origin=\"org.libvirt.hook\"} 2\n"
+                              "ksm_throttler_kicks_by_origin_total{origin=\"a\\\\b\\\"c\"} 1\n"
+                              "ksm_throttler_kicks_by_origin_total{origin=\"other\"} 1\n"),
+                  "one counter per origin, in the daemon's order, the label escaped:\n%s", out);
+        cr_expect(strstr(out, "# TYPE ksm_throttler_state_seconds_total counter\n"
+                              "ksm_throttler_state_seconds_total{state=\"initial\"} 86.250\n"
+                              "ksm_throttler_state_seconds_total{state=\"aggressive\"} 1.500\n"
+                              "ksm_throttler_state_seconds_total{state=\"standard\"} 0.000\n"
+                              "ksm_throttler_state_seconds_total{state=\"slow\"} 0.000\n"),
+                  "every state has its seconds, even those never entered:\n%s", out);
+        free(out);
+}
+
 Test(metrics, per_group_series_are_bounded_and_escaped) {
         struct ksm_group g[] = {
                 { .kind = KSM_GROUP_MACHINE, .name = "web \"prod\"", .profit_bytes = 3000, .merging_pages = 3, .mergeable_known = true, .mergeable_bytes = 10 },

@@ -1,13 +1,17 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """`ksmctl metrics` read by its real consumer: Debian's prometheus-node-exporter
-with only its textfile collector, on a loopback port, scraped over HTTP. Every
-sample the file holds must come back with its value, and
+with only its textfile collector, on a loopback port, scraped over HTTP. The
+real daemon runs on a private bus with a fake KSM directory and is kicked on
+behalf of two applications, so that the throttler's families are all there.
+Every sample the file holds must come back with its value (the kicks by
+origin and the time per state checked by name), and
 node_textfile_scrape_error must be 0. The text also passes
-`promtool check metrics` (Debian's prometheus package). Reads KSM, writes
-nothing to it. Prints TAP; skips where node_exporter is not installed.
+`promtool check metrics` (Debian's prometheus package). Reads the real KSM's
+counters, writes nothing to it. Prints TAP; skips where node_exporter is not
+installed.
 
-Usage: test-node-exporter.py KSMCTL VM_STANDIN
+Usage: test-node-exporter.py KSMCTL VM_STANDIN KSM_THROTTLER
 """
 import math
 import os
@@ -22,8 +26,28 @@ import urllib.request
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 PROMTOOL = "/usr/bin/promtool"
 
-ksmctl, standin = sys.argv[1], sys.argv[2]
+ksmctl, standin, daemon = sys.argv[1], sys.argv[2], sys.argv[3]
 results = []
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:dir={dir}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+  </policy>
+</busconfig>
+"""
 
 
 def ok(cond, what, detail="", skip=None):
@@ -60,20 +84,73 @@ def scrape(url, exporter, deadline):
             time.sleep(0.1)
 
 
+def stop(p):
+    if p and p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def start_daemon(root):
+    """A private bus and the real daemon on it, with a fake KSM directory.
+    Returns (bus, daemon, environment for clients)."""
+    ksm = os.path.join(root, "ksm")
+    os.makedirs(ksm)
+    os.makedirs(os.path.join(root, "run"))
+    for name, value in {"run": "0", "pages_to_scan": "100", "sleep_millisecs": "20", "pages_sharing": "30",
+                        "pages_shared": "3", "general_profit": "123456", "full_scans": "7"}.items():
+        with open(os.path.join(ksm, name), "w") as f:
+            f.write(value + "\n")
+    with open(os.path.join(root, "meminfo"), "w") as f:
+        f.write("MemTotal: 8388608 kB\nAnonPages: 1048576 kB\n")
+    with open(os.path.join(root, "ksm-throttler.conf"), "w") as f:
+        f.write("[Aggressive]\nDurationSec=1h\n")
+    conf = os.path.join(root, "bus.conf")
+    with open(conf, "w") as f:
+        f.write(BUS_CONFIG.format(dir=root))
+    bus = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork", "--print-address=1"],
+                           stdout=subprocess.PIPE, text=True)
+    address = bus.stdout.readline().strip()
+    if not address:
+        stop(bus)
+        raise RuntimeError("the private bus did not start")
+    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=address)
+    throttler = subprocess.Popen([daemon, f"--config={root}/ksm-throttler.conf", f"--ksm-dir={ksm}",
+                                  f"--meminfo={root}/meminfo", f"--runtime-dir={root}/run"],
+                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while subprocess.run([ksmctl, "status"], env=env, capture_output=True).returncode != 0:
+        if throttler.poll() is not None or time.monotonic() > deadline:
+            stop(throttler)
+            stop(bus)
+            raise RuntimeError("the daemon did not come up on the private bus")
+        time.sleep(0.1)
+    return bus, throttler, env
+
+
 def main():
     if not os.access(NODE_EXPORTER, os.X_OK):
         print("1..0 # SKIP prometheus-node-exporter is not installed")
         return
 
     textdir = tempfile.mkdtemp(prefix="ksm-metrics-test.")
-    exporter = None
+    daemondir = tempfile.mkdtemp(prefix="ksm-metrics-daemon.")
+    exporter = bus = throttler = None
     # A process with 16 MiB of mergeable memory, so that a per-VM series exists.
     vm = subprocess.Popen([standin, "--mib", "16"], stdout=subprocess.PIPE, text=True)
     try:
         if vm.stdout.readline().strip() != "ready":
             raise RuntimeError("vm-standin did not start")
+        bus, throttler, env = start_daemon(daemondir)
+        for app in ("org.libvirt.hook", "kata-runtime", "org.libvirt.hook"):
+            out = subprocess.run([ksmctl, "kick", f"--app-id={app}"], env=env, capture_output=True, text=True)
+            if out.returncode != 0:
+                raise RuntimeError(f"ksmctl kick --app-id={app} failed: {out.stderr}")
         prom = os.path.join(textdir, "ksm-throttler.prom")
-        out = subprocess.run([ksmctl, "metrics", f"--output={prom}"], capture_output=True, text=True)
+        out = subprocess.run([ksmctl, "metrics", f"--output={prom}"], env=env, capture_output=True, text=True)
         ok(out.returncode == 0, "ksmctl metrics --output exits 0", out.stderr)
         ok(os.listdir(textdir) == ["ksm-throttler.prom"], "only the finished file is left in the directory",
            str(os.listdir(textdir)))
@@ -81,8 +158,19 @@ def main():
            oct(os.stat(prom).st_mode))
         with open(prom) as f:
             written = samples(f.read())
-        ok("ksm_general_profit_bytes" in written and "ksm_throttler_up" in written and "ksm_accounting_groups" in written,
-           "the file has the KSM, throttler and accounting metrics", str(sorted(written)[:20]))
+        ok("ksm_general_profit_bytes" in written and written.get("ksm_throttler_up") == 1.0
+           and "ksm_accounting_groups" in written,
+           "the file has the KSM, throttler (up) and accounting metrics", str(sorted(written)[:20]))
+        origins = {k: v for k, v in written.items() if k.startswith("ksm_throttler_kicks_by_origin_total{")}
+        ok(origins == {'ksm_throttler_kicks_by_origin_total{origin="org.libvirt.hook"}': 2.0,
+                       'ksm_throttler_kicks_by_origin_total{origin="kata-runtime"}': 1.0},
+           "the file counts the kicks by application ID", str(origins))
+        states = {k: v for k, v in written.items() if k.startswith("ksm_throttler_state_seconds_total{")}
+        ok(sorted(states) == sorted(f'ksm_throttler_state_seconds_total{{state="{s}"}}'
+                                    for s in ("initial", "aggressive", "standard", "slow"))
+           and states['ksm_throttler_state_seconds_total{state="initial"}'] > 0
+           and states['ksm_throttler_state_seconds_total{state="standard"}'] == 0,
+           "the file has the time in each of the four states (initial before the kicks, never standard)", str(states))
 
         if os.access(PROMTOOL, os.X_OK):
             check = subprocess.run([PROMTOOL, "check", "metrics"], input=open(prom).read(), capture_output=True, text=True)
@@ -103,6 +191,9 @@ def main():
            "node_exporter read ksm-throttler.prom", str([k for k in scraped if k.startswith("node_textfile")]))
         missing = [k for k in written if k not in scraped]
         ok(not missing, "every series in the file is served", str(missing))
+        served = {k: scraped.get(k) for k in list(origins) + list(states)}
+        ok(origins and states and all(scraped.get(k) == v for k, v in {**origins, **states}.items()),
+           "node_exporter serves the kicks by origin and the time per state with their values", str(served))
         groups = {k: v for k, v in scraped.items() if k.startswith("ksm_group_mergeable_bytes{")}
         ok(any(v >= 16 << 20 for v in groups.values()), "the per-VM series carry the stand-in's 16 MiB", str(groups))
         wrong = {k: (v, scraped[k]) for k, v in written.items()
@@ -118,9 +209,12 @@ def main():
             except subprocess.TimeoutExpired:
                 exporter.kill()
                 exporter.wait()
+        stop(throttler)
+        stop(bus)
         vm.kill()
         vm.wait()
         shutil.rmtree(textdir, ignore_errors=True)
+        shutil.rmtree(daemondir, ignore_errors=True)
 
     print(f"1..{len(results)}")
     for i, (good, what, detail, skip) in enumerate(results, 1):

@@ -3,6 +3,7 @@
  * real clients: the schedule, signals, restore on exit, bad configuration. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -652,4 +653,75 @@ Test(daemon, refused_kick_is_logged_with_the_callers_uid) {
         cr_assert_not_null(line, "the refused kick must be logged with uid 65534 and a pid:\n%s", log);
         cr_assert_not_null(strstr(line, "by \"intruder\", reason \"nobody tries\""), "reason/app missing:\n%s", log);
         cr_assert_null(strstr(log, "accepted"), "nobody's kick was logged as accepted:\n%s", log);
+}
+
+/* An a{st} property over the bus as "key=value key=value ..." in the daemon's order. */
+static void get_tallies(sd_bus *bus, const char *property, char *buf, size_t size) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *key;
+        uint64_t value;
+        size_t used = 0;
+        int r;
+
+        r = sd_bus_get_property(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler", property,
+                                &error, &reply, "a{st}");
+        cr_assert_geq(r, 0, "cannot read %s: %s", property, error.message ?: strerror(-r));
+        buf[0] = '\0';
+        cr_assert_geq(sd_bus_message_enter_container(reply, 'a', "{st}"), 0, "%s is not a{st}", property);
+        while ((r = sd_bus_message_read(reply, "{st}", &key, &value)) > 0) {
+                int n = snprintf(buf + used, size - used, "%s%s=%" PRIu64, used ? " " : "", key, value);
+                cr_assert(n > 0 && (size_t) n < size - used, "%s does not fit the test's buffer", property);
+                used += (size_t) n;
+        }
+        cr_assert_geq(r, 0, "cannot read %s: %s", property, strerror(-r));
+        sd_bus_message_unref(reply);
+        sd_bus_error_free(&error);
+}
+
+Test(daemon, kicks_by_origin_and_time_in_state_are_published) {
+        const char *libvirt[] = { "busctl", "call", "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
+                                  "org.kata.KsmThrottler", "KickWithReason", "ss", "domain started", "org.libvirt.hook", NULL };
+        const char *kata[] = { "busctl", "call", "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler",
+                               "KickWithReason", "ss", "", "kata-runtime", NULL };
+        const char *hostile[] = { "busctl", "call", "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
+                                  "org.kata.KsmThrottler", "KickWithReason", "ss", "", "x\"} 1\n\x1b[31m", NULL };
+        const char *refused[] = { "busctl", "call", "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
+                                  "org.kata.KsmThrottler", "KickWithReason", "ss", "", "intruder", NULL };
+        const char *busctl_get[] = { "busctl", "get-property", "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
+                                     "org.kata.KsmThrottler", "KicksByOrigin", NULL };
+        char output[4096], kicks[1024], times[1024];
+        unsigned long long initial, aggressive, standard, slow;
+        sd_bus *bus;
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+        get_tallies(bus, "KicksByOrigin", kicks, sizeof kicks);
+        cr_assert_str_eq(kicks, "", "kicks were counted before any came: %s", kicks);
+
+        cr_assert_eq(harness_run(&h, false, output, sizeof output, libvirt), 0, "%s", output);
+        cr_assert_eq(harness_run(&h, false, output, sizeof output, kata), 0, "%s", output);
+        cr_assert_eq(harness_run(&h, false, output, sizeof output, libvirt), 0, "%s", output);
+        cr_assert_eq(harness_run(&h, false, output, sizeof output, hostile), 0, "%s", output);
+        cr_assert_neq(harness_run(&h, true, output, sizeof output, refused), 0, "nobody could kick: %s", output);
+
+        get_tallies(bus, "KicksByOrigin", kicks, sizeof kicks);
+        cr_assert_str_eq(kicks, "org.libvirt.hook=2 kata-runtime=1 x___1___31m=1",
+                         "the accepted kicks by application ID, the hostile one made safe, the refused one left out: %s",
+                         kicks);
+        cr_assert_eq(harness_get_u64(bus, "KickCount"), 4, "KickCount and KicksByOrigin disagree");
+        cr_assert_eq(harness_run(&h, false, output, sizeof output, busctl_get), 0, "%s", output);
+        cr_assert_str_eq(output, "a{st} 3 \"org.libvirt.hook\" 2 \"kata-runtime\" 1 \"x___1___31m\" 1\n",
+                         "busctl shows: %s", output);
+
+        get_tallies(bus, "TimeInStateUSec", times, sizeof times);
+        cr_assert_eq(sscanf(times, "initial=%llu aggressive=%llu standard=%llu slow=%llu", &initial, &aggressive,
+                            &standard, &slow),
+                     4, "TimeInStateUSec must list the four states in order: %s", times);
+        cr_assert(initial > 0 && aggressive > 0, "the daemon was in initial, then aggressive: %s", times);
+        cr_assert(standard == 0 && slow == 0, "standard and slow were never entered: %s", times);
+        harness_get_state(bus, output, sizeof output);
+        cr_assert_str_eq(output, "aggressive");
+        sd_bus_flush_close_unref(bus);
 }

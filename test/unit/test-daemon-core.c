@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -251,7 +252,7 @@ Test(daemon_core, kick_saves_the_host_values_before_writing_any_knob) {
         struct saved_state saved;
 
         start();
-        cr_assert_eq(daemon_kick(&d, &failure), 0, "the kick failed");
+        cr_assert_eq(daemon_kick(&d, NULL, &failure), 0, "the kick failed");
         cr_assert_eq(failure.kind, DAEMON_FAILURE_NONE, "a successful kick reported a failure");
         /* The host's values on disk first; after the knobs, what was written is recorded. */
         cr_assert_str_eq(writes(),
@@ -271,7 +272,7 @@ Test(daemon_core, kick_saves_the_host_values_before_writing_any_knob) {
         cr_assert_eq(told.seen[0], THROTTLE_AGGRESSIVE);
 
         /* Again in aggressive: nothing changes, nothing is written. */
-        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         cr_assert_str_eq(writes(), "", "a kick in aggressive that changes nothing wrote something");
         cr_assert_eq(d.kick_count, 2);
 }
@@ -287,7 +288,7 @@ Test(daemon_core, kick_without_a_place_to_save_writes_nothing) {
         d.runtime_directory = blocker;
         start();
 
-        cr_assert_eq(daemon_kick(&d, &failure), -ENOTDIR, "the kick did not fail as the directory cannot exist");
+        cr_assert_eq(daemon_kick(&d, NULL, &failure), -ENOTDIR, "the kick did not fail as the directory cannot exist");
         cr_assert_eq(failure.kind, DAEMON_FAILURE_SAVE_STATE, "the failure is not the saved state's");
         cr_assert_str_eq(writes(), "", "a knob was written although the host's values were not saved");
         assert_knobs(0, 100, 20, "after the refused kick");
@@ -312,7 +313,7 @@ Test(daemon_core, failed_write_from_initial_rolls_back) {
         }
         (void) writes();
 
-        int r = daemon_kick(&d, &failure);
+        int r = daemon_kick(&d, NULL, &failure);
         cr_assert_lt(r, 0, "the kick succeeded although sleep_millisecs cannot be written");
         cr_assert_eq(failure.kind, DAEMON_FAILURE_WRITE_KNOB);
         cr_assert_eq(failure.knob, KSM_KNOB_SLEEP_MILLISECS, "the failure names %s, not sleep_millisecs",
@@ -335,7 +336,7 @@ Test(daemon_core, failed_write_in_standard_stays_in_standard) {
         d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = 20 * USEC_PER_MSEC;
         d.config.throttle.level[THROTTLE_STANDARD].duration_usec = USEC_PER_HOUR;
         start();
-        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         run_until(THROTTLE_STANDARD);
         assert_knobs(1, anon_rule(100), 10, "in standard");
 
@@ -344,7 +345,7 @@ Test(daemon_core, failed_write_in_standard_stays_in_standard) {
         cr_assert_eq(unlink(path), 0);
         cr_assert_eq(mkdir(path, 0755), 0);
         (void) writes();
-        cr_assert_eq(daemon_kick(&d, &failure), -EISDIR);
+        cr_assert_eq(daemon_kick(&d, NULL, &failure), -EISDIR);
         cr_assert_eq(failure.kind, DAEMON_FAILURE_WRITE_KNOB);
         cr_assert_eq(failure.knob, KSM_KNOB_SLEEP_MILLISECS);
         const char *written = writes();
@@ -358,7 +359,7 @@ Test(daemon_core, failed_write_in_standard_stays_in_standard) {
         /* Once the knob is back, kicks work again. */
         cr_assert_eq(rmdir(path), 0);
         write_file(ksm_dir, "sleep_millisecs", "10\n");
-        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         assert_knobs(1, anon_rule(10), 1, "in aggressive after the knob came back");
 }
 
@@ -366,7 +367,7 @@ Test(daemon_core, timer_decays_through_every_state_to_the_host_values) {
         for (int s = THROTTLE_AGGRESSIVE; s < _THROTTLE_STATE_MAX; s++)
                 d.config.throttle.level[s].duration_usec = 20 * USEC_PER_MSEC;
         start();
-        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         run_until(THROTTLE_INITIAL);
 
         cr_assert_eq(told.n_seen, 4, "the observer saw %zu states, not aggressive, standard, slow, initial", told.n_seen);
@@ -381,7 +382,7 @@ Test(daemon_core, timer_decays_through_every_state_to_the_host_values) {
 
 Test(daemon_core, outside_change_ends_the_cycle_and_is_kept) {
         start();
-        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         (void) writes();
 
         /* An administrator sets pages_to_scan; the stop must leave it as it is, and give
@@ -402,9 +403,9 @@ Test(daemon_core, kick_after_an_outside_change_starts_from_it) {
         struct saved_state saved;
 
         start();
-        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         write_file(ksm_dir, "pages_to_scan", "777\n");
-        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         cr_assert_eq(d.throttle.state, THROTTLE_AGGRESSIVE);
         cr_assert_eq(d.host.value[KSM_KNOB_PAGES_TO_SCAN], 777, "the new cycle did not start from the outside value");
         cr_assert_eq(saved_state_load(runtime_dir, &saved), 0);
@@ -419,7 +420,7 @@ Test(daemon_core, kick_in_aggressive_reads_and_writes_no_ksm_file) {
         d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = USEC_PER_HOUR;
         start();
         (void) ksm_files_opened();
-        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         /* The counter sees the daemon's reads: the kick from initial read the knobs and a sample. */
         const char *opened = ksm_files_opened();
         cr_assert_not_null(strstr(opened, "sleep_millisecs"), "the kick from initial read no knob, or the count is "
@@ -428,14 +429,14 @@ Test(daemon_core, kick_in_aggressive_reads_and_writes_no_ksm_file) {
         cr_assert_eq(d.throttle.state, THROTTLE_AGGRESSIVE);
 
         /* The first kick after the throttler wrote compares sysfs with what it wrote, once. */
-        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         opened = ksm_files_opened();
         cr_assert_not_null(strstr(opened, "run"), "nothing compared after the throttler's own writes: %s", opened);
         (void) writes();
 
         uint64_t deadline = d.throttle.deadline_usec;
         for (int i = 0; i < 100; i++)
-                cr_assert_eq(daemon_kick(&d, NULL), 0, "kick %d in aggressive failed", i);
+                cr_assert_eq(daemon_kick(&d, NULL, NULL), 0, "kick %d in aggressive failed", i);
         opened = ksm_files_opened();
         cr_assert_str_eq(opened, "", "kicks in aggressive that change nothing opened %s", opened);
         cr_assert_str_eq(writes(), "", "kicks in aggressive that change nothing wrote something");
@@ -445,7 +446,7 @@ Test(daemon_core, kick_in_aggressive_reads_and_writes_no_ksm_file) {
 
         /* A write through the KSM directory is seen by the next kick, which compares. */
         write_file(ksm_dir, "sleep_millisecs", "55\n");
-        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         cr_assert_eq(d.host.value[KSM_KNOB_SLEEP_MILLISECS], 55, "the kick after an outside write did not see it");
         cr_assert_eq(d.throttle.state, THROTTLE_AGGRESSIVE, "the kick did not start a new cycle from the outside value");
 }
@@ -454,14 +455,14 @@ Test(daemon_core, outside_change_the_watch_cannot_see_is_found_at_the_next_timer
         d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = 50 * USEC_PER_MSEC;
         d.config.throttle.level[THROTTLE_STANDARD].duration_usec = USEC_PER_HOUR;
         start();
-        cr_assert_eq(daemon_kick(&d, NULL), 0);
-        cr_assert_eq(daemon_kick(&d, NULL), 0); /* compares after the throttler's own writes */
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0); /* compares after the throttler's own writes */
         (void) ksm_files_opened();
 
         write_knob_unseen("pages_to_scan", "777\n");
         cr_assert_eq(knob(KSM_KNOB_PAGES_TO_SCAN), 777, "the write through the hard link missed the knob");
         (void) ksm_files_opened();
-        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         cr_assert_str_eq(ksm_files_opened(), "", "the watch saw the write through the other directory: this test "
                                                  "would not show the timer's compare");
         cr_assert_eq(d.throttle.state, THROTTLE_AGGRESSIVE);
@@ -479,8 +480,8 @@ Test(daemon_core, kick_that_writes_compares_first_even_what_the_watch_cannot_see
 
         d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = USEC_PER_HOUR;
         start();
-        cr_assert_eq(daemon_kick(&d, NULL), 0);
-        cr_assert_eq(daemon_kick(&d, NULL), 0); /* compares after the throttler's own writes */
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0); /* compares after the throttler's own writes */
         (void) ksm_files_opened();
 
         write_knob_unseen("sleep_millisecs", "55\n");
@@ -489,7 +490,7 @@ Test(daemon_core, kick_that_writes_compares_first_even_what_the_watch_cannot_see
         uint32_t pages = (uint32_t) ((uint64_t) 200000 * 1024 / (uint64_t) sysconf(_SC_PAGESIZE) / 10);
         cr_assert_neq(pages, anon_rule(10), "the new AnonPages gives the same pages_to_scan: nothing would be written");
         (void) writes();
-        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         /* The outside value became the host's before anything was written, and the kick
          * started a new cycle from it. */
         cr_assert_eq(d.host.value[KSM_KNOB_SLEEP_MILLISECS], 55, "the kick wrote over an outside change it did not see");
@@ -579,7 +580,7 @@ Test(daemon_core, adaptive_mode_leaves_aggressive_once_merging_settled) {
         d.config.adaptive = true;
         d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = USEC_PER_HOUR;
         start();
-        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         cr_assert_eq(sd_event_add_time_relative(event, &ksmd, CLOCK_MONOTONIC, 50 * USEC_PER_MSEC, 0, on_ksmd_tick, &scans),
                      0);
         cr_assert_eq(sd_event_source_set_enabled(ksmd, SD_EVENT_ON), 0);
@@ -591,4 +592,64 @@ Test(daemon_core, adaptive_mode_leaves_aggressive_once_merging_settled) {
         cr_assert_eq(told.seen[0], THROTTLE_AGGRESSIVE);
         cr_assert_eq(told.seen[told.n_seen - 1], THROTTLE_STANDARD);
         sd_event_source_disable_unref(ksmd);
+}
+
+static uint64_t monotonic_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+Test(daemon_core, time_in_each_state_covers_the_whole_run) {
+        uint64_t usec[_THROTTLE_STATE_MAX], before_start, after_start, before_read, after_read, total = 0;
+
+        for (int s = THROTTLE_AGGRESSIVE; s < _THROTTLE_STATE_MAX; s++)
+                d.config.throttle.level[s].duration_usec = 20 * USEC_PER_MSEC;
+        before_start = monotonic_usec();
+        start();
+        after_start = monotonic_usec();
+        cr_assert_eq(daemon_kick(&d, "test", NULL), 0);
+        run_until(THROTTLE_INITIAL);
+
+        before_read = monotonic_usec();
+        daemon_time_in_state(&d, usec);
+        after_read = monotonic_usec();
+        for (int s = 0; s < _THROTTLE_STATE_MAX; s++)
+                total += usec[s];
+        /* Bounds, not a timing: the states split the time from start to the read, no more, no less. */
+        cr_assert(total >= before_read - after_start && total <= after_read - before_start,
+                  "the states add up to %llu µs, outside the run's %llu..%llu µs", (unsigned long long) total,
+                  (unsigned long long) (before_read - after_start), (unsigned long long) (after_read - before_start));
+        for (int s = THROTTLE_AGGRESSIVE; s < _THROTTLE_STATE_MAX; s++)
+                cr_assert_gt(usec[s], 0, "%s was entered and left, yet has no time", throttle_state_to_string(s));
+}
+
+Test(daemon_core, accepted_kicks_are_counted_by_origin_and_failed_ones_not) {
+        char path[PATH_MAX + 64];
+
+        start();
+        cr_assert_eq(daemon_kick(&d, "org.libvirt.hook", NULL), 0);
+        cr_assert_eq(daemon_kick(&d, "kata-runtime", NULL), 0);
+        cr_assert_eq(daemon_kick(&d, "org.libvirt.hook", NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
+
+        /* Back to initial, then a kick that cannot read a knob. */
+        d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = USEC_PER_MSEC;
+        d.config.throttle.level[THROTTLE_STANDARD].duration_usec = USEC_PER_MSEC;
+        d.config.throttle.level[THROTTLE_SLOW].duration_usec = USEC_PER_MSEC;
+        cr_assert_eq(daemon_kick(&d, "org.libvirt.hook", NULL), 0);
+        run_until(THROTTLE_INITIAL);
+        knob_path("run", path, sizeof path);
+        cr_assert_eq(unlink(path), 0);
+        cr_assert_lt(daemon_kick(&d, "failing", NULL), 0, "a kick without a run knob succeeded");
+
+        cr_assert_eq(d.stats.n_origins, 3, "%zu origins counted, expected 3 (a failed kick counts nowhere)",
+                     d.stats.n_origins);
+        cr_assert_str_eq(d.stats.origins[0].name, "org.libvirt.hook");
+        cr_assert_eq(d.stats.origins[0].kicks, 3);
+        cr_assert_str_eq(d.stats.origins[1].name, "kata-runtime");
+        cr_assert_eq(d.stats.origins[1].kicks, 1);
+        cr_assert_str_eq(d.stats.origins[2].name, DAEMON_STATS_UNKNOWN);
+        cr_assert_eq(d.stats.origins[2].kicks, 1);
+        cr_assert_eq(d.kick_count, 5, "KickCount and the kicks by origin disagree");
 }

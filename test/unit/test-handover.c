@@ -45,10 +45,19 @@ static void write_text(const char *text, mode_t mode) {
         cr_assert_eq(chmod(file, mode), 0);
 }
 
+static int record(const char *reason, const char *application_id, const char *origin, const char *unit, uint64_t now) {
+        struct handover k = {};
+        snprintf(k.reason, sizeof k.reason, "%s", reason);
+        snprintf(k.application_id, sizeof k.application_id, "%s", application_id);
+        snprintf(k.origin, sizeof k.origin, "%s", origin);
+        snprintf(k.unit, sizeof k.unit, "%s", unit);
+        return handover_record(rundir, &k, now);
+}
+
 Test(handover, a_recorded_kick_is_taken_once_with_its_reason) {
         struct handover h;
 
-        cr_assert_eq(handover_record(rundir, "new sandbox /run/vc/sbs/1", "ksm-throttler-trigger", "uid 0 pid 42", NOW), 0);
+        cr_assert_eq(record("new sandbox /run/vc/sbs/1", "ksm-throttler-trigger", "uid 0 pid 42", "kata.service", NOW), 0);
         cr_assert_eq(handover_take(rundir, NOW + 1000, &h), 0);
         cr_assert_eq(h.kicks, 1);
         cr_assert_eq(h.pid, getpid());
@@ -56,6 +65,7 @@ Test(handover, a_recorded_kick_is_taken_once_with_its_reason) {
         cr_assert_str_eq(h.reason, "new sandbox /run/vc/sbs/1");
         cr_assert_str_eq(h.application_id, "ksm-throttler-trigger");
         cr_assert_str_eq(h.origin, "uid 0 pid 42");
+        cr_assert_str_eq(h.unit, "kata.service");
         cr_assert_eq(access(file, F_OK), -1, "a taken record must be gone, or the next start applies it again");
         cr_assert_eq(handover_take(rundir, NOW, &h), -ENOENT);
 }
@@ -63,8 +73,8 @@ Test(handover, a_recorded_kick_is_taken_once_with_its_reason) {
 Test(handover, kicks_of_one_instance_add_up_and_the_last_reason_wins) {
         struct handover h;
 
-        cr_assert_eq(handover_record(rundir, "first", "a", "uid 0", NOW), 0);
-        cr_assert_eq(handover_record(rundir, "second", "b", "uid 1000", NOW + 5), 0);
+        cr_assert_eq(record("first", "a", "uid 0", "", NOW), 0);
+        cr_assert_eq(record("second", "b", "uid 1000", "", NOW + 5), 0);
         cr_assert_eq(handover_take(rundir, NOW + 10, &h), 0);
         cr_assert_eq(h.kicks, 2, "two raced kicks, %llu recorded", (unsigned long long) h.kicks);
         cr_assert_str_eq(h.reason, "second");
@@ -75,7 +85,7 @@ Test(handover, another_instances_record_is_not_counted_on) {
         struct handover h;
 
         write_text("kicks=7\ntime=1\npid=1\nreason=old\napplication_id=\norigin=\n", 0600);
-        cr_assert_eq(handover_record(rundir, "mine", "", "", NOW), 0);
+        cr_assert_eq(record("mine", "", "", "", NOW), 0);
         cr_assert_eq(handover_take(rundir, NOW, &h), 0);
         cr_assert_eq(h.kicks, 1, "a record left by PID 1 is not this instance's to add to");
         cr_assert_str_eq(h.reason, "mine");
@@ -102,6 +112,7 @@ Test(handover, the_longest_texts_fit_the_file) {
         memset(h.reason, '\\', HANDOVER_TEXT_MAX);
         memset(h.application_id, '\n', HANDOVER_TEXT_MAX);
         memset(h.origin, 0x7f, HANDOVER_TEXT_MAX);
+        memset(h.unit, 0x1f, HANDOVER_TEXT_MAX);
         cr_assert_gt(handover_format(&h, text, sizeof text), 0, "a record of the largest texts must fit the limit");
         cr_assert_eq(handover_parse(text, "test", &back), 0);
         cr_assert_eq(memcmp(&h, &back, sizeof h), 0);
@@ -110,10 +121,10 @@ Test(handover, the_longest_texts_fit_the_file) {
 Test(handover, a_record_from_long_ago_or_the_future_is_dropped) {
         struct handover h;
 
-        cr_assert_eq(handover_record(rundir, "old", "", "", NOW), 0);
+        cr_assert_eq(record("old", "", "", "", NOW), 0);
         cr_assert_eq(handover_take(rundir, NOW + HANDOVER_MAX_AGE_USEC + 1, &h), -ESTALE);
         cr_assert_eq(access(file, F_OK), -1, "a stale record is removed");
-        cr_assert_eq(handover_record(rundir, "future", "", "", NOW + 2 * HANDOVER_MAX_AGE_USEC), 0);
+        cr_assert_eq(record("future", "", "", "", NOW + 2 * HANDOVER_MAX_AGE_USEC), 0);
         cr_assert_eq(handover_take(rundir, NOW, &h), -ESTALE);
 }
 
