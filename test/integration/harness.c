@@ -633,6 +633,25 @@ uint64_t harness_get_u64(sd_bus *bus, const char *property) {
         return value;
 }
 
+pid_t harness_owner_pid(sd_bus *bus) {
+        sd_bus_message *reply = NULL;
+        uint32_t pid = 0;
+
+        if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "GetConnectionUnixProcessID", NULL, &reply, "s", "org.kata.KsmThrottler") < 0)
+                return 0;
+        cr_assert_geq(sd_bus_message_read(reply, "u", &pid), 0);
+        sd_bus_message_unref(reply);
+        return (pid_t) pid;
+}
+
+bool harness_wait_gone(pid_t pid, double timeout_sec) {
+        struct timespec delay = { 0, 10 * 1000 * 1000 };
+        for (int i = 0; i < timeout_sec * 100 && (kill(pid, 0) == 0 || errno != ESRCH); i++)
+                nanosleep(&delay, NULL);
+        return kill(pid, 0) < 0 && errno == ESRCH;
+}
+
 pid_t harness_spawn(struct harness *h, bool as_nobody, const char *output_path, const char *const argv[]) {
         int fd = open(output_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         pid_t pid;

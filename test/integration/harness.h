@@ -73,6 +73,10 @@ void harness_get_state(sd_bus *bus, char *buf, size_t size);
 /* Waits (up to timeout_sec, for the test not to hang) until State is state. */
 bool harness_wait_state(sd_bus *bus, const char *state, double timeout_sec);
 void harness_kick(sd_bus *bus);
+/* The PID owning org.kata.KsmThrottler on bus, 0 if nobody does. */
+pid_t harness_owner_pid(sd_bus *bus);
+/* Waits (bounded) until pid, which need not be our child, is gone; true if it is. */
+bool harness_wait_gone(pid_t pid, double timeout_sec);
 uint64_t harness_get_u64(sd_bus *bus, const char *property);
 
 /* Starts python3-dbusmock as org.freedesktop.PolicyKit1: with its polkitd template,

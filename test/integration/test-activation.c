@@ -155,20 +155,10 @@ static unsigned drain_notifications(const char *count) {
         return seen;
 }
 
-static bool process_exists(pid_t pid) {
-        return kill(pid, 0) == 0 || errno != ESRCH;
-}
-
 static void teardown(void) {
-        for (size_t i = 0; i < n_activated; i++) {
-                if (!process_exists(activated[i]))
-                        continue;
-                kill(activated[i], SIGTERM);
-                for (int t = 0; t < 1000 && process_exists(activated[i]); t++)
-                        sleep_ms(10);
-                if (process_exists(activated[i]))
+        for (size_t i = 0; i < n_activated; i++)
+                if (kill(activated[i], SIGTERM) == 0 && !harness_wait_gone(activated[i], 10))
                         kill(activated[i], SIGKILL);
-        }
         if (notify_fd >= 0)
                 close(notify_fd);
         notify_fd = -1;
@@ -180,18 +170,12 @@ TestSuite(activation_serialized, .init = setup_serialized, .fini = teardown, .ti
 
 /* The PID of the name's owner, remembered for teardown; 0 if none. */
 static pid_t owner_pid(sd_bus *bus) {
-        sd_bus_message *reply = NULL;
-        uint32_t pid = 0;
+        pid_t pid = harness_owner_pid(bus);
 
-        if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                               "GetConnectionUnixProcessID", NULL, &reply, "s", "org.kata.KsmThrottler") < 0)
-                return 0;
-        cr_assert_geq(sd_bus_message_read(reply, "u", &pid), 0);
-        sd_bus_message_unref(reply);
         if (n_activated < sizeof activated / sizeof activated[0] &&
-            (n_activated == 0 || activated[n_activated - 1] != (pid_t) pid))
-                activated[n_activated++] = (pid_t) pid;
-        return (pid_t) pid;
+            pid > 0 && (n_activated == 0 || activated[n_activated - 1] != pid))
+                activated[n_activated++] = pid;
+        return pid;
 }
 
 Test(activation, first_kick_activates_the_daemon_and_succeeds) {
@@ -229,13 +213,6 @@ Test(activation, second_instance_finds_the_lock_and_exits_1) {
         sd_bus_flush_close_unref(bus);
 }
 
-/* Waits (bounded, for the test not to hang) until pid is gone. */
-static bool wait_gone(pid_t pid, double timeout_sec) {
-        for (int i = 0; i < timeout_sec * 100 && process_exists(pid); i++)
-                sleep_ms(10);
-        return !process_exists(pid);
-}
-
 static bool log_contains(const char *text) {
         static char log[1 << 16];
         harness_daemon_log(&h, log, sizeof log);
@@ -251,7 +228,7 @@ Test(activation, idle_daemon_exits_and_the_next_kick_starts_a_new_one) {
         harness_kick(bus);
         first = owner_pid(bus);
         cr_assert_gt(first, 0, "the Kick should have started the daemon");
-        cr_assert(wait_gone(first, 20), "the daemon did not exit after its cycle and 300 ms idle in initial");
+        cr_assert(harness_wait_gone(first, 20), "the daemon did not exit after its cycle and 300 ms idle in initial");
         harness_assert_knobs(&h, 0, 100, 20, "after the idle exit: the host's values");
         cr_assert_eq(owner_pid(bus), 0, "nobody should own the name after the idle exit");
         cr_assert(log_contains("Idle in initial for 300ms: releasing org.kata.KsmThrottler and exiting"),
@@ -262,7 +239,7 @@ Test(activation, idle_daemon_exits_and_the_next_kick_starts_a_new_one) {
         cr_assert(second > 0 && second != first, "the next Kick should have started a new daemon (%d, was %d)",
                   (int) second, (int) first);
         harness_assert_knobs(&h, 1, 10000, 1, "the new daemon applied the kick");
-        cr_assert(wait_gone(second, 20), "the second daemon did not exit when idle");
+        cr_assert(harness_wait_gone(second, 20), "the second daemon did not exit when idle");
         harness_assert_knobs(&h, 0, 100, 20, "after the second idle exit");
         sd_bus_flush_close_unref(bus);
 }
@@ -314,12 +291,12 @@ static unsigned sweep_kicks_across_idle_exits(unsigned *ret_stopping) {
                 pid_t pid = owner_pid(bus);
                 quiet = pid > 0 ? 0 : quiet + 1;
                 if (pid > 0)
-                        cr_assert(wait_gone(pid, 20), "daemon %d did not exit when idle", (int) pid);
+                        cr_assert(harness_wait_gone(pid, 20), "daemon %d did not exit when idle", (int) pid);
                 stopping += drain_notifications("STOPPING=1");
                 sleep_ms(10);
         }
         for (size_t i = 0; i < n_activated; i++)
-                cr_assert(wait_gone(activated[i], 20), "daemon %d did not exit when idle", (int) activated[i]);
+                cr_assert(harness_wait_gone(activated[i], 20), "daemon %d did not exit when idle", (int) activated[i]);
         harness_assert_knobs(&h, 0, 100, 20, "after the last idle exit: the host's values");
         sd_bus_flush_close_unref(bus);
         if (ret_stopping)

@@ -54,18 +54,10 @@ static void remember_activated(pid_t pid) {
                 activated[n_activated++] = pid;
 }
 
-static bool wait_gone(pid_t pid, double seconds) {
-        for (int i = 0; i < seconds * 100 && kill(pid, 0) == 0; i++) {
-                struct timespec t = { 0, 10 * 1000 * 1000 };
-                nanosleep(&t, NULL);
-        }
-        return kill(pid, 0) < 0;
-}
-
 static void stop_activated(void) {
         for (size_t i = 0; i < n_activated; i++)
                 if (kill(activated[i], SIGTERM) == 0)
-                        wait_gone(activated[i], 10);
+                        harness_wait_gone(activated[i], 10);
         n_activated = 0;
 }
 
@@ -606,22 +598,9 @@ static void restart_bus_with_activation(void) {
         h.bus_address[strcspn(h.bus_address, "\n")] = '\0';
 }
 
-static bool throttler_running(sd_bus *bus) {
-        sd_bus_message *reply = NULL;
-        int owned = 0;
-        cr_assert_geq(sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                         "NameHasOwner", NULL, &reply, "s", "org.kata.KsmThrottler"),
-                      0);
-        cr_assert_geq(sd_bus_message_read(reply, "b", &owned), 0);
-        sd_bus_message_unref(reply);
-        return owned;
-}
-
 Test(trigger, first_kick_starts_the_throttler_through_bus_activation) {
         char sbs[PATH_MAX], watch[PATH_MAX + 16];
         sd_bus *bus;
-        uint32_t pid = 0;
-        sd_bus_message *reply = NULL;
 
         harness_write_fast_config(&h, "1h", NULL, NULL);
         restart_bus_with_activation();
@@ -630,34 +609,17 @@ Test(trigger, first_kick_starts_the_throttler_through_bus_activation) {
         snprintf(watch, sizeof watch, "--watch=%s", sbs);
         start_trigger("0", (const char *const[]) { watch, NULL });
         bus = harness_bus(&h);
-        cr_assert_not(throttler_running(bus), "nothing should have started the throttler yet");
+        cr_assert_not(harness_owner_pid(bus) > 0, "nothing should have started the throttler yet");
 
         make_dir("sbs/first");
-        for (int i = 0; i < 2000 && !throttler_running(bus); i++)
+        for (int i = 0; i < 2000 && harness_owner_pid(bus) == 0; i++)
                 sleep_ms(10);
-        cr_assert(throttler_running(bus), "the kick should have started the throttler");
-        cr_assert_geq(sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                         "GetConnectionUnixProcessID", NULL, &reply, "s", "org.kata.KsmThrottler"),
-                      0);
-        cr_assert_geq(sd_bus_message_read(reply, "u", &pid), 0);
-        remember_activated((pid_t) pid);
-        sd_bus_message_unref(reply);
+        cr_assert(harness_owner_pid(bus) > 0, "the kick should have started the throttler");
+        remember_activated(harness_owner_pid(bus));
         sd_bus_flush_close_unref(bus);
         wait_kicks(1);
         cr_assert_eq(count_in_log("Cannot reach the throttler"), 0, "the activating kick must not fail:\n");
         harness_assert_knobs(&h, 1, 10000, 1, "after the activating kick");
-}
-
-/* The PID owning the throttler's name, 0 when nobody does. */
-static pid_t throttler_pid(sd_bus *bus) {
-        sd_bus_message *reply = NULL;
-        uint32_t pid = 0;
-        if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                               "GetConnectionUnixProcessID", NULL, &reply, "s", "org.kata.KsmThrottler") < 0)
-                return 0;
-        cr_assert_geq(sd_bus_message_read(reply, "u", &pid), 0);
-        sd_bus_message_unref(reply);
-        return (pid_t) pid;
 }
 
 /* A throttler with IdleExitSec=100ms and a cycle of a few ms exits about 100 ms after each
@@ -685,7 +647,7 @@ Test(trigger, kicks_around_the_throttlers_idle_exit_are_not_lost) {
                 snprintf(name, sizeof name, "sbs/sandbox-%u", round);
                 make_dir(name);
                 nanosleep(&delay, NULL);
-                pid_t pid = throttler_pid(bus);
+                pid_t pid = harness_owner_pid(bus);
                 if (pid > 0 && pid != last) {
                         remember_activated(pid);
                         instances++;
@@ -706,11 +668,11 @@ Test(trigger, kicks_around_the_throttlers_idle_exit_are_not_lost) {
                       instances);
         /* The last kick may have started one more instance: each exits when idle. */
         for (int quiet = 0, t = 0; quiet < 50 && t < 3000; t++) {
-                pid_t pid = throttler_pid(bus);
+                pid_t pid = harness_owner_pid(bus);
                 quiet = pid > 0 ? 0 : quiet + 1;
                 if (pid > 0) {
                         remember_activated(pid);
-                        cr_assert(wait_gone(pid, 20), "throttler %d did not exit when idle", (int) pid);
+                        cr_assert(harness_wait_gone(pid, 20), "throttler %d did not exit when idle", (int) pid);
                 }
                 sleep_ms(10);
         }
