@@ -27,28 +27,10 @@ import sys
 import tempfile
 import time
 
+from private_bus import start_bus, start_throttler, stop
+
 ksmctl, standin, daemon = sys.argv[1], sys.argv[2], sys.argv[3]
 results = []
-BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:dir={dir}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-  </policy>
-</busconfig>
-"""
 
 
 def ok(cond, what, detail=""):
@@ -86,30 +68,6 @@ def fake_sys(sysdir, run_value):
         write(sysdir, f"kernel/mm/ksm/{name}", value + "\n")
     write(sysdir, "kernel/mm/transparent_hugepage/enabled", "always [madvise] never\n")
     write(sysdir, "devices/system/node/has_memory", "0\n")
-
-
-def start_bus(tmp):
-    conf = os.path.join(tmp, "bus.conf")
-    with open(conf, "w") as f:
-        f.write(BUS_CONFIG.format(dir=tmp))
-    bus = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork", "--print-address=1"],
-                           stdout=subprocess.PIPE, text=True)
-    address = bus.stdout.readline().strip()
-    if not address:
-        bus.kill()
-        bus.wait()
-        raise RuntimeError("the private bus did not start")
-    return bus, address
-
-
-def stop(p):
-    if p and p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def test_without_machined(tmp):
@@ -199,14 +157,7 @@ def test_with_daemon(tmp):
     try:
         bus, address = start_bus(root)
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=address)
-        throttler = subprocess.Popen([daemon, f"--config={root}/ksm-throttler.conf", f"--ksm-dir={sysdir}/kernel/mm/ksm",
-                                      f"--meminfo={root}/meminfo", f"--runtime-dir={root}/run"],
-                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 20
-        while run("status", env=env).returncode != 0:
-            if throttler.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the daemon did not come up on the private bus")
-            time.sleep(0.1)
+        throttler = start_throttler(daemon, ksmctl, root, f"{sysdir}/kernel/mm/ksm", env, stderr=subprocess.PIPE)
         out = run("kick", env=env)
         ok(out.returncode == 0, "root kicks the daemon", out.stderr)
 

@@ -23,31 +23,13 @@ import tempfile
 import time
 import urllib.request
 
+from private_bus import start_bus, start_throttler, stop
+
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 PROMTOOL = "/usr/bin/promtool"
 
 ksmctl, standin, daemon = sys.argv[1], sys.argv[2], sys.argv[3]
 results = []
-BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:dir={dir}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-  </policy>
-</busconfig>
-"""
 
 
 def ok(cond, what, detail="", skip=None):
@@ -84,16 +66,6 @@ def scrape(url, exporter, deadline):
             time.sleep(0.1)
 
 
-def stop(p):
-    if p and p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 def start_daemon(root):
     """A private bus and the real daemon on it, with a fake KSM directory.
     Returns (bus, daemon, environment for clients)."""
@@ -108,26 +80,13 @@ def start_daemon(root):
         f.write("MemTotal: 8388608 kB\nAnonPages: 1048576 kB\n")
     with open(os.path.join(root, "ksm-throttler.conf"), "w") as f:
         f.write("[Aggressive]\nDurationSec=1h\n")
-    conf = os.path.join(root, "bus.conf")
-    with open(conf, "w") as f:
-        f.write(BUS_CONFIG.format(dir=root))
-    bus = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork", "--print-address=1"],
-                           stdout=subprocess.PIPE, text=True)
-    address = bus.stdout.readline().strip()
-    if not address:
-        stop(bus)
-        raise RuntimeError("the private bus did not start")
+    bus, address = start_bus(root)
     env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=address)
-    throttler = subprocess.Popen([daemon, f"--config={root}/ksm-throttler.conf", f"--ksm-dir={ksm}",
-                                  f"--meminfo={root}/meminfo", f"--runtime-dir={root}/run"],
-                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while subprocess.run([ksmctl, "status"], env=env, capture_output=True).returncode != 0:
-        if throttler.poll() is not None or time.monotonic() > deadline:
-            stop(throttler)
-            stop(bus)
-            raise RuntimeError("the daemon did not come up on the private bus")
-        time.sleep(0.1)
+    try:
+        throttler = start_throttler(daemon, ksmctl, root, ksm, env)
+    except RuntimeError:
+        stop(bus)
+        raise
     return bus, throttler, env
 
 
