@@ -184,13 +184,7 @@ def test_with_daemon(tmp):
         ok(found and found[0]["verdict"] == "ok" and found[0].get("state") == "aggressive",
            "doctor reports the daemon's state", str(found))
     finally:
-        if throttler and throttler.poll() is None:
-            throttler.terminate()
-            try:
-                throttler.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                throttler.kill()
-                throttler.wait()
+        stop(throttler)
         stop(bus)
 
 

@@ -598,17 +598,24 @@ static void restart_bus_with_activation(void) {
         h.bus_address[strcspn(h.bus_address, "\n")] = '\0';
 }
 
-Test(trigger, first_kick_starts_the_throttler_through_bus_activation) {
+/* A bus that activates the throttler, and the trigger watching sbs/ with no debounce.
+ * Returns a connection to that bus. */
+static sd_bus *start_trigger_on_an_activating_bus(void) {
         char sbs[PATH_MAX], watch[PATH_MAX + 16];
-        sd_bus *bus;
 
-        harness_write_fast_config(&h, "1h", NULL, NULL);
         restart_bus_with_activation();
         make_dir("sbs");
         path_in(sbs, sizeof sbs, "sbs");
         snprintf(watch, sizeof watch, "--watch=%s", sbs);
         start_trigger("0", (const char *const[]) { watch, NULL });
-        bus = harness_bus(&h);
+        return harness_bus(&h);
+}
+
+Test(trigger, first_kick_starts_the_throttler_through_bus_activation) {
+        sd_bus *bus;
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        bus = start_trigger_on_an_activating_bus();
         cr_assert_not(harness_owner_pid(bus) > 0, "nothing should have started the throttler yet");
 
         make_dir("sbs/first");
@@ -627,7 +634,7 @@ Test(trigger, first_kick_starts_the_throttler_through_bus_activation) {
  * that kicks land before the exit, while the old instance is releasing its name, and
  * while the bus starts the next one. Every one must be delivered, none given up. */
 Test(trigger, kicks_around_the_throttlers_idle_exit_are_not_lost) {
-        char sbs[PATH_MAX], watch[PATH_MAX + 16], name[64], log[1 << 14];
+        char name[64], log[1 << 14];
         const unsigned rounds = 80;
         unsigned instances = 0;
         pid_t last = 0;
@@ -635,12 +642,7 @@ Test(trigger, kicks_around_the_throttlers_idle_exit_are_not_lost) {
 
         harness_write_config(&h, "[Throttler]\nIdleExitSec=100ms\nAdaptive=no\n"
                                  "[Aggressive]\nDurationSec=1ms\n[Standard]\nDurationSec=1ms\n[Slow]\nDurationSec=1ms\n");
-        restart_bus_with_activation();
-        make_dir("sbs");
-        path_in(sbs, sizeof sbs, "sbs");
-        snprintf(watch, sizeof watch, "--watch=%s", sbs);
-        start_trigger("0", (const char *const[]) { watch, NULL });
-        bus = harness_bus(&h);
+        bus = start_trigger_on_an_activating_bus();
 
         for (unsigned round = 0; round < rounds; round++) {
                 struct timespec delay = { 0, (100 + round % 80 / 4) * 1000 * 1000 + (round % 4) * 250 * 1000 };
