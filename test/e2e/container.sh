@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
+# shellcheck shell=bash
 # Sourced by the end-to-end suite (run.sh) and by benchmarks that need a real systemd host
 # (test/bench/trigger-latency-machined): a minimal Debian 12 booted in systemd-nspawn with the
 # real /sys/kernel/mm/ksm bound in and the project installed as a distribution package would
