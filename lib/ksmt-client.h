@@ -63,6 +63,9 @@ struct ksmt_unit_state {
         char load_state[32];        /* as systemd says: "loaded", "masked", "not-found", ... */
         char active_state[32];      /* "active", "failed", "inactive", ... */
         char sub_state[32];
+        uint32_t job;               /* systemd's job for the unit, 0: none */
+        /* Inactive with no job only: its Condition*= settings, "ConditionPathExists=/x, ..." */
+        char conditions[256];
 };
 
 /* Asks systemd (org.freedesktop.systemd1, no activation, short timeout) about
@@ -79,7 +82,9 @@ const char *ksmt_unit_verdict_to_string(enum ksmt_unit_verdict verdict);
  * reply. While the service's name has no owner and no reply came (bus activation pending),
  * it asks systemd about the unit every second, and gives up at once with
  * KSMT_ERROR_UNIT_NOT_STARTABLE if the unit is masked, failed or condition-skipped, instead of
- * waiting for the bus's activation time-out. ret_error and ret_reply may be NULL. Messages that
+ * waiting for the bus's activation time-out. A unit with conditions that stays inactive with no
+ * start job for three checks in a row counts as condition-skipped: systemd 252 unloads a unit
+ * whose start a condition skipped, forgetting the result, while the bus keeps waiting. ret_error and ret_reply may be NULL. Messages that
  * arrive meanwhile are dispatched (sd_bus_process), so it may not be called from inside a
  * callback of the same connection; event-loop clients use the _async calls. */
 int ksmt_call(sd_bus *bus, sd_bus_message *call, uint64_t timeout_usec, sd_bus_error *ret_error,
