@@ -213,6 +213,49 @@ check "that kick reached the real $KSM (run=1)" test "$(knob run)" = 1
 in_container systemctl stop ksm-throttler
 check "systemctl stop after it restores the host's run" test "$(knob run)" = 0
 
+# --- on-demand start under systemd -------------------------------------------
+# IdleExitSec=200ms and a cycle of a few ms: each instance exits about 200 ms after a kick,
+# and systemd starts the next one only once it is gone. Kicks swept across that moment
+# (a kick that reaches an exiting instance is handed over through the runtime directory)
+# must all succeed, and the host's values must be back after the last exit. The sweep
+# starts the unit about once a second, past systemd's start rate limit (5 in 10 s), which
+# real cycles of minutes never approach: lifted here for the unit.
+mkdir -p "$ROOTFS/etc/ksm-throttler/ksm-throttler.conf.d"
+IDLE_DROPIN=$ROOTFS/etc/ksm-throttler/ksm-throttler.conf.d/50-e2e-idle-exit.conf
+IDLE_UNIT_DROPIN=$ROOTFS/etc/systemd/system/ksm-throttler.service.d/50-e2e-start-limit.conf
+printf '[Throttler]\nIdleExitSec=200ms\nAdaptive=no\n[Aggressive]\nDurationSec=1ms\n[Standard]\nDurationSec=1ms\n[Slow]\nDurationSec=1ms\n' >"$IDLE_DROPIN"
+printf '[Unit]\nStartLimitIntervalSec=0\n' >"$IDLE_UNIT_DROPIN"
+in_container systemctl daemon-reload
+in_container systemctl reset-failed ksm-throttler 2>/dev/null || true
+idle_sweep() { # a kick, a second one 170-240 ms later (around the exit), then a pause for the exit
+    local failed=0 i
+    for i in $(seq 0 23); do
+        in_container timeout 15 ksmctl kick >"$WORK/ksmctl.out" 2>&1 ||
+            { failed=$((failed + 1)); sed 's/^/# ksmctl kick: /' "$WORK/ksmctl.out"; }
+        sleep "0.$((170 + i * 3))"
+        in_container timeout 15 ksmctl kick >"$WORK/ksmctl.out" 2>&1 ||
+            { failed=$((failed + 1)); sed 's/^/# ksmctl kick: /' "$WORK/ksmctl.out"; }
+        sleep 0.4
+    done
+    [ "$failed" = 0 ] || { echo "# $failed of 48 kicks failed"; return 1; }
+}
+throttler_log_count() { in_container journalctl --no-pager -o cat -u ksm-throttler | grep -c -- "$1" || true; }
+exits_before=$(throttler_log_count 'Idle in initial for 200ms')
+check "48 kicks swept across idle exits under systemd all succeed (ksmctl kick)" idle_sweep
+idle_exited() {
+    for _ in $(seq 100); do in_container systemctl is-active --quiet ksm-throttler || return 0; sleep 0.1; done; return 1
+}
+check "the throttler exits when idle under systemd" idle_exited
+idle_exits=$(( $(throttler_log_count 'Idle in initial for 200ms') - exits_before ))
+echo "# $idle_exits idle exits; $(throttler_log_count 'handed to the next instance through') raced kick(s) handed over, $(throttler_log_count 'handed over by the previous instance') applied"
+check "the throttler exited when idle at least 20 times during the sweep ($idle_exits)" test "$idle_exits" -ge 20
+check "no kick was relayed under systemd (that would wait for an instance systemd cannot start yet)" \
+    test "$(throttler_log_count 'handed to the next instance;')" = 0
+check "after the last idle exit the host's run is back" test "$(knob run)" = 0
+check "after the last idle exit the host's sleep_millisecs is back" test "$(knob sleep_millisecs)" = 20
+rm -f "$IDLE_DROPIN" "$IDLE_UNIT_DROPIN"
+in_container systemctl daemon-reload
+
 
 # --- the trigger, with the real systemd-machined and a real qemu ---------------
 # Processes started in the container for these checks, stopped by their PID (container PIDs).
