@@ -155,9 +155,13 @@ static int unit_conditions(sd_bus *bus, const char *path, char *buf, size_t size
         if (r < 0)
                 return r;
         while (n < size &&
-               (r = sd_bus_message_read(reply, "(sbbsi)", &type, &trigger, &negate, &parameter, &state)) > 0)
-                n += snprintf(buf + n, size - n, "%s%s=%s%s%s", n ? ", " : "", type, trigger ? "|" : "",
-                              negate ? "!" : "", parameter);
+               (r = sd_bus_message_read(reply, "(sbbsi)", &type, &trigger, &negate, &parameter, &state)) > 0) {
+                int len = snprintf(buf + n, size - n, "%s%s=%s%s%s", n ? ", " : "", type, trigger ? "|" : "",
+                                   negate ? "!" : "", parameter);
+                if (len < 0)
+                        break;
+                n += (size_t) len;
+        }
         return r < 0 ? r : 0;
 }
 
@@ -210,7 +214,9 @@ int ksmt_unit_check(sd_bus *bus, struct ksmt_unit_state *ret) {
         }
         /* Optional: older or partial implementations may lack them. */
         (void) unit_get(bus, path, "SubState", 's', state.sub_state, sizeof state.sub_state);
-        (void) unit_get(bus, path, "Job", 'j', &state.job, 0);
+        /* Not known is not "no job": a start job may well be queued. */
+        if (unit_get(bus, path, "Job", 'j', &state.job, 0) < 0)
+                state.job = KSMT_UNIT_JOB_UNKNOWN;
         (void) unit_get(bus, path, "ConditionResult", 'b', &condition_result, 0);
         (void) unit_get(bus, path, "ConditionTimestamp", 't', &condition_timestamp, 0);
         if (state.job == 0 && strcmp(state.active_state, "inactive") == 0)

@@ -58,12 +58,15 @@ enum ksmt_unit_verdict {
         KSMT_UNIT_CONDITION_FAILED, /* its last start was skipped by a Condition*= */
 };
 
+/* The unit's job could not be read: treated as a start that may be under way. */
+#define KSMT_UNIT_JOB_UNKNOWN UINT32_MAX
+
 struct ksmt_unit_state {
         enum ksmt_unit_verdict verdict;
         char load_state[32];        /* as systemd says: "loaded", "masked", "not-found", ... */
         char active_state[32];      /* "active", "failed", "inactive", ... */
         char sub_state[32];
-        uint32_t job;               /* systemd's job for the unit, 0: none */
+        uint32_t job;               /* systemd's job for the unit, 0: none, KSMT_UNIT_JOB_UNKNOWN */
         /* Inactive with no job only: its Condition*= settings, "ConditionPathExists=/x, ..." */
         char conditions[256];
 };

@@ -26,9 +26,6 @@ struct published_state {
         uint64_t last_kick_usec;
 };
 
-/* The longest reason and application ID KickWithReason accepts, in bytes. They are
- * logged and kept (only for the last kick), so a caller may not make them large. */
-#define KICK_TEXT_MAX 256
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -285,14 +282,14 @@ static void copy_shown(char *dst, size_t size, const char *src, size_t src_size)
         ksm_sanitize_name(dst);
 }
 
-int bus_object_apply_handover(struct bus_object *o, uint64_t now_realtime_usec) {
+int bus_object_apply_handover(struct bus_object *o, uint64_t now_boottime_usec) {
         struct daemon_failure failure = {};
         struct kick_record *k = &o->kick_in_progress;
         struct handover h;
         char verdict[128];
         int r;
 
-        r = handover_take(o->daemon->runtime_directory, now_realtime_usec, &h);
+        r = handover_take(o->daemon->runtime_directory, now_boottime_usec, &h);
         if (r < 0)
                 return r == -ENOENT ? 0 : r;
         *k = (struct kick_record) {};

@@ -10,13 +10,17 @@
 
 struct bus_object;
 
+/* The longest reason and application ID KickWithReason accepts, in bytes. They are
+ * logged and kept (only for the last kick), so a caller may not make them large. */
+#define KICK_TEXT_MAX 256
+
 /* Registers /org/kata/KsmThrottler on bus for d, kicks authorized through authorizer,
  * and takes d's current values as announced. */
 int bus_object_new(sd_bus *bus, struct daemon *d, struct authorizer *authorizer, struct bus_object **ret);
 /* Applies a kick that the previous instance recorded while it exited (docs/design.md,
  * On-demand start), as if its caller had sent it now. Returns 1 if one was applied, 0 if
  * there was none, or -errno (logged; a stale or damaged record is dropped). */
-int bus_object_apply_handover(struct bus_object *o, uint64_t now_realtime_usec);
+int bus_object_apply_handover(struct bus_object *o, uint64_t now_boottime_usec);
 /* Unregisters the object. */
 struct bus_object *bus_object_free(struct bus_object *o);
 static inline void bus_object_freep(struct bus_object **o) {

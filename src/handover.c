@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "handover.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
@@ -54,13 +55,19 @@ int handover_format(const struct handover *h, char *buf, size_t size) {
         size_t used = 0;
         int n, r = 0;
 
-        n = snprintf(buf, size, "kicks=%" PRIu64 "\ntime=%" PRIu64 "\npid=%ld\n", h->kicks, h->realtime_usec, (long) h->pid);
+        n = snprintf(buf, size, "kicks=%" PRIu64 "\ntime=%" PRIu64 "\npid=%ld\n", h->kicks, h->boottime_usec, (long) h->pid);
         if (n < 0 || (size_t) n >= size)
                 return -ENOBUFS;
         used = (size_t) n;
         for (size_t i = 0; i < sizeof texts / sizeof texts[0] && r >= 0; i++)
                 r = append_escaped(buf, size, &used, texts[i].key, text_field((struct handover *) h, i));
         return r < 0 ? r : (int) used;
+}
+
+/* A key from the file, for a message: it comes from a damaged file, so only a short
+ * run of [a-z_] is shown as it is. */
+static const char *printable_key(const char *key) {
+        return strlen(key) <= 32 && key[strspn(key, "abcdefghijklmnopqrstuvwxyz_")] == '\0' ? key : "a key";
 }
 
 static int unescape(const char *from, char *to, size_t size) {
@@ -70,7 +77,8 @@ static int unescape(const char *from, char *to, size_t size) {
                 char c = *p;
                 if (c == '\\') {
                         unsigned value;
-                        if (p[1] != 'x' || sscanf(p + 2, "%2x", &value) != 1 || !p[2] || !p[3] || value == 0)
+                        if (p[1] != 'x' || !isxdigit((unsigned char) p[2]) || !isxdigit((unsigned char) p[3]) ||
+                            sscanf(p + 2, "%2x", &value) != 1 || value == 0)
                                 return -EINVAL;
                         c = (char) value;
                         p += 3;
@@ -115,15 +123,17 @@ int handover_parse(const char *text, const char *where, struct handover *ret) {
                 if (known)
                         continue;
                 if (parse_uint64(value, &number) < 0)
-                        return log_error_errno(EINVAL, "%s:%u: %s=%s is not a number", where, line_number, line, value);
+                        return log_error_errno(EINVAL, "%s:%u: the value of %s is not a number", where, line_number,
+                                               printable_key(line));
                 if (strcmp(line, "kicks") == 0 && number > 0)
                         h.kicks = number, have_kicks = true;
                 else if (strcmp(line, "time") == 0)
-                        h.realtime_usec = number, have_time = true;
+                        h.boottime_usec = number, have_time = true;
                 else if (strcmp(line, "pid") == 0 && number > 0 && number <= INT32_MAX)
                         h.pid = (pid_t) number;
                 else
-                        return log_error_errno(EINVAL, "%s:%u: unexpected %s=%s", where, line_number, line, value);
+                        return log_error_errno(EINVAL, "%s:%u: unexpected or out-of-range %s", where, line_number,
+                                               printable_key(line));
         }
         if (!have_kicks || !have_time)
                 return log_error_errno(EINVAL, "%s: the number of kicks or their time is missing", where);
@@ -131,34 +141,35 @@ int handover_parse(const char *text, const char *where, struct handover *ret) {
         return 0;
 }
 
-int handover_take(const char *dir, uint64_t now_realtime_usec, struct handover *ret) {
+int handover_take(const char *dir, uint64_t now_boottime_usec, struct handover *ret) {
         char text[HANDOVER_SIZE_MAX + 1], path[4096];
         struct handover h;
         int r;
 
-        r = runtime_file_read(dir, HANDOVER_FILE, text, sizeof text);
-        if (r == -ENOENT)
-                return r;
-        /* Taken, whatever it holds: a record is applied at most once, and a damaged one
-         * is not read again by every later start. */
-        (void) runtime_file_remove(dir, HANDOVER_FILE);
+        /* Taken first, whatever it holds: a record is applied at most once, and a damaged
+         * one is not read again by every later start. */
+        r = runtime_file_rename(dir, HANDOVER_FILE, HANDOVER_TAKEN_FILE);
         if (r < 0)
                 return r;
+        r = runtime_file_read(dir, HANDOVER_TAKEN_FILE, text, sizeof text);
+        (void) runtime_file_remove(dir, HANDOVER_TAKEN_FILE);
+        if (r < 0)
+                return r == -ENOENT ? -EIO : r;
         snprintf(path, sizeof path, "%s/%s", dir, HANDOVER_FILE);
         r = handover_parse(text, path, &h);
         if (r < 0)
                 return r;
-        if (h.realtime_usec > now_realtime_usec + HANDOVER_MAX_AGE_USEC ||
-            now_realtime_usec > h.realtime_usec + HANDOVER_MAX_AGE_USEC)
+        if (h.boottime_usec > now_boottime_usec + HANDOVER_MAX_AGE_USEC ||
+            now_boottime_usec > h.boottime_usec + HANDOVER_MAX_AGE_USEC)
                 return log_notice_errno(ESTALE,
-                                        "Dropping %s: %" PRIu64 " kick(s) handed over by PID %ld at a time more than 60 s "
-                                        "away from now, not a kick that raced with that instance's exit",
+                                        "Dropping %s: %" PRIu64 " kick(s) handed over by PID %ld more than 60 s away from "
+                                        "now, not a kick that raced with that instance's exit",
                                         path, h.kicks, (long) h.pid);
         *ret = h;
         return 0;
 }
 
-int handover_record(const char *dir, const struct handover *k, uint64_t now_realtime_usec) {
+int handover_record(const char *dir, const struct handover *k, uint64_t now_boottime_usec) {
         char text[HANDOVER_SIZE_MAX + 1];
         struct handover h = {};
         int len, r;
@@ -170,7 +181,7 @@ int handover_record(const char *dir, const struct handover *k, uint64_t now_real
                 h.kicks++;
         else
                 h = (struct handover) { .kicks = 1, .pid = getpid() };
-        h.realtime_usec = now_realtime_usec;
+        h.boottime_usec = now_boottime_usec;
         for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
                 snprintf(text_field(&h, i), HANDOVER_TEXT_MAX + 1, "%s", text_field((struct handover *) k, i));
 

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #define HANDOVER_FILE "kick-handover"
+#define HANDOVER_TAKEN_FILE HANDOVER_FILE ".taken"
 /* The largest file accepted: four texts of HANDOVER_TEXT_MAX bytes, each escaped at
  * worst to 4 bytes a byte, and a few numbers. */
 #define HANDOVER_TEXT_MAX 512
@@ -20,7 +21,7 @@
 
 struct handover {
         uint64_t kicks;         /* the kicks recorded, at least 1 */
-        uint64_t realtime_usec; /* CLOCK_REALTIME of the last */
+        uint64_t boottime_usec; /* CLOCK_BOOTTIME of the last: steps of the wall clock do not age it */
         pid_t pid;              /* the instance that recorded them */
         /* Those of the last kick; NUL-free UTF-8 as the bus delivered them. */
         char reason[HANDOVER_TEXT_MAX + 1];
@@ -32,11 +33,11 @@ struct handover {
 /* Adds one kick to dir's record (creating it, or counting on from one this process
  * wrote): the texts of k are cut to HANDOVER_TEXT_MAX bytes; kicks, time and pid are set
  * here. */
-int handover_record(const char *dir, const struct handover *k, uint64_t now_realtime_usec);
-/* Reads dir's record and removes it. -ENOENT when there is none, -ESTALE (logged) when
- * it is older than HANDOVER_MAX_AGE_USEC or from the future, other errors (logged, the
- * file removed too, so that a damaged record is not read again). */
-int handover_take(const char *dir, uint64_t now_realtime_usec, struct handover *ret);
+int handover_record(const char *dir, const struct handover *k, uint64_t now_boottime_usec);
+/* Takes dir's record: renames it to a name nothing reads again, then reads and removes
+ * it, so that it is applied at most once. -ENOENT when there is none, -ESTALE (logged)
+ * when it is older than HANDOVER_MAX_AGE_USEC or from the future, other errors logged. */
+int handover_take(const char *dir, uint64_t now_boottime_usec, struct handover *ret);
 
 /* Serialization, exposed for tests. */
 int handover_format(const struct handover *h, char *buf, size_t size);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "bus-names.h"
+#include "bus-object.h"
 #include "caller.h"
 #include "fd-util.h"
 #include "handover.h"
@@ -61,7 +62,7 @@ static int on_forward_reply(sd_bus_message *reply, void *userdata, sd_bus_error 
 /* Under a service manager: the kick is recorded for the next instance, which applies it
  * once it owns the name, and the bus is asked (no reply expected) to start that instance,
  * which the service manager does as soon as this one has exited. The caller is answered
- * now. Returns < 0 if it could not be recorded (logged): the caller then gets the relay. */
+ * now. Returns < 0 if it could not be recorded (logged). */
 static int hand_over(struct idle_exit *x, sd_bus_message *m, const struct caller *caller) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *poke = NULL;
         const char *reason = "", *application_id = "";
@@ -75,7 +76,7 @@ static int hand_over(struct idle_exit *x, sd_bus_message *m, const struct caller
         snprintf(k.application_id, sizeof k.application_id, "%s", application_id);
         caller_format(caller, k.origin, sizeof k.origin);
         snprintf(k.unit, sizeof k.unit, "%s", caller->unit);
-        r = handover_record(x->daemon->runtime_directory, &k, clock_now_usec(CLOCK_REALTIME));
+        r = handover_record(x->daemon->runtime_directory, &k, clock_now_usec(CLOCK_BOOTTIME));
         if (r < 0)
                 return r;
         if (!x->poked) {
@@ -117,8 +118,14 @@ static void on_forward_authorized(sd_bus_message *m, const sd_bus_error *denied,
                                         sd_bus_message_get_sender(m));
                 return;
         }
-        if (x->serialized && hand_over(x, m, caller) >= 0)
+        if (x->serialized) {
+                /* No relay here: it would wait for an instance that cannot start before it ends. */
+                r = hand_over(x, m, caller);
+                if (r < 0)
+                        (void) sd_bus_reply_method_errnof(
+                                m, r, "ksm-throttler is exiting and could not record the kick for its next instance: %m");
                 return;
+        }
         f = calloc(1, sizeof *f);
         r = f ? 0 : -ENOMEM;
         if (r >= 0)
@@ -143,16 +150,43 @@ static void on_forward_authorized(sd_bus_message *m, const sd_bus_error *denied,
         x->forwarded++;
 }
 
+/* A kick as the object would take it: anything else (an unknown method, wrong arguments,
+ * texts too long) is left to the object, which answers it with the usual error. */
+static bool is_valid_kick(sd_bus_message *m) {
+        const char *reason, *application_id;
+        bool valid;
+
+        if (sd_bus_message_is_method_call(m, KSM_THROTTLER_INTERFACE, "Kick") > 0)
+                return sd_bus_message_has_signature(m, "");
+        if (sd_bus_message_is_method_call(m, KSM_THROTTLER_INTERFACE, "KickWithReason") <= 0 ||
+            !sd_bus_message_has_signature(m, "ss"))
+                return false;
+        valid = sd_bus_message_read(m, "ss", &reason, &application_id) >= 0 && strlen(reason) <= KICK_TEXT_MAX &&
+                strlen(application_id) <= KICK_TEXT_MAX;
+        (void) sd_bus_message_rewind(m, true);
+        return valid;
+}
+
 /* While exiting, kicks are not served here: this instance is on its way out and will give
- * the host its values back. GetSavings, which changes nothing, is served as usual. */
+ * the host its values back. GetSavings, which changes nothing, is served as usual. Once the
+ * release is answered, every call for the well-known name has arrived: what still comes
+ * is addressed to this instance's unique name, and is refused at once, so that nobody can
+ * keep an exiting instance (and the service manager's next start) waiting. */
 static int on_message_while_exiting(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         struct idle_exit *x = userdata;
         const char *path = sd_bus_message_get_path(m);
         int r;
 
         if (!sd_bus_message_is_method_call(m, KSM_THROTTLER_INTERFACE, NULL) || !path ||
-            strcmp(path, KSM_THROTTLER_OBJECT_PATH) != 0 ||
-            sd_bus_message_is_method_call(m, KSM_THROTTLER_INTERFACE, "GetSavings") > 0)
+            strcmp(path, KSM_THROTTLER_OBJECT_PATH) != 0)
+                return 0;
+        if (x->released) {
+                r = sd_bus_reply_method_errorf(m, SD_BUS_ERROR_FAILED,
+                                               "This instance of ksm-throttler is exiting; call %s, not its unique name",
+                                               KSM_THROTTLER_BUS_NAME);
+                return r < 0 ? r : 1;
+        }
+        if (!is_valid_kick(m))
                 return 0;
         /* Authorized here, as the next instance would: it sees this daemon as the caller. */
         r = authorize(x->authorizer, m, POLKIT_ACTION_KICK, on_forward_authorized, x);

@@ -290,8 +290,6 @@ static int on_request_name_reply(sd_bus_message *reply, void *userdata, sd_bus_e
         log_info("ksm-throttler %s ready on %s, KSM in %s, host settings: %s", PROJECT_VERSION, KSM_THROTTLER_BUS_NAME,
                  daemon->config.ksm_directory, ksm_settings_format(&daemon->host, settings, sizeof settings));
         sd_notifyf(false, "READY=1\nSTATUS=State: initial (%s)", settings);
-        /* A kick the previous instance took while exiting idle, now that watchers see us. */
-        (void) bus_object_apply_handover(start->service->object, clock_now_usec(CLOCK_REALTIME));
         return 0;
 }
 
@@ -367,6 +365,9 @@ static int serve(struct bus_service *service, struct arguments *args) {
         r = idle_exit_new(event, service->bus, daemon, service->authorizer, &service->lock_fd, &service->idle);
         if (r < 0)
                 return r;
+        /* A kick the previous instance took while it exited idle: older than any the bus
+         * queued for this start, so applied before them. */
+        (void) bus_object_apply_handover(service->object, clock_now_usec(CLOCK_BOOTTIME));
 
         /* Owning the name happens on the loop (on_request_name_reply). */
         struct start start = { .service = service };

@@ -132,6 +132,19 @@ int runtime_file_read(const char *dir, const char *name, char *buf, size_t size)
         return (int) n;
 }
 
+int runtime_file_rename(const char *dir, const char *from, const char *to) {
+        _cleanup_close_ int dirfd = runtime_directory_open(dir, false);
+
+        if (dirfd < 0)
+                return dirfd;
+        if (renameat(dirfd, from, dirfd, to) < 0) {
+                if (errno == ENOENT)
+                        return -ENOENT;
+                return log_error_errno(errno, "Cannot rename %s/%s to %s: %m", dir, from, to);
+        }
+        return 0;
+}
+
 int runtime_file_remove(const char *dir, const char *name) {
         _cleanup_close_ int dirfd = runtime_directory_open(dir, false);
 

@@ -32,5 +32,9 @@ int runtime_file_write(const char *dir, const char *name, const char *text, size
  * Never blocks, even on a FIFO planted there. */
 int runtime_file_read(const char *dir, const char *name, char *buf, size_t size);
 
+/* Renames dir/from to dir/to (replacing it). -ENOENT (not logged) when there is no
+ * from or no directory; other errors logged. */
+int runtime_file_rename(const char *dir, const char *from, const char *to);
+
 /* Removes dir/name; nothing to remove is not an error. */
 int runtime_file_remove(const char *dir, const char *name);

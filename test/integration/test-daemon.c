@@ -3,6 +3,7 @@
  * real clients: the schedule, signals, restore on exit, bad configuration. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -723,5 +724,92 @@ Test(daemon, kicks_by_origin_and_time_in_state_are_published) {
         cr_assert(standard == 0 && slow == 0, "standard and slow were never entered: %s", times);
         harness_get_state(bus, output, sizeof output);
         cr_assert_str_eq(output, "aggressive");
+        sd_bus_flush_close_unref(bus);
+}
+
+/* A record the previous instance left in the runtime directory (mode 0600, as the daemon
+ * writes it), with kicks boottime_usec microseconds of CLOCK_BOOTTIME. */
+static void plant_handover(const char *text) {
+        char path[PATH_MAX + 32];
+        int fd;
+
+        (void) mkdir(h.runtime_dir, 0700);
+        snprintf(path, sizeof path, "%s/kick-handover", h.runtime_dir);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        cr_assert_geq(fd, 0, "cannot create %s: %s", path, strerror(errno));
+        cr_assert_eq(write(fd, text, strlen(text)), (ssize_t) strlen(text));
+        cr_assert_eq(close(fd), 0);
+}
+
+static uint64_t boottime_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_BOOTTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static bool handover_file_exists(void) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/kick-handover", h.runtime_dir);
+        return access(path, F_OK) == 0;
+}
+
+/* What an instance exiting when idle under systemd leaves for the next one: applied once,
+ * as the kick it was, with its reason and origin, cleaned of control characters. */
+Test(daemon, a_kick_handed_over_by_the_previous_instance_is_applied_once) {
+        char text[512], state[32], reason[512], app[512], origin[512];
+        sd_bus *bus;
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        snprintf(text, sizeof text,
+                 "kicks=2\ntime=%llu\npid=4242\nreason=new sandbox\\x1b[31m\napplication_id=ksm-throttler-trigger\n"
+                 "origin=uid 0 pid 17\nunit=ksm-throttler-trigger.service\n",
+                 (unsigned long long) boottime_usec());
+        plant_handover(text);
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+        harness_get_state(bus, state, sizeof state);
+        cr_assert_str_eq(state, "aggressive", "the handed-over kick was not applied");
+        cr_assert_eq(harness_get_u64(bus, "KickCount"), 1, "the record counts as one kick");
+        get_last_kick(bus, reason, app, origin, sizeof reason);
+        cr_assert_str_eq(reason, "new sandbox?[31m", "LastKick's reason, cleaned of control characters");
+        cr_assert_str_eq(app, "ksm-throttler-trigger");
+        cr_assert_str_eq(origin, "uid 0 pid 17");
+        cr_assert_not(handover_file_exists(), "the record must be taken, or every start applies it again");
+        harness_assert_knobs(&h, 1, 10000, 1, "after the handed-over kick");
+        sd_bus_flush_close_unref(bus);
+
+        /* The next start finds nothing to apply. */
+        cr_assert_eq(harness_stop_daemon(&h, SIGTERM), 0);
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+        harness_get_state(bus, state, sizeof state);
+        cr_assert_str_eq(state, "initial", "a record must be applied only once");
+        sd_bus_flush_close_unref(bus);
+}
+
+Test(daemon, a_stale_or_damaged_hand_over_is_dropped_and_the_daemon_starts) {
+        char text[256], state[32], log[16384];
+        sd_bus *bus;
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        snprintf(text, sizeof text, "kicks=1\ntime=%llu\npid=4242\n",
+                 (unsigned long long) (boottime_usec() > 120000000 ? boottime_usec() - 120000000 : 0));
+        plant_handover(text);
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+        harness_get_state(bus, state, sizeof state);
+        cr_assert_str_eq(state, "initial", "a record two minutes old is no kick that raced an exit");
+        cr_assert_not(handover_file_exists());
+        harness_daemon_log(&h, log, sizeof log);
+        cr_assert_not_null(strstr(log, "Dropping"), "dropping a stale record is logged:\n%s", log);
+        sd_bus_flush_close_unref(bus);
+        cr_assert_eq(harness_stop_daemon(&h, SIGTERM), 0);
+
+        plant_handover("kicks=1\ntime=1\nreason=\\x00\n");
+        harness_start_daemon(&h, NULL);
+        bus = harness_bus(&h);
+        harness_get_state(bus, state, sizeof state);
+        cr_assert_str_eq(state, "initial", "a damaged record is not applied");
+        cr_assert_not(handover_file_exists());
         sd_bus_flush_close_unref(bus);
 }

@@ -18,7 +18,7 @@
 
 static char tmpdir[] = "/tmp/test-handover-XXXXXX";
 static char rundir[PATH_MAX];
-static char file[PATH_MAX + 32];
+static char file[PATH_MAX + 32], taken[PATH_MAX + 32];
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
         return remove(path);
@@ -29,6 +29,7 @@ static void setup(void) {
         snprintf(rundir, sizeof rundir, "%s/run", tmpdir);
         cr_assert_eq(mkdir(rundir, 0700), 0);
         snprintf(file, sizeof file, "%s/%s", rundir, HANDOVER_FILE);
+        snprintf(taken, sizeof taken, "%s/%s", rundir, HANDOVER_TAKEN_FILE);
 }
 
 static void teardown(void) {
@@ -61,12 +62,13 @@ Test(handover, a_recorded_kick_is_taken_once_with_its_reason) {
         cr_assert_eq(handover_take(rundir, NOW + 1000, &h), 0);
         cr_assert_eq(h.kicks, 1);
         cr_assert_eq(h.pid, getpid());
-        cr_assert_eq(h.realtime_usec, NOW);
+        cr_assert_eq(h.boottime_usec, NOW);
         cr_assert_str_eq(h.reason, "new sandbox /run/vc/sbs/1");
         cr_assert_str_eq(h.application_id, "ksm-throttler-trigger");
         cr_assert_str_eq(h.origin, "uid 0 pid 42");
         cr_assert_str_eq(h.unit, "kata.service");
         cr_assert_eq(access(file, F_OK), -1, "a taken record must be gone, or the next start applies it again");
+        cr_assert_eq(access(taken, F_OK), -1, "nothing of a taken record is left");
         cr_assert_eq(handover_take(rundir, NOW, &h), -ENOENT);
 }
 
@@ -78,7 +80,7 @@ Test(handover, kicks_of_one_instance_add_up_and_the_last_reason_wins) {
         cr_assert_eq(handover_take(rundir, NOW + 10, &h), 0);
         cr_assert_eq(h.kicks, 2, "two raced kicks, %llu recorded", (unsigned long long) h.kicks);
         cr_assert_str_eq(h.reason, "second");
-        cr_assert_eq(h.realtime_usec, NOW + 5);
+        cr_assert_eq(h.boottime_usec, NOW + 5);
 }
 
 Test(handover, another_instances_record_is_not_counted_on) {
@@ -92,7 +94,7 @@ Test(handover, another_instances_record_is_not_counted_on) {
 }
 
 Test(handover, any_byte_of_a_reason_survives_the_round_trip) {
-        struct handover h = { .kicks = 3, .realtime_usec = NOW, .pid = 9 }, back;
+        struct handover h = { .kicks = 3, .boottime_usec = NOW, .pid = 9 }, back;
         char text[HANDOVER_SIZE_MAX + 1];
 
         snprintf(h.reason, sizeof h.reason, "line\nkicks=99\\x41\x01\x7f caf\xc3\xa9");
@@ -106,7 +108,7 @@ Test(handover, any_byte_of_a_reason_survives_the_round_trip) {
 }
 
 Test(handover, the_longest_texts_fit_the_file) {
-        struct handover h = { .kicks = UINT64_MAX, .realtime_usec = UINT64_MAX, .pid = INT32_MAX }, back;
+        struct handover h = { .kicks = UINT64_MAX, .boottime_usec = UINT64_MAX, .pid = INT32_MAX }, back;
         char text[HANDOVER_SIZE_MAX + 1];
 
         memset(h.reason, '\\', HANDOVER_TEXT_MAX);
@@ -138,6 +140,8 @@ Test(handover, damaged_records_are_refused_and_removed) {
                 "kicks=1\ntime=1\nreason=\\x00\n",               /* an escaped NUL */
                 "kicks=1\ntime=1\nreason=\\q\n",                 /* a bad escape */
                 "kicks=1\ntime=1\nreason=\\x4\n",                /* a cut escape */
+                "kicks=1\ntime=1\nreason=\\x 4\n",               /* space in an escape */
+                "kicks=1\ntime=1\nreason=\\x-1\n",               /* a sign in an escape */
                 "kicks=x\ntime=1\n",                             /* not a number */
                 "kicks=1\ntime=1\nno equals sign\n",
         };
@@ -147,6 +151,7 @@ Test(handover, damaged_records_are_refused_and_removed) {
                 write_text(damaged[i], 0600);
                 cr_assert_eq(handover_take(rundir, 1, &h), -EINVAL, "accepted a damaged record: %s", damaged[i]);
                 cr_assert_eq(access(file, F_OK), -1, "a damaged record must not be read again: %s", damaged[i]);
+                cr_assert_eq(access(taken, F_OK), -1, "a damaged record must not be left under its taken name");
         }
 }
 
