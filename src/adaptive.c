@@ -256,17 +256,24 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
                 uint64_t size = progress > a->pages_per_full_scan ? progress : a->pages_per_full_scan;
                 uint64_t full_scan_usec = level->full_scan_usec;
                 if (appearing) {
-                        /* Memory being filled in aggressive (a kick at a VM's start), or
-                         * appearing after aggressive ended (a VM whose kick comes when it is
-                         * ready): scanned at aggressive's full-scan time (in standard also
-                         * within aggressive's CPU budget, see adaptive_on_sample; in slow
-                         * within its own). */
                         uint64_t tracked = ksm_sample_rmap_items(&a->previous);
                         size = tracked > size ? tracked : size;
-                        if (config->level[THROTTLE_AGGRESSIVE].full_scan_usec > 0 &&
-                            config->level[THROTTLE_AGGRESSIVE].full_scan_usec < full_scan_usec)
-                                full_scan_usec = config->level[THROTTLE_AGGRESSIVE].full_scan_usec;
                 }
+                if (filling) {
+                        /* A VM filling its memory after a kick at its start: nothing of it is
+                         * ready to merge, and scanning it costs the most (unmerged pages are
+                         * checksummed at every visit). Standard's full-scan time, until the
+                         * memory is in place and its merge begins. */
+                        if (config->level[THROTTLE_STANDARD].full_scan_usec > full_scan_usec)
+                                full_scan_usec = config->level[THROTTLE_STANDARD].full_scan_usec;
+                } else if (appearing && config->level[THROTTLE_AGGRESSIVE].full_scan_usec > 0 &&
+                           config->level[THROTTLE_AGGRESSIVE].full_scan_usec < full_scan_usec)
+                        /* Memory appearing after aggressive ended (a VM whose kick comes when it
+                         * is ready, or without AnonPages a VM kicked at its start that went quiet
+                         * while booting): scanned at aggressive's full-scan time (in standard
+                         * also within aggressive's CPU budget, see adaptive_on_sample; in slow
+                         * within its own). */
+                        full_scan_usec = config->level[THROTTLE_AGGRESSIVE].full_scan_usec;
                 /* Pages a second that make one full scan last full_scan_usec. */
                 uint64_t needed_rate = mul_div_saturating(size, USEC_PER_SEC, full_scan_usec) + 1;
 
