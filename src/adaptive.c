@@ -122,8 +122,13 @@ static void update_filling(struct adaptive *a, const struct ksm_sample *s, uint6
                 a->mapped_valid = true;
         } else if (mapped - a->mapped_low >= step) {
                 a->mapped_low = mapped;
-                a->mapped_step_usec = s->time_usec;
-                a->filling_seen = true;
+                /* Only a kick that memory follows at once came before it; growth that starts
+                 * later is someone else's (another guest, whose kick comes when it is ready,
+                 * or the host's own processes) and does not hold this kick's merge. */
+                if (a->filling_seen || s->time_usec <= a->kick.time_usec + ADAPTIVE_FILL_START_USEC) {
+                        a->mapped_step_usec = s->time_usec;
+                        a->filling_seen = true;
+                }
         }
         a->filling = a->filling_seen && s->time_usec >= a->mapped_step_usec &&
                      s->time_usec - a->mapped_step_usec < ADAPTIVE_FILL_QUIET_USEC;

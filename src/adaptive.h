@@ -85,11 +85,14 @@ static inline uint64_t ksm_sample_mapped_pages(const struct ksm_sample *s) {
 
 /* Memory is being filled while what the processes map grew by a step (ADAPTIVE_FILL_STEP_MIN
  * pages or a 64th of the tracked pages, whichever is more) within the last
- * ADAPTIVE_FILL_QUIET_USEC. Replayed on recorded TCG boots (test/data/adaptive), 8 MiB and
+ * ADAPTIVE_FILL_QUIET_USEC, the first within ADAPTIVE_FILL_START_USEC of the kick. Replayed on recorded TCG boots (test/data/adaptive), 8 MiB and
  * 1 s saw each guest's memory in place 0.4 s before to 1 s after its "ready" line, with at
  * most one pause of a boot taken for its end. */
 #define ADAPTIVE_FILL_STEP_MIN 2048 /* 8 MiB */
 #define ADAPTIVE_FILL_QUIET_USEC (1 * USEC_PER_SEC)
+/* The first step must come this soon after the kick (a VM's memory grows within a second
+ * of its start); once one did, later steps of that kick count too (pauses in a boot). */
+#define ADAPTIVE_FILL_START_USEC (3 * USEC_PER_SEC)
 
 /* A new sample. Returns true once merging has settled after the kick: at least two
  * full scans after the merge began (at the kick; in aggressive, when memory filled after

@@ -498,3 +498,26 @@ Test(adaptive, filling_outside_aggressive_changes_nothing) {
                              "standard sized differently with AnonPages growing at %d", i);
         }
 }
+
+/* A kick when the VM is ready: memory that grows seconds later (another guest booting, whose
+ * kick comes when it is ready, or a build on the host) does not hold the kick's merge. */
+Test(adaptive, growth_seconds_after_a_kick_is_not_its_memory) {
+        struct adaptive a = {};
+        struct ksm_sample s = sample(0, 10, 0);
+
+        s.has_anon_pages = true;
+        s.anon_pages = 300000;
+        adaptive_on_kick(&a, &s);
+        for (int i = 1; i <= 60; i++) {
+                s.time_usec = (uint64_t) i * 200 * USEC_PER_MSEC;
+                s.full_scans = 10 + (uint64_t) i / 2;
+                s.pages_scanned = s.full_scans * 262144;
+                if (i >= 20)
+                        s.anon_pages += 5000; /* from 4 s on, 100 MiB a second */
+                bool settled = adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 2000, &s);
+                cr_assert_not(a.filling, "growth that began %.1f s after the kick held its merge", s.time_usec / 1e6 - 4.0);
+                if (settled)
+                        return;
+        }
+        cr_assert_fail("never settled: the growth after the kick held aggressive");
+}
