@@ -250,7 +250,12 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
          * checksummed as it comes, and its merge begins when it is in place. Without
          * AnonPages, memory appearing in the tracked pages keeps the merge's pace instead. */
         bool filling = state == THROTTLE_AGGRESSIVE && a->filling;
-        bool in_merge = a->scans_seen < a->merge_scans + 2;
+        /* The merge's two full scans: the scan under way when it began (at the kick, or when
+         * the memory stopped filling) is not one, since it reaches part of the memory only.
+         * A page never visited before needs two visits to merge with a page that is not
+         * yet a KSM page (the first stores its checksum); a guest booted while ksmd scanned
+         * slowly has most of its pages in that case. */
+        bool in_merge = a->scans_seen < a->merge_scans + 3;
         bool merging = state == THROTTLE_AGGRESSIVE && !filling && (in_merge || (a->memory_appearing && !a->mapped_valid));
         bool appearing = a->memory_appearing || filling;
 

@@ -183,31 +183,32 @@ Test(adaptive, memory_appearing_mid_scan_keeps_the_merge_pace) {
         struct ksm_sample kick = sample(0, 0, 0), s;
         const uint32_t anon_rule = 26000;
 
-        /* Kicked at a VM's start: 10000 pages exist, the merge's two scans are short. */
+        /* Kicked at a VM's start (no AnonPages in the samples): 10000 pages exist, the
+         * merge's scans (the one under way and two more) are short. */
         kick.pages_unshared = 10000;
         adaptive_on_kick(&a, &kick);
-        for (int scan = 1; scan <= 2; scan++) {
+        for (int scan = 1; scan <= 3; scan++) {
                 s = sample(0.1 * scan, (uint64_t) scan, 0);
                 s.pages_scanned = (uint64_t) scan * 10000;
                 s.pages_unshared = 10000;
                 feed(&a, s);
         }
         cr_assert_lt(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, anon_rule, anon_rule), anon_rule,
-                     "two scans of stable memory: sized from the measured scan");
+                     "the merge's scans of stable memory done: sized from the measured scan");
         /* The guest fills its RAM: mid-scan, KSM already tracks 50 % more pages. */
-        s = sample(0.4, 2, 0);
-        s.pages_scanned = 25000;
+        s = sample(0.5, 3, 0);
+        s.pages_scanned = 35000;
         s.pages_unshared = 15000;
         cr_assert_not(feed(&a, s));
         cr_assert(a.memory_appearing);
         cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, anon_rule, anon_rule), anon_rule,
                      "memory appearing: the AnonPages rule, as during the merge");
         /* It stops growing: two scans of the same size later, sized again and settled. */
-        for (int scan = 3; scan <= 5; scan++) {
-                s = sample(0.4 + 0.2 * scan, (uint64_t) scan, 0);
-                s.pages_scanned = 25000 + (uint64_t) (scan - 2) * 15000;
+        for (int scan = 4; scan <= 6; scan++) {
+                s = sample(0.5 + 0.2 * scan, (uint64_t) scan, 0);
+                s.pages_scanned = 35000 + (uint64_t) (scan - 3) * 15000;
                 s.pages_unshared = 15000;
-                cr_assert_eq(feed(&a, s), scan == 5, "scan %d", scan);
+                cr_assert_eq(feed(&a, s), scan == 6, "scan %d", scan);
         }
         cr_assert_not(a.memory_appearing);
         cr_assert_lt(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, anon_rule, anon_rule), anon_rule);
@@ -337,7 +338,10 @@ Test(adaptive, aggressive_follows_the_anonpages_rule_during_the_merge) {
         cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 26000, 26000), 26000,
                      "one scan after the kick: as the fixed schedule");
         feed(&a, sample(1.0, 12, 190000));
-        /* Two scans done: 1 GiB in FullScanSec=1s. ksmd did 2 GiB a second at 26000 pages
+        cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 26000, 26000), 26000,
+                     "two scans after the kick, the first of them partial: still the merge");
+        feed(&a, sample(1.5, 13, 191000));
+        /* Two full scans done: 1 GiB in FullScanSec=1s. ksmd did 2 GiB a second at 26000 pages
          * per wake-up: half of that (13000) would do, and the closed loop carries on from
          * the merge's measured rate rather than guess the kernel's wake-ups a second. */
         cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 26000, 26000), 13000);
