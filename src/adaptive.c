@@ -243,12 +243,11 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
 
         if (state == THROTTLE_INITIAL)
                 return 0;
-        /* During the merge (its two full scans), aggressive follows the AnonPages rule,
-         * re-read at each sample so that the new memory counts: the merge keeps the fixed
-         * schedule's pace. While a VM fills its memory after a kick at its start, the merge
-         * waits: the memory is scanned at aggressive's full-scan time, so that it is
-         * checksummed as it comes, and its merge begins when it is in place. Without
-         * AnonPages, memory appearing in the tracked pages keeps the merge's pace instead. */
+        /* During the merge, aggressive follows the AnonPages rule, re-read at each sample so
+         * that the new memory counts: the merge keeps the fixed schedule's pace. While a VM
+         * fills its memory after a kick at its start, the merge waits (scanning at standard's
+         * pace, below) and begins when the memory is in place. Without AnonPages, memory
+         * appearing in the tracked pages keeps the merge's pace instead. */
         bool filling = state == THROTTLE_AGGRESSIVE && a->filling;
         /* The merge's two full scans: the scan under way when it began (at the kick, or when
          * the memory stopped filling) is not one, since it reaches part of the memory only.
