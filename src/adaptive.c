@@ -56,6 +56,12 @@ void adaptive_on_kick(struct adaptive *a, const struct ksm_sample *sample) {
         if (!sample)
                 return;
         a->kick = *sample;
+        a->merge_scans = sample->full_scans;
+        a->merge_skipped = sample->pages_skipped;
+        a->mapped_valid = sample->has_anon_pages;
+        a->mapped_low = ksm_sample_mapped_pages(sample);
+        a->filling_seen = false;
+        a->filling = false;
         a->scans_seen = sample->full_scans;
         a->saved_high = ksm_sample_saved_pages(sample);
         a->pages_at_scan = sample->pages_scanned;
@@ -101,6 +107,33 @@ static bool below_share(uint64_t part, uint32_t percent, uint64_t whole, uint64_
         return part == 0 || (unsigned __int128) part * 100 < (unsigned __int128) percent * whole * n;
 }
 
+/* Whether memory is being filled: what the processes map grew by a step within the last
+ * ADAPTIVE_FILL_QUIET_USEC. Growth counts from the least seen since the last step, so that
+ * pages freed meanwhile (a THP split's zero-filled pieces, a process exiting) do not hide it. */
+static void update_filling(struct adaptive *a, const struct ksm_sample *s, uint64_t tracked) {
+        if (!s->has_anon_pages) {
+                a->mapped_valid = a->filling = false;
+                return;
+        }
+        uint64_t mapped = ksm_sample_mapped_pages(s);
+        uint64_t step = tracked / 64 > ADAPTIVE_FILL_STEP_MIN ? tracked / 64 : ADAPTIVE_FILL_STEP_MIN;
+        if (!a->mapped_valid || mapped < a->mapped_low) {
+                a->mapped_low = mapped;
+                a->mapped_valid = true;
+        } else if (mapped - a->mapped_low >= step) {
+                a->mapped_low = mapped;
+                /* Only a kick that memory follows at once came before it; growth that starts
+                 * later is someone else's (another guest, whose kick comes when it is ready,
+                 * or the host's own processes) and does not hold this kick's merge. */
+                if (a->filling_seen || s->time_usec <= a->kick.time_usec + ADAPTIVE_FILL_START_USEC) {
+                        a->mapped_step_usec = s->time_usec;
+                        a->filling_seen = true;
+                }
+        }
+        a->filling = a->filling_seen && s->time_usec >= a->mapped_step_usec &&
+                     s->time_usec - a->mapped_step_usec < ADAPTIVE_FILL_QUIET_USEC;
+}
+
 bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config, enum throttle_state state,
                         uint32_t current_pages_to_scan, const struct ksm_sample *s) {
         bool measured = false;
@@ -134,6 +167,21 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
         }
 
         uint64_t tracked = ksm_sample_rmap_items(s);
+        bool was_filling = a->filling;
+        update_filling(a, s, tracked);
+        if (a->filling && state == THROTTLE_AGGRESSIVE) {
+                /* Not settled while a VM fills its memory (a kick at its start). */
+                a->settled_scans = 0;
+                a->converged = false;
+        } else if (was_filling && state == THROTTLE_AGGRESSIVE) {
+                /* The memory is in place: its merge begins now, with its own two full scans
+                 * at the merge's pace, before the settle rule looks again. */
+                a->merge_scans = s->full_scans;
+                a->merge_skipped = s->pages_skipped;
+                a->settled_scans = 0;
+                a->scans_needed = 0;
+                a->converged = false;
+        }
         /* Memory appearing shows mid-scan as KSM starts to track it: not only at the next boundary. */
         bool appearing = a->scans_seen > a->kick.full_scans && grew_beyond(tracked, a->rmap_at_scan);
         if (s->full_scans <= a->scans_seen) {
@@ -148,10 +196,10 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
                                                                                       : tracked;
         uint64_t shrink = a->rmap_at_scan > tracked ? a->rmap_at_scan - tracked : 0;
 
-        /* The first two scans after a kick are the merge's chance (a page merges on its second scan). */
-        if (s->full_scans - a->kick.full_scans <= 2 && s->pages_skipped > a->kick.pages_skipped)
+        /* The first two scans of the merge are its chance (a page merges on its second scan). */
+        if (s->full_scans - a->merge_scans <= 2 && s->pages_skipped > a->merge_skipped)
                 a->scans_needed = SMART_SCAN_MAX_SKIPS + 1;
-        if (s->full_scans - a->kick.full_scans > 2) {
+        if (s->full_scans - a->merge_scans > 2) {
                 /* Growth counts from the streak's start, not scan by scan: merges that smart_scan
                  * spreads thin over the scans in which it lets skipped pages back add up. */
                 uint64_t base = a->settled_scans > 0 ? a->saved_at_streak : a->saved_high;
@@ -162,9 +210,9 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
                 bool little_progress = below_share(mul_div_saturating(streak_growth, streak, config->converged_scans ?: 1),
                                                    config->converged_percent, base, 1) &&
                                        below_share(shrink, config->converged_percent, a->rmap_at_scan, n);
-                if (little_progress && !appearing) {
+                if (little_progress && !appearing && !(a->filling && state == THROTTLE_AGGRESSIVE)) {
                         /* Only scans after the merge's two count, also when one look spans both. */
-                        uint64_t after_merge = s->full_scans - a->kick.full_scans - 2;
+                        uint64_t after_merge = s->full_scans - a->merge_scans - 2;
                         if (a->settled_scans == 0)
                                 a->saved_at_streak = base;
                         a->settled_scans = saturate_u32((uint64_t) a->settled_scans + (n < after_merge ? n : after_merge));
@@ -195,29 +243,46 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
 
         if (state == THROTTLE_INITIAL)
                 return 0;
-        /* During the merge (its two full scans after a kick, and as long as memory is still
-         * appearing, as when the kick came at a VM's start), aggressive follows the AnonPages
-         * rule, re-read at each sample so that the new memory counts: the merge keeps the
-         * fixed schedule's pace. */
-        bool merging = state == THROTTLE_AGGRESSIVE && (a->scans_seen - a->kick.full_scans < 2 || a->memory_appearing);
+        /* During the merge, aggressive follows the AnonPages rule, re-read at each sample so
+         * that the new memory counts: the merge keeps the fixed schedule's pace. While a VM
+         * fills its memory after a kick at its start, the merge waits (scanning at standard's
+         * pace, below) and begins when the memory is in place. Without AnonPages, memory
+         * appearing in the tracked pages keeps the merge's pace instead. */
+        bool filling = state == THROTTLE_AGGRESSIVE && a->filling;
+        /* The merge's two full scans: the scan under way when it began (at the kick, or when
+         * the memory stopped filling) is not one, since it reaches part of the memory only.
+         * A page never visited before needs two visits to merge with a page that is not
+         * yet a KSM page (the first stores its checksum); a guest booted while ksmd scanned
+         * slowly has most of its pages in that case. */
+        bool in_merge = a->scans_seen < a->merge_scans + 3;
+        bool merging = state == THROTTLE_AGGRESSIVE && !filling && (in_merge || (a->memory_appearing && !a->mapped_valid));
+        bool appearing = a->memory_appearing || filling;
 
-        if (!merging && a->pages_per_full_scan > 0 && level->full_scan_usec > 0) {
+        if (!merging && level->full_scan_usec > 0 && (a->pages_per_full_scan > 0 || filling)) {
                 /* The scan under way may already have covered more than the last full one
                  * (memory appeared): a scan overrunning its target speeds itself up. */
                 uint64_t progress = a->previous.pages_scanned > a->pages_at_scan ? a->previous.pages_scanned - a->pages_at_scan : 0;
                 uint64_t size = progress > a->pages_per_full_scan ? progress : a->pages_per_full_scan;
                 uint64_t full_scan_usec = level->full_scan_usec;
-                if (a->memory_appearing) {
-                        /* Memory appearing after aggressive ended (a guest kicked at its start
-                         * that went quiet for a few scans while booting): it is merged at
-                         * aggressive's full-scan time (in standard also within aggressive's
-                         * CPU budget, see adaptive_on_sample; in slow within its own). */
+                if (appearing) {
                         uint64_t tracked = ksm_sample_rmap_items(&a->previous);
                         size = tracked > size ? tracked : size;
-                        if (config->level[THROTTLE_AGGRESSIVE].full_scan_usec > 0 &&
-                            config->level[THROTTLE_AGGRESSIVE].full_scan_usec < full_scan_usec)
-                                full_scan_usec = config->level[THROTTLE_AGGRESSIVE].full_scan_usec;
                 }
+                if (filling) {
+                        /* A VM filling its memory after a kick at its start: nothing of it is
+                         * ready to merge, and scanning it costs the most (unmerged pages are
+                         * checksummed at every visit). Standard's full-scan time, until the
+                         * memory is in place and its merge begins. */
+                        if (config->level[THROTTLE_STANDARD].full_scan_usec > full_scan_usec)
+                                full_scan_usec = config->level[THROTTLE_STANDARD].full_scan_usec;
+                } else if (appearing && config->level[THROTTLE_AGGRESSIVE].full_scan_usec > 0 &&
+                           config->level[THROTTLE_AGGRESSIVE].full_scan_usec < full_scan_usec)
+                        /* Memory appearing after aggressive ended (a VM whose kick comes when it
+                         * is ready, or without AnonPages a VM kicked at its start that went quiet
+                         * while booting): scanned at aggressive's full-scan time (in standard
+                         * also within aggressive's CPU budget, see adaptive_on_sample; in slow
+                         * within its own). */
+                        full_scan_usec = config->level[THROTTLE_AGGRESSIVE].full_scan_usec;
                 /* Pages a second that make one full scan last full_scan_usec. */
                 uint64_t needed_rate = mul_div_saturating(size, USEC_PER_SEC, full_scan_usec) + 1;
 
@@ -229,7 +294,7 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
                                 pages = (uint64_t) current_pages_to_scan * MAX_STEP_FACTOR;
                         if (pages < current_pages_to_scan / MAX_STEP_FACTOR)
                                 pages = current_pages_to_scan / MAX_STEP_FACTOR;
-                        if (a->memory_appearing) {
+                        if (a->memory_appearing && !filling) {
                                 /* New memory is the merge's: no slow ramp up to what the wake-ups
                                  * a second of sleep_millisecs need at the least. */
                                 uint32_t sleep_ms = throttle->level[state].sleep_millisecs ?: 1;

@@ -37,6 +37,18 @@ struct adaptive {
         bool kick_pending;          /* kicked without a sample: the next sample is the kick's */
         bool memory_appearing;      /* the tracked pages grew by more than a tenth since the last boundary */
 
+        /* The merge: the kick's, or, after a kick that came before the memory (at a VM's
+         * start), the one that begins when the memory stops appearing. */
+        uint64_t merge_scans;       /* full_scans when it began: the two scans after are its own */
+        uint64_t merge_skipped;     /* pages_skipped then */
+        /* Memory being filled, seen in what the processes map (ksm_sample_mapped_pages): it
+         * shows at once, however fast or slow ksmd scans, unlike the pages KSM tracks. */
+        bool mapped_valid;
+        uint64_t mapped_low;        /* the least mapped pages since the last step of growth */
+        uint64_t mapped_step_usec;  /* when they last grew by a step; valid if filling_seen */
+        bool filling_seen;
+        bool filling;               /* a step of growth within the last ADAPTIVE_FILL_QUIET_USEC */
+
         /* Measurements. */
         struct ksm_sample previous;
         bool have_previous;
@@ -64,8 +76,28 @@ static inline uint64_t ksm_sample_rmap_items(const struct ksm_sample *s) {
         return s->pages_shared + s->pages_sharing + s->pages_unshared + s->pages_volatile;
 }
 
+/* What the processes map, in pages: AnonPages plus the pages KSM saved (a merge frees a
+ * page from AnonPages and counts it in pages_sharing), so that it grows as memory is
+ * filled and holds still while that memory is merged. 0 without AnonPages. */
+static inline uint64_t ksm_sample_mapped_pages(const struct ksm_sample *s) {
+        return s->has_anon_pages ? s->anon_pages + s->pages_sharing + s->ksm_zero_pages : 0;
+}
+
+/* Memory is being filled while what the processes map grew by a step (ADAPTIVE_FILL_STEP_MIN
+ * pages or a 64th of the tracked pages, whichever is more) within the last
+ * ADAPTIVE_FILL_QUIET_USEC, the first within ADAPTIVE_FILL_START_USEC of the kick. Replayed on recorded TCG boots (test/data/adaptive), 8 MiB and
+ * 1 s saw each guest's memory in place 0.4 s before to 1 s after its "ready" line, with at
+ * most one pause of a boot taken for its end. */
+#define ADAPTIVE_FILL_STEP_MIN 2048 /* 8 MiB */
+#define ADAPTIVE_FILL_QUIET_USEC (1 * USEC_PER_SEC)
+/* The first step must come this soon after the kick (a VM's memory grows within a second
+ * of its start); once one did, later steps of that kick count too (pauses in a boot). */
+#define ADAPTIVE_FILL_START_USEC (3 * USEC_PER_SEC)
+
 /* A new sample. Returns true once merging has settled after the kick: at least two
- * full scans after it, then converged_scans consecutive full scans in each of which
+ * full scans after the merge began (at the kick; in aggressive, when memory filled after
+ * the kick stopped appearing: a kick that came at a VM's start is not settled while the VM
+ * fills its memory, and its merge begins when the memory is in place), then converged_scans consecutive full scans in each of which
  * - the saved pages rose above their high-water mark since the kick by less than
  *   converged_percent of it, counted from the streak's first scan (pages that volatile
  *   content unmerged and that merge again are not progress, and neither is a trickle),
@@ -83,9 +115,11 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
 /* pages_to_scan for state: with a measured scan size (or the scan under way, if it has
  * already covered more), what makes one full scan take the state's full_scan_usec at the
  * observed scan rate (current_pages_to_scan gave it) or, with no rate yet, at
- * 1000/sleep_millisecs wake-ups a second; in aggressive during the merge (the first two
- * full scans after the kick, and as long as memory is still appearing), the AnonPages rule
- * (fallback_pages), as in the fixed schedule; in standard and slow while memory is
+ * 1000/sleep_millisecs wake-ups a second; in aggressive during the merge (its first two
+ * full scans; without AnonPages in the samples, also as long as the tracked pages grow),
+ * the AnonPages rule (fallback_pages), as in the fixed schedule; in aggressive while memory
+ * is being filled (a kick before the memory), standard's full-scan time over the tracked
+ * pages: the merge's pace waits for the memory to be in place; in standard and slow while memory is
  * appearing, sized to aggressive's full-scan time (in standard within aggressive's CPU
  * budget: the kick's merge goes on); and never above the CPU ceiling: cut to what
  * fits the state's budget whenever ksmd is over it, let up by a quarter per sample while

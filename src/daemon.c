@@ -131,6 +131,9 @@ static int sample_read(struct daemon *d, struct ksm_sample *ret) {
                 return log_debug_errno(r, "Cannot read the KSM counters: %m");
         if (d->ksmd_pid > 0 && proc_cpu_usec(d->ksmd_pid, &ret->ksmd_cpu_usec) >= 0)
                 ret->has_ksmd_cpu = true;
+        /* Memory being filled after a kick (docs/design.md, Adaptive mode). */
+        if (meminfo_read_anon_pages(d->meminfo_path, &ret->anon_pages) >= 0)
+                ret->has_anon_pages = true;
         ret->time_usec = now_usec(CLOCK_MONOTONIC);
         return 0;
 }

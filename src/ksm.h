@@ -7,11 +7,14 @@
 #include <stdint.h>
 
 /* The knobs the throttler manages, in the order they are written and restored
- * (advisor_mode first: see docs/design.md, The state machine). */
+ * (advisor_mode first, run last: see docs/design.md, The state machine). advisor_mode
+ * (Linux 6.8+) and smart_scan (6.7+) are optional: where the kernel lacks one it is
+ * simply not managed. */
 enum ksm_knob {
         KSM_KNOB_ADVISOR_MODE,
         KSM_KNOB_PAGES_TO_SCAN,
         KSM_KNOB_SLEEP_MILLISECS,
+        KSM_KNOB_SMART_SCAN,
         KSM_KNOB_RUN,
         _KSM_KNOB_MAX,
 };
@@ -23,7 +26,7 @@ enum ksm_advisor_mode {
 
 struct ksm_settings {
         unsigned present; /* bit (1u << knob) for each knob the kernel has */
-        uint32_t value[_KSM_KNOB_MAX]; /* advisor_mode as enum ksm_advisor_mode */
+        uint32_t value[_KSM_KNOB_MAX]; /* advisor_mode as enum ksm_advisor_mode; smart_scan 0 or 1 */
 };
 
 /* The knobs in the order people read them (run first), for logs and the bus. */
@@ -52,7 +55,8 @@ bool ksm_settings_equal(const struct ksm_settings *a, const struct ksm_settings 
 /* "run=1 pages_to_scan=100 ..." for logs and STATUS=. */
 const char *ksm_settings_format(const struct ksm_settings *s, char *buf, size_t size);
 
-/* Parses a knob's sysfs text ("100\n", "[none] scan-time\n", or plain "none" in a test directory). */
+/* Parses a knob's sysfs text ("100\n", "[none] scan-time\n", or plain "none" in a test directory;
+ * smart_scan only "0" or "1", as the kernel shows it). */
 int ksm_knob_parse(enum ksm_knob knob, const char *text, uint32_t *ret);
 
 /* Opens the KSM directory and checks every required knob is readable and writable.
@@ -100,8 +104,10 @@ struct ksm_sample {
         uint64_t pages_skipped; /* by smart_scan (6.7+); 0 where the kernel lacks it */
         uint64_t pages_shared, pages_sharing, pages_unshared, pages_volatile, ksm_zero_pages;
         uint64_t ksmd_cpu_usec; /* utime+stime of ksmd; see has_ksmd_cpu */
+        uint64_t anon_pages;    /* AnonPages of /proc/meminfo, in pages; see has_anon_pages */
         bool has_pages_scanned;
         bool has_ksmd_cpu;
+        bool has_anon_pages;
 };
 
 /* Saved memory in pages: pages_sharing + ksm_zero_pages. */
@@ -115,6 +121,6 @@ static inline uint64_t ksm_sample_saved_pages(const struct ksm_sample *s) {
  * sample. *ret_gross (if not NULL) says which. */
 int64_t ksm_saved_bytes(int dirfd, const struct ksm_sample *sample, bool *ret_gross);
 
-/* Reads the counters (full_scans, pages_scanned, pages_*, ksm_zero_pages). time_usec and
- * ksmd's CPU time (procfs, see proc.h) are left to the caller. */
+/* Reads the counters (full_scans, pages_scanned, pages_*, ksm_zero_pages). time_usec,
+ * ksmd's CPU time and AnonPages (procfs, see proc.h) are left to the caller. */
 int ksm_sample_read(int dirfd, struct ksm_sample *ret);

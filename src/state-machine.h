@@ -17,10 +17,19 @@ enum throttle_state {
         _THROTTLE_STATE_MAX,
 };
 
+/* What a state does with smart_scan (where the kernel has it): the host's value, off, on. */
+enum throttle_smart_scan {
+        THROTTLE_SMART_SCAN_HOST,
+        THROTTLE_SMART_SCAN_OFF,
+        THROTTLE_SMART_SCAN_ON,
+        _THROTTLE_SMART_SCAN_MAX,
+};
+
 struct throttle_level {
         uint64_t duration_usec;          /* time in this state without a kick */
         uint32_t pages_per_scan_factor;  /* pages_to_scan = AnonPages / factor */
         uint32_t sleep_millisecs;
+        enum throttle_smart_scan smart_scan;
 };
 
 struct throttle_config {
@@ -37,7 +46,12 @@ struct throttle {
 const char *throttle_state_to_string(enum throttle_state state);
 enum throttle_state throttle_state_from_string(const char *s);
 
-/* The built-in schedule: 30 s aggressive, 2 min standard, 2 min slow. */
+/* "host", "no", "yes"; and back (also "off"/"on", "0"/"1"...; _THROTTLE_SMART_SCAN_MAX if none). */
+const char *throttle_smart_scan_to_string(enum throttle_smart_scan v);
+enum throttle_smart_scan throttle_smart_scan_from_string(const char *s);
+
+/* The built-in schedule: 30 s aggressive, 2 min standard, 2 min slow; smart_scan off in
+ * aggressive (docs/design.md, smart_scan while throttling), the host's elsewhere. */
 void throttle_config_default(struct throttle_config *ret);
 
 static inline void throttle_init(struct throttle *t) {
@@ -55,7 +69,8 @@ bool throttle_on_timer(struct throttle *t, const struct throttle_config *config,
 bool throttle_on_converged(struct throttle *t, const struct throttle_config *config, uint64_t now);
 
 /* The knob values for state: the host's own in initial, else the level's values with
- * pages_to_scan = AnonPages / factor clamped to [min, max], run=1 and (where the kernel
- * has it) advisor_mode=none so that pages_to_scan can be written. */
+ * pages_to_scan = AnonPages / factor clamped to [min, max], run=1, (where the kernel
+ * has it) advisor_mode=none so that pages_to_scan can be written, and (where the kernel
+ * has it) the level's smart_scan, or the host's value for THROTTLE_SMART_SCAN_HOST. */
 void throttle_settings(const struct throttle_config *config, enum throttle_state state, uint64_t anon_pages,
                        const struct ksm_settings *host, struct ksm_settings *ret);

@@ -44,16 +44,21 @@ static void load(const char *name) {
                 cr_assert_lt(rec.n, MAX_ROWS, "%s: more than %d rows", path, MAX_ROWS);
                 struct row *r = &rec.row[rec.n];
                 uint64_t cpu_ms;
-                int64_t profit; /* general_profit: not an input of the rule */
+                int64_t profit, smart_scan; /* general_profit, smart_scan: not inputs of the rule */
+                *r = (struct row) {};
                 int fields = sscanf(line,
                                     "%" SCNu64 ",%63[^,],%" SCNu64 ",%" SCNu64 ",%" SCNu64 ",%" SCNu64 ",%" SCNu64
                                     ",%" SCNu64 ",%" SCNu64 ",%" SCNu64 ",%" SCNd64 ",%" SCNu64 ",%" SCNu64
-                                    ",%" SCNu64,
+                                    ",%" SCNu64 ",%" SCNu64 ",%" SCNd64,
                                     &r->t_ms, r->event, &r->sample.full_scans, &r->sample.pages_scanned,
                                     &r->sample.pages_skipped, &r->sample.pages_shared, &r->sample.pages_sharing,
                                     &r->sample.pages_unshared, &r->sample.pages_volatile, &r->sample.ksm_zero_pages,
-                                    &profit, &r->pages_to_scan, &r->sleep_millisecs, &cpu_ms);
-                cr_assert_eq(fields, 14, "%s:%u: expected 14 comma-separated fields, parsed %d", path, lineno, fields);
+                                    &profit, &r->pages_to_scan, &r->sleep_millisecs, &cpu_ms, &r->sample.anon_pages,
+                                    &smart_scan);
+                /* Older recordings lack the last two columns (anon_pages, smart_scan). */
+                cr_assert(fields == 14 || fields == 16, "%s:%u: expected 14 or 16 comma-separated fields, parsed %d", path,
+                          lineno, fields);
+                r->sample.has_anon_pages = fields == 16;
                 r->sample.time_usec = r->t_ms * USEC_PER_MSEC;
                 r->sample.has_pages_scanned = true;
                 r->sample.ksmd_cpu_usec = cpu_ms * USEC_PER_MSEC;
@@ -75,8 +80,13 @@ static bool has_event(const struct row *r, const char *word) {
 /* What the rule said at each row it was fed (the daemon samples every 200 ms). */
 static struct {
         bool fed, settled, appearing;
+        bool merge_pace; /* pages_to_scan would follow the AnonPages rule (the merge's pace) */
         uint32_t scans_needed;
 } seen[MAX_ROWS];
+
+/* What the AnonPages rule gives in the replay: MaxPagesToScan, so that the merge's pace
+ * is told from any sizing by the full-scan time. */
+#define MERGE_PACE 30000
 
 static bool has_event_prefix(const struct row *r, const char *prefix) {
         return strstr(r->event, prefix) != NULL;
@@ -84,13 +94,17 @@ static bool has_event_prefix(const struct row *r, const char *prefix) {
 
 /* Feeds the rows to the rule as the daemon would: each kick row restarts the watch, then a
  * sample every SAMPLE_STEP_MS while the recording was in aggressive (sleep_millisecs=1). */
+static bool replay_every_state; /* feed the rows recorded outside aggressive too */
+
 static void replay(void) {
         struct adaptive_config config;
+        struct throttle_config throttle;
         struct adaptive a = {};
         uint64_t next_ms = 0;
         bool kicked = false;
 
         adaptive_config_default(&config);
+        throttle_config_default(&throttle);
         memset(seen, 0, sizeof seen);
         for (size_t i = 0; i < rec.n; i++) {
                 const struct row *r = &rec.row[i];
@@ -100,13 +114,15 @@ static void replay(void) {
                         next_ms = r->t_ms + SAMPLE_STEP_MS;
                         continue;
                 }
-                if (!kicked || r->sleep_millisecs != 1 || r->t_ms < next_ms)
+                if (!kicked || (r->sleep_millisecs != 1 && !replay_every_state) || r->t_ms < next_ms)
                         continue;
                 next_ms = r->t_ms + SAMPLE_STEP_MS;
                 seen[i].settled = adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, (uint32_t) r->pages_to_scan, &r->sample);
                 seen[i].fed = true;
                 seen[i].appearing = a.memory_appearing;
                 seen[i].scans_needed = a.scans_needed;
+                seen[i].merge_pace = adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE,
+                                                            (uint32_t) r->pages_to_scan, MERGE_PACE) >= MERGE_PACE;
         }
 }
 
@@ -115,7 +131,7 @@ static void replay(void) {
 static size_t segment_end(size_t k) {
         size_t i;
         for (i = k + 1; i < rec.n; i++)
-                if (rec.row[i].sleep_millisecs != 1 || has_event(&rec.row[i], "kick") || has_event_prefix(&rec.row[i], "start"))
+                if ((rec.row[i].sleep_millisecs != 1 && !replay_every_state) || has_event(&rec.row[i], "kick") || has_event_prefix(&rec.row[i], "start"))
                         break;
         return i;
 }
@@ -196,6 +212,57 @@ static void check_start_kick(const char *name, size_t k, size_t end) {
                 }
 }
 
+/* The row of the first event of the form PREFIX + the number of the guest started in row k. */
+static size_t guest_event_row(size_t k, const char *prefix) {
+        const char *start = strstr(rec.row[k].event, "start");
+        char word[32];
+        cr_assert_not_null(start);
+        snprintf(word, sizeof word, "%s%u", prefix, (unsigned) strtoul(start + strlen("start"), NULL, 10));
+        for (size_t i = k; i < rec.n; i++)
+                if (has_event(&rec.row[i], word))
+                        return i;
+        return SIZE_MAX;
+}
+
+/* A kick at a guest's start, with AnonPages in the recording: the rule waits for the
+ * memory. It does not settle before the guest is ready, spends the boot below the merge's
+ * pace, and calls for the merge's pace within 1.6 s of the guest being ready (its memory
+ * stops growing about then: one second to see that, a sample interval or two). */
+static void check_start_kick_waits_for_the_memory(const char *name, size_t k, size_t end) {
+        bool check_pace = !replay_every_state; /* a recording that left aggressive scanned slowly after */
+        const struct row *kr = &rec.row[k];
+        size_t ready = guest_event_row(k, "ready");
+        cr_assert(ready != SIZE_MAX && ready < end, "%s: the guest started at %.1f s is not ready before the next start", name,
+                  kr->t_ms / 1000.0);
+        const struct row *rr = &rec.row[ready];
+        size_t s = first_settled(k, ready);
+        cr_assert_eq(s, SIZE_MAX, "%s: kick at %.1f s (the guest's start) settled at %.1f s, while the guest filled its "
+                     "memory (ready at %.1f s)", name, kr->t_ms / 1000.0, s == SIZE_MAX ? 0.0 : rec.row[s].t_ms / 1000.0,
+                     rr->t_ms / 1000.0);
+
+        if (!check_pace)
+                return;
+        /* The boot, from a second after the kick to a second before ready: mostly below the
+         * merge's pace (a pause in the boot may start a merge of what is there). */
+        unsigned fed = 0, fast = 0;
+        for (size_t i = k; i < ready; i++)
+                if (seen[i].fed && rec.row[i].t_ms >= kr->t_ms + 1000 && rec.row[i].t_ms + 1000 <= rr->t_ms) {
+                        fed++;
+                        fast += seen[i].merge_pace;
+                }
+        cr_assert_gt(fed, 5, "%s: too few samples during the boot after the kick at %.1f s", name, kr->t_ms / 1000.0);
+        cr_assert_leq(fast * 2, fed, "%s: kick at %.1f s: %u of the %u samples while the guest booted called for the merge's "
+                      "pace (the AnonPages rule)", name, kr->t_ms / 1000.0, fast, fed);
+
+        size_t m = SIZE_MAX;
+        for (size_t i = ready; i < end && m == SIZE_MAX; i++)
+                if (seen[i].fed && seen[i].merge_pace)
+                        m = i;
+        cr_assert(m != SIZE_MAX && rec.row[m].t_ms <= rr->t_ms + 1600,
+                  "%s: guest ready at %.1f s (kicked at its start, %.1f s): the merge's pace %s", name, rr->t_ms / 1000.0,
+                  kr->t_ms / 1000.0, m == SIZE_MAX ? "never came" : "came more than 1.6 s later");
+}
+
 static void check_recording(const char *name) {
         load(name);
         replay();
@@ -205,7 +272,9 @@ static void check_recording(const char *name) {
                         continue;
                 kicks++;
                 size_t end = segment_end(k);
-                if (has_event_prefix(&rec.row[k], "start"))
+                if (has_event_prefix(&rec.row[k], "start") && rec.row[k].sample.has_anon_pages)
+                        check_start_kick_waits_for_the_memory(name, k, end);
+                else if (has_event_prefix(&rec.row[k], "start"))
                         check_start_kick(name, k, end);
                 else
                         check_ready_kick(name, k, end);
@@ -225,6 +294,22 @@ Test(adaptive_replay, three_qemu_guests_kicked_when_each_is_ready) {
 
 Test(adaptive_replay, qemu_guests_kicked_at_their_start_while_memory_appears) {
         check_recording("vm2-start-fixed.csv");
+}
+
+/* Recorded with AnonPages (the daemon samples it too): the kick comes before the memory. */
+Test(adaptive_replay, qemu_guests_kicked_at_their_start_wait_for_their_memory_then_merge) {
+        replay_every_state = false;
+        check_recording("vm2-start-anon-fixed.csv");
+}
+
+/* Recorded in adaptive mode before the rule waited for the memory: it settled 2.9 s after
+ * the first kick and 5 s after the second, each guest still booting, and the guests
+ * merged only seconds after they were ready, in standard. Every row is fed, as if
+ * aggressive had gone on (the counters after the settle are standard's slow scans). */
+Test(adaptive_replay, qemu_guests_kicked_at_their_start_are_not_settled_while_they_boot) {
+        replay_every_state = true;
+        check_recording("vm2-start-anon-adaptive.csv");
+        replay_every_state = false;
 }
 
 Test(adaptive_replay, volatile_pages_of_one_content_with_smart_scan) {

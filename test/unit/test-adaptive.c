@@ -2,6 +2,7 @@
 /* Adaptive throttling with injected counter sequences: convergence, sizing, CPU budget. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <inttypes.h>
 
 #include "adaptive.h"
 #include "ksm.h"
@@ -182,31 +183,32 @@ Test(adaptive, memory_appearing_mid_scan_keeps_the_merge_pace) {
         struct ksm_sample kick = sample(0, 0, 0), s;
         const uint32_t anon_rule = 26000;
 
-        /* Kicked at a VM's start: 10000 pages exist, the merge's two scans are short. */
+        /* Kicked at a VM's start (no AnonPages in the samples): 10000 pages exist, the
+         * merge's scans (the one under way and two more) are short. */
         kick.pages_unshared = 10000;
         adaptive_on_kick(&a, &kick);
-        for (int scan = 1; scan <= 2; scan++) {
+        for (int scan = 1; scan <= 3; scan++) {
                 s = sample(0.1 * scan, (uint64_t) scan, 0);
                 s.pages_scanned = (uint64_t) scan * 10000;
                 s.pages_unshared = 10000;
                 feed(&a, s);
         }
         cr_assert_lt(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, anon_rule, anon_rule), anon_rule,
-                     "two scans of stable memory: sized from the measured scan");
+                     "the merge's scans of stable memory done: sized from the measured scan");
         /* The guest fills its RAM: mid-scan, KSM already tracks 50 % more pages. */
-        s = sample(0.4, 2, 0);
-        s.pages_scanned = 25000;
+        s = sample(0.5, 3, 0);
+        s.pages_scanned = 35000;
         s.pages_unshared = 15000;
         cr_assert_not(feed(&a, s));
         cr_assert(a.memory_appearing);
         cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, anon_rule, anon_rule), anon_rule,
                      "memory appearing: the AnonPages rule, as during the merge");
         /* It stops growing: two scans of the same size later, sized again and settled. */
-        for (int scan = 3; scan <= 5; scan++) {
-                s = sample(0.4 + 0.2 * scan, (uint64_t) scan, 0);
-                s.pages_scanned = 25000 + (uint64_t) (scan - 2) * 15000;
+        for (int scan = 4; scan <= 6; scan++) {
+                s = sample(0.5 + 0.2 * scan, (uint64_t) scan, 0);
+                s.pages_scanned = 35000 + (uint64_t) (scan - 3) * 15000;
                 s.pages_unshared = 15000;
-                cr_assert_eq(feed(&a, s), scan == 5, "scan %d", scan);
+                cr_assert_eq(feed(&a, s), scan == 6, "scan %d", scan);
         }
         cr_assert_not(a.memory_appearing);
         cr_assert_lt(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, anon_rule, anon_rule), anon_rule);
@@ -336,7 +338,10 @@ Test(adaptive, aggressive_follows_the_anonpages_rule_during_the_merge) {
         cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 26000, 26000), 26000,
                      "one scan after the kick: as the fixed schedule");
         feed(&a, sample(1.0, 12, 190000));
-        /* Two scans done: 1 GiB in FullScanSec=1s. ksmd did 2 GiB a second at 26000 pages
+        cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 26000, 26000), 26000,
+                     "two scans after the kick, the first of them partial: still the merge");
+        feed(&a, sample(1.5, 13, 191000));
+        /* Two full scans done: 1 GiB in FullScanSec=1s. ksmd did 2 GiB a second at 26000 pages
          * per wake-up: half of that (13000) would do, and the closed loop carries on from
          * the merge's measured rate rather than guess the kernel's wake-ups a second. */
         cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 26000, 26000), 13000);
@@ -414,4 +419,109 @@ Test(adaptive, sampling_only_outside_initial) {
         cr_assert_eq(adaptive_sample_interval_usec(THROTTLE_INITIAL), 0);
         cr_assert_gt(adaptive_sample_interval_usec(THROTTLE_AGGRESSIVE), 0);
         cr_assert_lt(adaptive_sample_interval_usec(THROTTLE_AGGRESSIVE), adaptive_sample_interval_usec(THROTTLE_SLOW));
+}
+
+/* A kick at a VM's start: its memory fills over seconds (AnonPages grows), then holds
+ * still. While it fills, aggressive is not settled and scans at its full-scan time, not at
+ * the AnonPages rule; a second after the filling stops, the merge begins with its own two
+ * full scans at the AnonPages rule, and the settle rule follows them. */
+Test(adaptive, a_kick_before_the_memory_waits_for_it_then_merges_at_the_merge_pace) {
+        struct adaptive a = {};
+        struct ksm_sample s = sample(0, 10, 0);
+        uint64_t scan = 10;
+        const uint32_t fallback = 30000;
+
+        s.has_anon_pages = true;
+        s.anon_pages = 10000;
+        s.pages_unshared = 1000;
+        adaptive_on_kick(&a, &s);
+        /* 8 s of filling, 20000 pages a second (80 MiB/s), a full scan every 0.4 s. */
+        for (int i = 1; i <= 40; i++) {
+                s.time_usec = (uint64_t) i * 200 * USEC_PER_MSEC;
+                s.anon_pages += 4000;
+                if (i % 2 == 0)
+                        scan++;
+                s.full_scans = scan;
+                s.pages_scanned = scan * 262144;
+                cr_assert_not(adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 2000, &s), "settled at %.1f s while the "
+                              "memory is filling", s.time_usec / 1e6);
+                if (i >= 3) {
+                        cr_assert(a.filling, "filling not seen at %.1f s", s.time_usec / 1e6);
+                        cr_assert_lt(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 2000, fallback),
+                                     fallback, "the merge's pace while the memory fills (%.1f s)", s.time_usec / 1e6);
+                }
+        }
+        /* The memory is in place; 1 s later the merge's pace, for two full scans. */
+        bool merge_pace_seen = false;
+        for (int i = 41; i <= 60; i++) {
+                s.time_usec = (uint64_t) i * 200 * USEC_PER_MSEC;
+                if (i % 2 == 0)
+                        scan++;
+                s.full_scans = scan;
+                s.pages_scanned = scan * 262144;
+                /* The merge: 100000 pages move from AnonPages to pages_sharing (mapped holds). */
+                if (i >= 47 && s.pages_sharing < 100000) {
+                        s.pages_sharing += 50000;
+                        s.anon_pages -= 50000;
+                }
+                bool settled = adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 2000, &s);
+                bool merge_pace = adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 2000, fallback) == fallback;
+                if (i <= 44)
+                        cr_assert_not(merge_pace, "the merge began %.1f s after the memory stopped growing (8.0 s)",
+                                      s.time_usec / 1e6 - 8.0);
+                if (i >= 46 && i <= 47)
+                        cr_assert(merge_pace, "no merge pace at %.1f s, a second after the memory stopped", s.time_usec / 1e6);
+                merge_pace_seen = merge_pace_seen || merge_pace;
+                if (settled) {
+                        cr_assert_geq(s.full_scans, a.merge_scans + 4, "settled within the merge's two scans and two more");
+                        cr_assert_geq(s.pages_sharing, 100000, "settled before the merge");
+                        return;
+                }
+        }
+        cr_assert(merge_pace_seen);
+        cr_assert_fail("never settled after the merge (full scan %" PRIu64 ")", s.full_scans);
+}
+
+/* Memory that fills in standard (a VM whose kick comes when it is ready) does not count:
+ * standard's sizing and the settle rule are as without AnonPages. */
+Test(adaptive, filling_outside_aggressive_changes_nothing) {
+        struct adaptive a = {}, b = {};
+        struct ksm_sample s = sample(0, 10, 1000), t;
+
+        adaptive_on_kick(&a, &s);
+        adaptive_on_kick(&b, &s);
+        for (int i = 1; i <= 20; i++) {
+                s = sample(i * 2.0, 10 + (uint64_t) i, 1000);
+                t = s;
+                t.has_anon_pages = true;
+                t.anon_pages = 10000 + (uint64_t) i * 20000;
+                cr_assert_eq(adaptive_on_sample(&a, &config, THROTTLE_STANDARD, 200, &s),
+                             adaptive_on_sample(&b, &config, THROTTLE_STANDARD, 200, &t), "at %d", i);
+                cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_STANDARD, 200, 64),
+                             adaptive_pages_to_scan(&b, &config, &throttle, THROTTLE_STANDARD, 200, 64),
+                             "standard sized differently with AnonPages growing at %d", i);
+        }
+}
+
+/* A kick when the VM is ready: memory that grows seconds later (another guest booting, whose
+ * kick comes when it is ready, or a build on the host) does not hold the kick's merge. */
+Test(adaptive, growth_seconds_after_a_kick_is_not_its_memory) {
+        struct adaptive a = {};
+        struct ksm_sample s = sample(0, 10, 0);
+
+        s.has_anon_pages = true;
+        s.anon_pages = 300000;
+        adaptive_on_kick(&a, &s);
+        for (int i = 1; i <= 60; i++) {
+                s.time_usec = (uint64_t) i * 200 * USEC_PER_MSEC;
+                s.full_scans = 10 + (uint64_t) i / 2;
+                s.pages_scanned = s.full_scans * 262144;
+                if (i >= 20)
+                        s.anon_pages += 5000; /* from 4 s on, 100 MiB a second */
+                bool settled = adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 2000, &s);
+                cr_assert_not(a.filling, "growth that began %.1f s after the kick held its merge", s.time_usec / 1e6 - 4.0);
+                if (settled)
+                        return;
+        }
+        cr_assert_fail("never settled: the growth after the kick held aggressive");
 }

@@ -139,12 +139,14 @@ Test(config, good_file_sets_every_key) {
                    "SleepMillisecs=2\n"
                    "FullScanSec=2s\n"
                    "MaxCpuPercent=80\n"
+                   "SmartScan=yes\n"
                    "[Standard]\n"
                    "DurationSec=2min\n"
                    "PagesPerScanFactor=80\n"
                    "SleepMillisecs=20\n"
                    "FullScanSec=90s\n"
                    "MaxCpuPercent=5\n"
+                   "SmartScan=no\n"
                    "[Slow]\n"
                    "DurationSec = 1h\n"
                    "PagesPerScanFactor = 800\n"
@@ -176,6 +178,23 @@ Test(config, good_file_sets_every_key) {
         /* Not in the file: the defaults. */
         cr_assert_eq(c.adaptive_config.level[THROTTLE_SLOW].full_scan_usec, 180 * USEC_PER_SEC);
         cr_assert_eq(c.adaptive_config.level[THROTTLE_SLOW].max_cpu_percent, 3);
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].smart_scan, THROTTLE_SMART_SCAN_ON);
+        cr_assert_eq(c.throttle.level[THROTTLE_STANDARD].smart_scan, THROTTLE_SMART_SCAN_OFF);
+        cr_assert_eq(c.throttle.level[THROTTLE_SLOW].smart_scan, THROTTLE_SMART_SCAN_HOST, "SmartScan= not in [Slow] changed it");
+        config_done(&c);
+}
+
+Test(config, smart_scan_is_off_in_aggressive_and_the_hosts_elsewhere_by_default) {
+        struct config c;
+        config_init(&c);
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].smart_scan, THROTTLE_SMART_SCAN_OFF,
+                     "aggressive does not turn smart_scan off by default");
+        cr_assert_eq(c.throttle.level[THROTTLE_STANDARD].smart_scan, THROTTLE_SMART_SCAN_HOST);
+        cr_assert_eq(c.throttle.level[THROTTLE_SLOW].smart_scan, THROTTLE_SMART_SCAN_HOST);
+        write_file("ksm-throttler.conf", "[Aggressive]\nSmartScan=host\n[Slow]\nSmartScan=on\n");
+        cr_assert_eq(load_capturing(&c, conf, true), 0, "%s", stderr_text);
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].smart_scan, THROTTLE_SMART_SCAN_HOST);
+        cr_assert_eq(c.throttle.level[THROTTLE_SLOW].smart_scan, THROTTLE_SMART_SCAN_ON);
         config_done(&c);
 }
 
@@ -291,6 +310,8 @@ Test(config, invalid_values_are_rejected_with_file_and_line_and_leave_config_unc
                 { "# comment\n\n[Throttler]\nMinPagesToScan=7\n[Aggressive]\nDurationSec=5 fortnights\n", 6,
                   "invalid value \"5 fortnights\" for DurationSec" },
                 { "[Throttler]\nMinPagesToScan=7\nAdaptive=perhaps\n", 3, "for Adaptive in [Throttler]: expected yes or no" },
+                { "[Standard]\nSleepMillisecs=7\nSmartScan=sometimes\n", 3,
+                  "invalid value \"sometimes\" for SmartScan in [Standard]: expected yes, no or host" },
                 { "[Throttler]\nMinPagesToScan=7\nConvergedPercent=0\n", 3,
                   "for ConvergedPercent in [Throttler]: expected a whole percentage from 1 to 100" },
                 { "[Throttler]\nMinPagesToScan=7\nConvergedScans=1000\n", 3,

@@ -555,6 +555,83 @@ Test(daemon_core, recovery_keeps_a_knob_changed_after_the_throttler_wrote_it) {
         cr_assert_eq(daemon_recover(&d), 0, "a second recovery found something to restore");
 }
 
+/* smart_scan (Linux 6.7+) is managed like the other knobs: off in aggressive by default,
+ * the host's in standard and slow, recorded before it is written, given back at the end. */
+Test(daemon_core, smart_scan_is_off_in_aggressive_and_the_hosts_value_comes_back) {
+        struct saved_state saved;
+
+        write_file(ksm_dir, "smart_scan", "1\n");
+        d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = 20 * USEC_PER_MSEC;
+        start();
+        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_str_eq(writes(),
+                         "runtime/host-settings ksm/pages_to_scan ksm/sleep_millisecs ksm/smart_scan ksm/run "
+                         "runtime/host-settings",
+                         "smart_scan not written (before run, after the record) in aggressive");
+        cr_assert_eq(knob(KSM_KNOB_SMART_SCAN), 0, "aggressive left smart_scan on");
+        cr_assert_eq(saved_state_load(runtime_dir, &saved), 0);
+        cr_assert(ksm_settings_has(&saved.host, KSM_KNOB_SMART_SCAN), "the host's smart_scan is not in the record");
+        cr_assert_eq(saved.host.value[KSM_KNOB_SMART_SCAN], 1);
+        cr_assert_eq(saved.written.value[KSM_KNOB_SMART_SCAN], 0, "the record does not say the throttler wrote 0");
+
+        run_until(THROTTLE_STANDARD);
+        cr_assert_eq(knob(KSM_KNOB_SMART_SCAN), 1, "standard does not give smart_scan the host's value");
+        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(knob(KSM_KNOB_SMART_SCAN), 0, "a kick in standard left smart_scan on");
+        cr_assert_eq(daemon_restore(&d), 0);
+        cr_assert_eq(d.throttle.state, THROTTLE_INITIAL);
+        cr_assert_eq(knob(KSM_KNOB_SMART_SCAN), 1, "the host's smart_scan was not restored");
+        cr_assert_not(saved_state_exists(), "the saved state outlived the cycle");
+}
+
+Test(daemon_core, smart_scan_changed_from_outside_ends_the_cycle_and_is_kept) {
+        write_file(ksm_dir, "smart_scan", "1\n");
+        start();
+        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(knob(KSM_KNOB_SMART_SCAN), 0);
+        write_knob_unseen("smart_scan", "1\n"); /* an administrator turns it back on */
+        (void) writes();
+        cr_assert_eq(daemon_restore(&d), 0);
+        cr_assert_eq(d.throttle.state, THROTTLE_INITIAL);
+        cr_assert_str_eq(writes(), "ksm/pages_to_scan ksm/sleep_millisecs ksm/run",
+                         "the stop wrote over the administrator's smart_scan, or restored too little");
+        cr_assert_eq(knob(KSM_KNOB_SMART_SCAN), 1);
+        cr_assert_eq(d.host.value[KSM_KNOB_SMART_SCAN], 1, "the outside value did not become the host's");
+}
+
+/* A throttler killed in aggressive (SIGKILL: no restore) left smart_scan=0 behind. */
+Test(daemon_core, recovery_gives_smart_scan_back) {
+        struct saved_state state = {};
+
+        write_file(ksm_dir, "run", "1\n");
+        write_file(ksm_dir, "pages_to_scan", "10000\n");
+        write_file(ksm_dir, "sleep_millisecs", "1\n");
+        write_file(ksm_dir, "smart_scan", "0\n");
+        ksm_settings_set(&state.host, KSM_KNOB_PAGES_TO_SCAN, 100);
+        ksm_settings_set(&state.host, KSM_KNOB_SLEEP_MILLISECS, 20);
+        ksm_settings_set(&state.host, KSM_KNOB_SMART_SCAN, 1);
+        ksm_settings_set(&state.host, KSM_KNOB_RUN, 0);
+        ksm_settings_set(&state.written, KSM_KNOB_PAGES_TO_SCAN, 10000);
+        ksm_settings_set(&state.written, KSM_KNOB_SLEEP_MILLISECS, 1);
+        ksm_settings_set(&state.written, KSM_KNOB_SMART_SCAN, 0);
+        ksm_settings_set(&state.written, KSM_KNOB_RUN, 1);
+        cr_assert_eq(saved_state_save(runtime_dir, &state), 0);
+        start();
+        cr_assert_eq(daemon_recover(&d), 1, "nothing was recovered");
+        cr_assert_str_eq(writes(), "ksm/pages_to_scan ksm/sleep_millisecs ksm/smart_scan ksm/run", "the restore order is wrong");
+        cr_assert_eq(knob(KSM_KNOB_SMART_SCAN), 1, "recovery left the dead throttler's smart_scan=0");
+        assert_knobs(0, 100, 20, "after recovery");
+
+        /* Someone turned it off after the throttler died: theirs stands. */
+        write_file(ksm_dir, "smart_scan", "0\n");
+        state.written.value[KSM_KNOB_SMART_SCAN] = 1;
+        write_file(ksm_dir, "run", "1\n");
+        cr_assert_eq(saved_state_save(runtime_dir, &state), 0);
+        cr_assert_eq(daemon_recover(&d), 1);
+        cr_assert_eq(knob(KSM_KNOB_SMART_SCAN), 0, "recovery wrote over a smart_scan changed after the throttler");
+        cr_assert_eq(knob(KSM_KNOB_RUN), 0);
+}
+
 /* A stand-in for ksmd: each tick ends a full scan of 1000 pages that merges nothing new. */
 static int on_ksmd_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         unsigned *scans = userdata;

@@ -492,3 +492,52 @@ Test(ksm, write_in_a_plain_directory_replaces_the_file_whole) {
         cr_assert_neq(before.st_ino, after.st_ino);
         cr_assert_eq(fstatat(ksm_fd, ".sleep_millisecs.new", &after, 0), -1, "the temporary file was left behind");
 }
+
+/* smart_scan (Linux 6.7+) is optional like advisor_mode: absent, it is not managed; present,
+ * it is read, written in its place (before run) and only ever 0 or 1. */
+Test(ksm, smart_scan_is_an_optional_boolean_knob) {
+        struct ksm_settings s, target, now;
+        enum ksm_knob failed = _KSM_KNOB_MAX;
+        uint32_t v = 7;
+
+        cr_assert_eq(ksm_settings_read(ksm_fd, &s, NULL), 0);
+        cr_assert_not(ksm_settings_has(&s, KSM_KNOB_SMART_SCAN), "a kernel without smart_scan shows it as present");
+        cr_assert_not(ksm_knob_is_required(KSM_KNOB_SMART_SCAN), "smart_scan is required: kernels before 6.7 would be refused");
+        cr_assert_str_eq(ksm_knob_name(KSM_KNOB_SMART_SCAN), "smart_scan");
+
+        cr_assert_eq(ksm_knob_parse(KSM_KNOB_SMART_SCAN, "1\n", &v), 0);
+        cr_assert_eq(v, 1);
+        cr_assert_eq(ksm_knob_parse(KSM_KNOB_SMART_SCAN, "0\n", &v), 0);
+        cr_assert_eq(v, 0);
+        cr_assert_eq(ksm_knob_parse(KSM_KNOB_SMART_SCAN, "2\n", &v), -ERANGE, "smart_scan=2 accepted");
+
+        put("smart_scan", "1\n");
+        cr_assert_eq(ksm_settings_read(ksm_fd, &s, &failed), 0);
+        cr_assert(ksm_settings_has(&s, KSM_KNOB_SMART_SCAN), "smart_scan present in sysfs but not read");
+        cr_assert_eq(s.value[KSM_KNOB_SMART_SCAN], 1);
+
+        /* Applying a target with smart_scan=0 writes it (and nothing it does not change). */
+        target = s;
+        target.value[KSM_KNOB_SMART_SCAN] = 0;
+        target.value[KSM_KNOB_RUN] = 1;
+        backdate("pages_to_scan");
+        cr_assert_eq(ksm_settings_apply(ksm_fd, &s, &target, &now, &failed), 2, "expected smart_scan and run written");
+        cr_assert_str_eq(get("smart_scan"), "0\n");
+        cr_assert_str_eq(get("run"), "1\n");
+        cr_assert_not(was_written("pages_to_scan"), "an unchanged knob was written");
+        assert_settings_eq(&now, &target);
+
+        /* A knob that cannot be written rolls back smart_scan with the others. */
+        make_unwritable("run");
+        target.value[KSM_KNOB_SMART_SCAN] = 1;
+        target.value[KSM_KNOB_RUN] = 0;
+        cr_assert_lt(ksm_settings_apply(ksm_fd, &now, &target, &s, &failed), 0);
+        cr_assert_eq(failed, KSM_KNOB_RUN);
+        cr_assert_str_eq(get("smart_scan"), "0\n", "smart_scan not rolled back after run failed");
+
+        put("smart_scan", "bogus\n");
+        cr_assert_eq(unlinkat(ksm_fd, "run", AT_REMOVEDIR), 0);
+        put("run", "0\n");
+        cr_assert_eq(ksm_settings_read(ksm_fd, &s, &failed), -EINVAL, "a present but unreadable smart_scan was ignored");
+        cr_assert_eq(failed, KSM_KNOB_SMART_SCAN);
+}

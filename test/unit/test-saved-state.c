@@ -124,6 +124,9 @@ Test(saved_state, out_of_range_values_are_refused) {
                 { "run=0\npages_to_scan=100\nsleep_millisecs=20\nwritten.run=9\n", "host-settings:4:" },
                 { "run=0\npages_to_scan=4294967296\nsleep_millisecs=20\n", "host-settings:2:" },
                 { "run=0\npages_to_scan=100\nsleep_millisecs=-1\n", "host-settings:3:" },
+                /* smart_scan is a boolean in sysfs. */
+                { "run=0\npages_to_scan=100\nsleep_millisecs=20\nsmart_scan=2\n", "host-settings:4:" },
+                { "run=0\npages_to_scan=100\nsleep_millisecs=20\npending.smart_scan=9\n", "host-settings:4:" },
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 struct saved_state loaded;
@@ -224,7 +227,12 @@ Test(saved_state, intent_round_trips_with_written_and_pending_values) {
         ksm_settings_set(&s.pending, KSM_KNOB_RUN, 1);
         ksm_settings_set(&s.pending, KSM_KNOB_PAGES_TO_SCAN, 1000);
         ksm_settings_set(&s.pending, KSM_KNOB_SLEEP_MILLISECS, 10);
+        ksm_settings_set(&s.host, KSM_KNOB_SMART_SCAN, 1);
+        ksm_settings_set(&s.written, KSM_KNOB_SMART_SCAN, 1);
+        ksm_settings_set(&s.pending, KSM_KNOB_SMART_SCAN, 0);
         cr_assert_gt(saved_state_format(&s, text, sizeof text), 0);
+        cr_assert_not_null(strstr(text, "\nsmart_scan=1\n"), "the host's smart_scan is not saved:\n%s", text);
+        cr_assert_not_null(strstr(text, "pending.smart_scan=0\n"), "%s", text);
         cr_assert_not_null(strstr(text, "pending.pages_to_scan=1000\n"), "%s", text);
         cr_assert_not_null(strstr(text, "written.advisor_mode=none\n"), "%s", text);
         cr_assert_not_null(strstr(text, "advisor_mode=scan-time\n"), "%s", text);

@@ -229,6 +229,48 @@ Test(throttle, settings_turn_advisor_off_only_where_the_kernel_has_it) {
         cr_assert_not(ksm_settings_has(&s, KSM_KNOB_ADVISOR_MODE));
 }
 
+/* smart_scan, like advisor_mode, exists only on some kernels (6.7+): managed where it does. */
+Test(throttle, settings_set_smart_scan_per_state_only_where_the_kernel_has_it) {
+        struct ksm_settings host = host_settings(false), s;
+        struct throttle_config c;
+
+        throttle_config_default(&c);
+        ksm_settings_set(&host, KSM_KNOB_SMART_SCAN, 1);
+        throttle_settings(&c, THROTTLE_AGGRESSIVE, 1000000, &host, &s);
+        cr_assert(ksm_settings_has(&s, KSM_KNOB_SMART_SCAN));
+        cr_assert_eq(s.value[KSM_KNOB_SMART_SCAN], 0, "aggressive leaves smart_scan on by default");
+        for (enum throttle_state st = THROTTLE_STANDARD; st <= THROTTLE_SLOW; st++) {
+                throttle_settings(&c, st, 1000000, &host, &s);
+                cr_assert_eq(s.value[KSM_KNOB_SMART_SCAN], 1, "%s does not keep the host's smart_scan=1",
+                             throttle_state_to_string(st));
+        }
+        throttle_settings(&c, THROTTLE_INITIAL, 1000000, &host, &s);
+        cr_assert_eq(s.value[KSM_KNOB_SMART_SCAN], 1, "initial is not the host's smart_scan");
+
+        /* Configured on in standard, host's in aggressive, for a host that has it off. */
+        host.value[KSM_KNOB_SMART_SCAN] = 0;
+        c.level[THROTTLE_STANDARD].smart_scan = THROTTLE_SMART_SCAN_ON;
+        c.level[THROTTLE_AGGRESSIVE].smart_scan = THROTTLE_SMART_SCAN_HOST;
+        throttle_settings(&c, THROTTLE_STANDARD, 1000000, &host, &s);
+        cr_assert_eq(s.value[KSM_KNOB_SMART_SCAN], 1, "SmartScan=yes in standard not applied");
+        throttle_settings(&c, THROTTLE_AGGRESSIVE, 1000000, &host, &s);
+        cr_assert_eq(s.value[KSM_KNOB_SMART_SCAN], 0, "SmartScan=host in aggressive not the host's 0");
+
+        /* A kernel without smart_scan: nothing about it in any state. */
+        host = host_settings(false);
+        for (enum throttle_state st = THROTTLE_INITIAL; st <= THROTTLE_SLOW; st++) {
+                throttle_settings(&c, st, 1000000, &host, &s);
+                cr_assert_not(ksm_settings_has(&s, KSM_KNOB_SMART_SCAN), "smart_scan set in %s on a kernel without it",
+                              throttle_state_to_string(st));
+        }
+
+        cr_assert_eq(throttle_smart_scan_from_string("host"), THROTTLE_SMART_SCAN_HOST);
+        cr_assert_eq(throttle_smart_scan_from_string("no"), THROTTLE_SMART_SCAN_OFF);
+        cr_assert_eq(throttle_smart_scan_from_string("yes"), THROTTLE_SMART_SCAN_ON);
+        cr_assert_eq(throttle_smart_scan_from_string("maybe"), _THROTTLE_SMART_SCAN_MAX);
+        cr_assert_str_eq(throttle_smart_scan_to_string(THROTTLE_SMART_SCAN_OFF), "no");
+}
+
 Test(throttle, settings_do_not_depend_on_host_values) {
         struct ksm_settings host = host_settings(false), a, b;
 
