@@ -563,7 +563,7 @@ Test(daemon_core, smart_scan_is_off_in_aggressive_and_the_hosts_value_comes_back
         write_file(ksm_dir, "smart_scan", "1\n");
         d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = 20 * USEC_PER_MSEC;
         start();
-        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         cr_assert_str_eq(writes(),
                          "runtime/host-settings ksm/pages_to_scan ksm/sleep_millisecs ksm/smart_scan ksm/run "
                          "runtime/host-settings",
@@ -576,7 +576,7 @@ Test(daemon_core, smart_scan_is_off_in_aggressive_and_the_hosts_value_comes_back
 
         run_until(THROTTLE_STANDARD);
         cr_assert_eq(knob(KSM_KNOB_SMART_SCAN), 1, "standard does not give smart_scan the host's value");
-        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         cr_assert_eq(knob(KSM_KNOB_SMART_SCAN), 0, "a kick in standard left smart_scan on");
         cr_assert_eq(daemon_restore(&d), 0);
         cr_assert_eq(d.throttle.state, THROTTLE_INITIAL);
@@ -587,7 +587,7 @@ Test(daemon_core, smart_scan_is_off_in_aggressive_and_the_hosts_value_comes_back
 Test(daemon_core, smart_scan_changed_from_outside_ends_the_cycle_and_is_kept) {
         write_file(ksm_dir, "smart_scan", "1\n");
         start();
-        cr_assert_eq(daemon_kick(&d, NULL), 0);
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         cr_assert_eq(knob(KSM_KNOB_SMART_SCAN), 0);
         write_knob_unseen("smart_scan", "1\n"); /* an administrator turns it back on */
         (void) writes();
