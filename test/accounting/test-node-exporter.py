@@ -161,13 +161,7 @@ def main():
     except (OSError, RuntimeError, ValueError) as e:
         ok(False, "the test ran to its end", repr(e))
     finally:
-        if exporter:
-            exporter.terminate()
-            try:
-                exporter.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                exporter.kill()
-                exporter.wait()
+        stop(exporter)
         stop(throttler)
         stop(bus)
         vm.kill()
