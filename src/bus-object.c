@@ -192,11 +192,9 @@ static void bus_error_from_failure(const struct bus_object *o, const struct daem
 
 static void announce_changes(struct bus_object *o);
 
-/* The reason and application ID of a KickWithReason call (rewound: the arguments were
- * checked when it came in); both "" for Kick. */
-static void kick_arguments(sd_bus_message *m, const char **ret_reason, const char **ret_application_id) {
+void bus_object_kick_arguments(sd_bus_message *m, const char **ret_reason, const char **ret_application_id) {
         *ret_reason = *ret_application_id = "";
-        if (!sd_bus_message_is_method_call(m, NULL, "KickWithReason"))
+        if (sd_bus_message_is_method_call(m, NULL, "KickWithReason") <= 0)
                 return;
         if (sd_bus_message_rewind(m, true) < 0 || sd_bus_message_read(m, "ss", ret_reason, ret_application_id) < 0)
                 *ret_reason = *ret_application_id = "";
@@ -248,7 +246,7 @@ static void on_kick_authorized(sd_bus_message *m, const sd_bus_error *denied, co
         const char *reason, *application_id, *sender = sd_bus_message_get_sender(m);
         int r;
 
-        kick_arguments(m, &reason, &application_id);
+        bus_object_kick_arguments(m, &reason, &application_id);
         k->usec = 0;
         /* Checked on arrival to fit; snprintf keeps that true whatever happens. */
         snprintf(k->reason, sizeof k->reason, "%s", reason);

@@ -14,6 +14,10 @@ struct bus_object;
  * logged and kept (only for the last kick), so a caller may not make them large. */
 #define KICK_TEXT_MAX 256
 
+/* The reason and application ID of a KickWithReason call (rewound first); both "" for Kick
+ * or arguments that do not read. */
+void bus_object_kick_arguments(sd_bus_message *m, const char **ret_reason, const char **ret_application_id);
+
 /* Registers /org/kata/KsmThrottler on bus for d, kicks authorized through authorizer,
  * and takes d's current values as announced. */
 int bus_object_new(sd_bus *bus, struct daemon *d, struct authorizer *authorizer, struct bus_object **ret);

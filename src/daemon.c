@@ -19,20 +19,14 @@
 /* A transition that failed to write is tried again after this long. */
 #define RETRY_USEC (5 * USEC_PER_SEC)
 
-static uint64_t now_usec(clockid_t clock) {
-        struct timespec ts;
-        clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
 /* The throttler is in next from now on: the one place that changes the state. */
 static void throttle_set(struct daemon *d, const struct throttle *next) {
-        daemon_stats_enter(&d->stats, next->state, now_usec(CLOCK_MONOTONIC));
+        daemon_stats_enter(&d->stats, next->state, clock_now_usec(CLOCK_MONOTONIC));
         d->throttle = *next;
 }
 
 void daemon_time_in_state(const struct daemon *d, uint64_t ret[_THROTTLE_STATE_MAX]) {
-        daemon_stats_state_usec(&d->stats, now_usec(CLOCK_MONOTONIC), ret);
+        daemon_stats_state_usec(&d->stats, clock_now_usec(CLOCK_MONOTONIC), ret);
 }
 
 static int timer_arm(struct daemon *d, uint64_t when) {
@@ -134,7 +128,7 @@ static int sample_read(struct daemon *d, struct ksm_sample *ret) {
         /* Memory being filled after a kick (docs/design.md, Adaptive mode). */
         if (meminfo_read_anon_pages(d->meminfo_path, &ret->anon_pages) >= 0)
                 ret->has_anon_pages = true;
-        ret->time_usec = now_usec(CLOCK_MONOTONIC);
+        ret->time_usec = clock_now_usec(CLOCK_MONOTONIC);
         return 0;
 }
 
@@ -295,8 +289,8 @@ static int daemon_enter(struct daemon *d, const struct throttle *next, const cha
                                         &(struct saved_state) { .host = d->host, .written = d->applied });
         if (deadline_moved) {
                 d->next_transition_usec = next->deadline_usec == 0 ? 0
-                                                                   : now_usec(CLOCK_REALTIME) +
-                                                                             (next->deadline_usec - now_usec(CLOCK_MONOTONIC));
+                                                                   : clock_now_usec(CLOCK_REALTIME) +
+                                                                             (next->deadline_usec - clock_now_usec(CLOCK_MONOTONIC));
                 r = timer_arm(d, next->deadline_usec);
                 if (r < 0)
                         log_error_errno(r, "Cannot arm the decay timer: %m");
@@ -417,7 +411,7 @@ static int kick_once(struct daemon *d, struct daemon_failure *ret_failure) {
         if (d->config.adaptive && d->throttle.state != THROTTLE_AGGRESSIVE)
                 sampled = sample_read(d, &sample) >= 0;
         adaptive_on_kick(&d->adaptive, sampled ? &sample : NULL);
-        throttle_on_kick(&next, &d->config.throttle, now_usec(CLOCK_MONOTONIC));
+        throttle_on_kick(&next, &d->config.throttle, clock_now_usec(CLOCK_MONOTONIC));
         return daemon_enter(d, &next, "kicked", ret_failure);
 }
 
@@ -445,7 +439,7 @@ int daemon_kick(struct daemon *d, const char *origin, struct daemon_failure *ret
         }
 
         d->kick_count++;
-        d->last_kick_usec = now_usec(CLOCK_REALTIME);
+        d->last_kick_usec = clock_now_usec(CLOCK_REALTIME);
         daemon_stats_count_kick(&d->stats, origin);
         return 0;
 }
@@ -454,9 +448,9 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct daemon *d = userdata;
         struct throttle next = d->throttle;
 
-        if (now_usec(CLOCK_MONOTONIC) >= d->throttle.deadline_usec && daemon_detect_outside_change(d, CHECK_ALWAYS) > 0)
+        if (clock_now_usec(CLOCK_MONOTONIC) >= d->throttle.deadline_usec && daemon_detect_outside_change(d, CHECK_ALWAYS) > 0)
                 return 0;
-        if (!throttle_on_timer(&next, &d->config.throttle, now_usec(CLOCK_MONOTONIC))) {
+        if (!throttle_on_timer(&next, &d->config.throttle, clock_now_usec(CLOCK_MONOTONIC))) {
                 /* Woken early (timer slack): wait for the real deadline. */
                 timer_arm(d, d->throttle.deadline_usec);
                 return 0;
@@ -464,8 +458,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (daemon_enter(d, &next, "no kick", NULL) < 0 && d->throttle.state != THROTTLE_INITIAL) {
                 /* Stay, and try again soon; show when. (Back in initial, the cycle was
                  * abandoned: nothing to retry.) */
-                d->throttle.deadline_usec = now_usec(CLOCK_MONOTONIC) + RETRY_USEC;
-                d->next_transition_usec = now_usec(CLOCK_REALTIME) + RETRY_USEC;
+                d->throttle.deadline_usec = clock_now_usec(CLOCK_MONOTONIC) + RETRY_USEC;
+                d->next_transition_usec = clock_now_usec(CLOCK_REALTIME) + RETRY_USEC;
                 if (timer_arm(d, d->throttle.deadline_usec) < 0)
                         log_error("Cannot arm the decay timer: KSM stays in %s until the next kick or stop",
                                   throttle_state_to_string(d->throttle.state));
@@ -656,7 +650,7 @@ int daemon_init(struct daemon *d, sd_event *event) {
         int r;
 
         throttle_init(&d->throttle);
-        daemon_stats_init(&d->stats, d->throttle.state, now_usec(CLOCK_MONOTONIC));
+        daemon_stats_init(&d->stats, d->throttle.state, clock_now_usec(CLOCK_MONOTONIC));
         r = read_knobs(d, &d->applied, NULL);
         if (r < 0)
                 return r;

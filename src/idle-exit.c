@@ -65,13 +65,11 @@ static int on_forward_reply(sd_bus_message *reply, void *userdata, sd_bus_error 
  * now. Returns < 0 if it could not be recorded (logged). */
 static int hand_over(struct idle_exit *x, sd_bus_message *m, const struct caller *caller) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *poke = NULL;
-        const char *reason = "", *application_id = "";
+        const char *reason, *application_id;
         struct handover k = {};
         int r;
 
-        if (sd_bus_message_is_method_call(m, NULL, "KickWithReason") > 0 &&
-            (sd_bus_message_rewind(m, true) < 0 || sd_bus_message_read(m, "ss", &reason, &application_id) < 0))
-                reason = application_id = "";
+        bus_object_kick_arguments(m, &reason, &application_id);
         snprintf(k.reason, sizeof k.reason, "%s", reason);
         snprintf(k.application_id, sizeof k.application_id, "%s", application_id);
         caller_format(caller, k.origin, sizeof k.origin);
