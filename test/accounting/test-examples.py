@@ -17,13 +17,11 @@ import tempfile
 
 import yaml
 
+from tap import ok, print_results
+
 root, ksmctl = sys.argv[1], sys.argv[2]
 examples = os.path.join(root, "examples")
-results = []
 
-
-def ok(cond, what, detail="", skip=None):
-    results.append((bool(cond), what, detail, skip))
 
 
 def unit_file(path):
@@ -119,12 +117,7 @@ def main():
             check()
         except (OSError, KeyError, configparser.Error) as e:
             ok(False, f"{check.__name__} ran to its end", repr(e))
-    print(f"1..{len(results)}")
-    for i, (good, what, detail, skip) in enumerate(results, 1):
-        print(f"{'ok' if good else 'not ok'} {i} - {what}" + (f" # SKIP {skip}" if skip else ""))
-        if not good and detail:
-            for line in str(detail).splitlines():
-                print(f"#   {line}")
+    print_results()
 
 
 if __name__ == "__main__":

@@ -28,13 +28,10 @@ import tempfile
 import time
 
 from private_bus import start_bus, start_throttler, stop
+from tap import ok, print_results
 
 ksmctl, standin, daemon = sys.argv[1], sys.argv[2], sys.argv[3]
-results = []
 
-
-def ok(cond, what, detail=""):
-    results.append((bool(cond), what, detail))
 
 
 def run(*args, env=None):
@@ -285,12 +282,7 @@ def main():
         test_errors()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"1..{len(results)}")
-    for i, (good, what, detail) in enumerate(results, 1):
-        print(f"{'ok' if good else 'not ok'} {i} - {what}")
-        if not good and detail:
-            for line in str(detail).splitlines():
-                print(f"#   {line}")
+    print_results()
 
 
 if __name__ == "__main__":

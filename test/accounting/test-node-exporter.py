@@ -24,16 +24,13 @@ import time
 import urllib.request
 
 from private_bus import start_bus, start_throttler, stop
+from tap import ok, print_results
 
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 PROMTOOL = "/usr/bin/promtool"
 
 ksmctl, standin, daemon = sys.argv[1], sys.argv[2], sys.argv[3]
-results = []
 
-
-def ok(cond, what, detail="", skip=None):
-    results.append((bool(cond), what, detail, skip))
 
 
 def samples(text):
@@ -169,12 +166,7 @@ def main():
         shutil.rmtree(textdir, ignore_errors=True)
         shutil.rmtree(daemondir, ignore_errors=True)
 
-    print(f"1..{len(results)}")
-    for i, (good, what, detail, skip) in enumerate(results, 1):
-        print(f"{'ok' if good else 'not ok'} {i} - {what}" + (f" # SKIP {skip}" if skip else ""))
-        if not good and detail:
-            for line in str(detail).splitlines():
-                print(f"#   {line}")
+    print_results()
 
 
 if __name__ == "__main__":

@@ -17,17 +17,15 @@ import subprocess
 import sys
 import time
 
+from tap import ok, print_results
+
 KSM = "/sys/kernel/mm/ksm"
 # The order knobs are restored in: advisor_mode first (changing it resets
 # pages_to_scan), run last (so that ksmd starts with the host's values).
 FIRST, LAST = ["advisor_mode"], ["run"]
 
 ksmctl, standin = sys.argv[1], sys.argv[2]
-results = []
 
-
-def ok(cond, what, detail=""):
-    results.append((bool(cond), what, detail))
 
 
 def knob_path(name):
@@ -244,12 +242,7 @@ def main():
     changed = {k: (saved[k], after.get(k)) for k in saved if after.get(k) != saved[k]}
     ok(not changed, "every KSM knob is back to its value before the test", str(changed))
 
-    print(f"1..{len(results)}")
-    for i, (good, what, detail) in enumerate(results, 1):
-        print(f"{'ok' if good else 'not ok'} {i} - {what}")
-        if not good and detail:
-            for line in str(detail).splitlines():
-                print(f"#   {line}")
+    print_results()
 
 
 if __name__ == "__main__":
