@@ -260,6 +260,19 @@ static void start_bus(struct harness *h, const char *extra_config) {
         h->bus_address[strcspn(h->bus_address, "\n")] = '\0';
 }
 
+void harness_restart_bus(struct harness *h, const char *extra_config) {
+        char socket_path[PATH_MAX + 32];
+
+        if (h->bus_pid > 0) {
+                kill(h->bus_pid, SIGTERM);
+                cr_assert_eq(waitpid(h->bus_pid, NULL, 0), h->bus_pid);
+                h->bus_pid = 0;
+        }
+        path_join(socket_path, sizeof socket_path, h->dir, "bus");
+        unlink(socket_path);
+        start_bus(h, extra_config);
+}
+
 void harness_setup(struct harness *h, const char *advisor) {
         char text[256];
 

@@ -73,6 +73,9 @@ void harness_get_state(sd_bus *bus, char *buf, size_t size);
 /* Waits (up to timeout_sec, for the test not to hang) until State is state. */
 bool harness_wait_state(sd_bus *bus, const char *state, double timeout_sec);
 void harness_kick(sd_bus *bus);
+/* Replaces the bus by one whose configuration (test/data/system-bus.conf.in) has
+ * extra_config (policies, a <servicedir>), on the same socket. */
+void harness_restart_bus(struct harness *h, const char *extra_config);
 /* The PID owning org.kata.KsmThrottler on bus, 0 if nobody does. */
 pid_t harness_owner_pid(sd_bus *bus);
 /* Waits (bounded) until pid, which need not be our child, is gone; true if it is. */
@@ -117,6 +120,7 @@ void harness_called_from(const char *file, unsigned line);
 #define harness_run_daemon(...) HARNESS_CALL_(harness_run_daemon, __VA_ARGS__)
 #define harness_run(...) HARNESS_CALL_(harness_run, __VA_ARGS__)
 #define harness_bus(...) HARNESS_CALL_(harness_bus, __VA_ARGS__)
+#define harness_restart_bus(...) HARNESS_CALL_(harness_restart_bus, __VA_ARGS__)
 #define harness_knob(...) HARNESS_CALL_(harness_knob, __VA_ARGS__)
 #define harness_knob_text(...) HARNESS_CALL_(harness_knob_text, __VA_ARGS__)
 #define harness_set_knob(...) HARNESS_CALL_(harness_set_knob, __VA_ARGS__)

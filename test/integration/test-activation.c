@@ -61,17 +61,10 @@ static int notify_fd = -1;
  * does for a unit, which runs one instance at a time. */
 static void setup_bus(bool serialized) {
         char services[PATH_MAX], file[PATH_MAX + 64], exec[6 * PATH_MAX + 256], text[16384], extra[PATH_MAX + 512];
-        char conf[PATH_MAX + 32], socket_path[PATH_MAX + 16];
-        int pipefd[2];
-        ssize_t n;
 
         harness_setup(&h, NULL);
         n_activated = 0;
         harness_write_fast_config(&h, "1h", NULL, NULL);
-        kill(h.bus_pid, SIGTERM);
-        cr_assert_eq(waitpid(h.bus_pid, NULL, 0), h.bus_pid);
-        h.bus_pid = 0;
-
         snprintf(services, sizeof services, "%s/services", h.dir);
         cr_assert_eq(mkdir(services, 0755), 0);
         /* The daemon's output goes to its log through sh: the bus would keep it otherwise. */
@@ -98,40 +91,8 @@ static void setup_bus(bool serialized) {
         snprintf(file, sizeof file, "%s/org.kata.KsmThrottler.service", services);
         write_text(file, text);
 
-        read_text(SOURCE_ROOT "/test/data/system-bus.conf.in", text, sizeof text);
-        replace(text, sizeof text, "@DIR@", h.dir);
-        replace(text, sizeof text, "@POLICY@", SOURCE_ROOT "/dbus/org.kata.KsmThrottler.conf");
         snprintf(extra, sizeof extra, "  <servicedir>%s</servicedir>\n", services);
-        replace(text, sizeof text, "@EXTRA@", extra);
-        snprintf(conf, sizeof conf, "%s/bus-activation.conf", h.dir);
-        write_text(conf, text);
-        snprintf(socket_path, sizeof socket_path, "%s/bus", h.dir);
-        unlink(socket_path);
-
-        cr_assert_eq(pipe(pipefd), 0);
-        h.bus_pid = fork();
-        cr_assert_geq(h.bus_pid, 0);
-        if (h.bus_pid == 0) {
-                char log_path[PATH_MAX + 16];
-                int log_fd;
-                close(pipefd[0]);
-                dup2(pipefd[1], 3);
-                snprintf(log_path, sizeof log_path, "%s/bus.log", h.dir);
-                log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-                if (log_fd >= 0) {
-                        dup2(log_fd, STDOUT_FILENO);
-                        dup2(log_fd, STDERR_FILENO);
-                }
-                execlp("dbus-daemon", "dbus-daemon", "--config-file", conf, "--nofork", "--print-address=3", "--nosyslog",
-                       (char *) NULL);
-                _exit(127);
-        }
-        close(pipefd[1]);
-        n = read(pipefd[0], h.bus_address, sizeof h.bus_address - 1);
-        close(pipefd[0]);
-        cr_assert_gt(n, 0, "dbus-daemon did not start");
-        h.bus_address[n] = '\0';
-        h.bus_address[strcspn(h.bus_address, "\n")] = '\0';
+        harness_restart_bus(&h, extra);
 }
 
 static void setup(void) {

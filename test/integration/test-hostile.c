@@ -298,69 +298,6 @@ static void daemon_unique_name(char *buf, size_t size) {
         "  <policy user=\"root\"><allow own=\"org.freedesktop.PolicyKit1\"/></policy>\n"                                 \
         "  <policy context=\"default\"><allow send_destination=\"org.freedesktop.PolicyKit1\"/></policy>\n"
 
-/* Replaces the harness's bus by one with extra configuration, on the same socket path. */
-static void restart_bus(const char *extra) {
-        char template[8192], config[16384], config_path[PATH_MAX + 32], socket_path[PATH_MAX + 32];
-        int pipefd[2];
-        ssize_t n;
-
-        kill(h.bus_pid, SIGTERM);
-        waitpid(h.bus_pid, NULL, 0);
-        h.bus_pid = 0;
-        snprintf(socket_path, sizeof socket_path, "%s/bus", h.dir);
-        unlink(socket_path);
-
-        read_file(SOURCE_ROOT "/test/data/system-bus.conf.in", template, sizeof template);
-        /* Substitute @DIR@, @POLICY@ and @EXTRA@. */
-        {
-                const char *keys[] = { "@DIR@", "@POLICY@", "@EXTRA@" };
-                const char *values[] = { h.dir, SOURCE_ROOT "/dbus/org.kata.KsmThrottler.conf", extra };
-                size_t used = 0;
-                for (const char *t = template; *t;) {
-                        const char *value = NULL;
-                        size_t skip = 1;
-                        for (size_t k = 0; k < 3; k++)
-                                if (strncmp(t, keys[k], strlen(keys[k])) == 0)
-                                        value = values[k], skip = strlen(keys[k]);
-                        size_t len = value ? strlen(value) : 1;
-                        cr_assert_lt(used + len, sizeof config);
-                        memcpy(config + used, value ?: t, len);
-                        used += len;
-                        t += skip;
-                }
-                config[used] = '\0';
-        }
-        snprintf(config_path, sizeof config_path, "%s/bus-lax.conf", h.dir);
-        FILE *f = fopen(config_path, "we");
-        cr_assert_not_null(f);
-        fputs(config, f);
-        cr_assert_eq(fclose(f), 0);
-
-        cr_assert_eq(pipe2(pipefd, O_CLOEXEC), 0);
-        h.bus_pid = fork();
-        cr_assert_geq(h.bus_pid, 0);
-        if (h.bus_pid == 0) {
-                char log_path[PATH_MAX + 32];
-                int log_fd;
-                dup2(pipefd[1], 3);
-                /* Its complaints, and the output of what it activates, go to a log. */
-                snprintf(log_path, sizeof log_path, "%s/bus.log", h.dir);
-                log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-                if (log_fd >= 0) {
-                        dup2(log_fd, STDOUT_FILENO);
-                        dup2(log_fd, STDERR_FILENO);
-                }
-                execlp("dbus-daemon", "dbus-daemon", "--config-file", config_path, "--nofork", "--print-address=3",
-                       "--nosyslog", (char *) NULL);
-                _exit(127);
-        }
-        close(pipefd[1]);
-        n = read(pipefd[0], h.bus_address, sizeof h.bus_address - 1);
-        close(pipefd[0]);
-        cr_assert_gt(n, 0, "dbus-daemon did not start");
-        h.bus_address[n] = '\0';
-        h.bus_address[strcspn(h.bus_address, "\n")] = '\0';
-}
 
 /* A verdict counts only from the current owner of org.freedesktop.PolicyKit1. */
 Test(hostile, a_forged_polkit_verdict_is_refused) {
@@ -370,7 +307,7 @@ Test(hostile, a_forged_polkit_verdict_is_refused) {
         int status;
 
         /* As a laxer system bus might: replies nobody asked for pass. */
-        restart_bus(POLKIT_POLICY "  <policy context=\"default\">\n"
+        harness_restart_bus(&h, POLKIT_POLICY "  <policy context=\"default\">\n"
                                   "    <allow send_type=\"method_return\" send_requested_reply=\"false\"/>\n"
                                   "    <allow receive_type=\"method_return\" receive_requested_reply=\"false\"/>\n"
                                   "  </policy>\n");
@@ -493,7 +430,7 @@ Test(hostile, verdicts_of_an_activated_and_of_a_restarted_polkit_count) {
         fputs(service, f);
         cr_assert_eq(fclose(f), 0);
         snprintf(extra, sizeof extra, "%s  <servicedir>%s</servicedir>\n", POLKIT_POLICY, dir);
-        restart_bus(extra);
+        harness_restart_bus(&h, extra);
 
         harness_write_fast_config(&h, "1h", NULL, NULL);
         harness_start_daemon(&h, NULL); /* polkit is not running yet */

@@ -531,14 +531,8 @@ Test(trigger, kick_answered_unknown_object_by_a_starting_throttler_is_retried) {
 /* Replaces the harness's bus by one that activates the throttler from an activation
  * file, as the system bus does (there through systemd). */
 static void restart_bus_with_activation(void) {
-        char services[PATH_MAX], file[PATH_MAX + 64], conf_in[16384], conf[20000], extra[PATH_MAX + 64];
-        char conf_path[PATH_MAX + 16];
+        char services[PATH_MAX], file[PATH_MAX + 64], extra[PATH_MAX + 64];
         FILE *f;
-        int pipefd[2];
-
-        kill(h.bus_pid, SIGTERM);
-        cr_assert_eq(waitpid(h.bus_pid, NULL, 0), h.bus_pid);
-        h.bus_pid = 0;
 
         path_in(services, sizeof services, "services");
         cr_assert_eq(mkdir(services, 0755), 0);
@@ -548,54 +542,8 @@ static void restart_bus_with_activation(void) {
         fprintf(f, "[D-BUS Service]\nName=org.kata.KsmThrottler\nExec=%s --config %s --ksm-dir %s --meminfo %s --runtime-dir %s\n"
                    "User=root\n", KSM_THROTTLER_PATH, h.config, h.ksm_dir, h.meminfo, h.runtime_dir);
         cr_assert_eq(fclose(f), 0);
-
-        f = fopen(SOURCE_ROOT "/test/data/system-bus.conf.in", "re");
-        cr_assert_not_null(f);
-        conf_in[fread(conf_in, 1, sizeof conf_in - 1, f)] = '\0';
-        fclose(f);
         snprintf(extra, sizeof extra, "<servicedir>%s</servicedir>", services);
-        size_t used = 0;
-        for (const char *p = conf_in; *p;) {
-                const char *value = NULL;
-                size_t skip = 0;
-                if (strncmp(p, "@DIR@", 5) == 0)
-                        value = h.dir, skip = 5;
-                else if (strncmp(p, "@POLICY@", 8) == 0)
-                        value = SOURCE_ROOT "/dbus/org.kata.KsmThrottler.conf", skip = 8;
-                else if (strncmp(p, "@EXTRA@", 7) == 0)
-                        value = extra, skip = 7;
-                if (value) {
-                        used += (size_t) snprintf(conf + used, sizeof conf - used, "%s", value);
-                        p += skip;
-                } else if (used < sizeof conf - 1)
-                        conf[used++] = *p++;
-                cr_assert_lt(used, sizeof conf - 1);
-        }
-        conf[used] = '\0';
-        path_in(conf_path, sizeof conf_path, "bus-activation.conf");
-        f = fopen(conf_path, "we");
-        cr_assert_not_null(f);
-        fputs(conf, f);
-        cr_assert_eq(fclose(f), 0);
-
-        char bus_socket[PATH_MAX];
-        path_in(bus_socket, sizeof bus_socket, "bus");
-        unlink(bus_socket);
-        cr_assert_eq(pipe2(pipefd, O_CLOEXEC), 0);
-        h.bus_pid = fork();
-        cr_assert_geq(h.bus_pid, 0);
-        if (h.bus_pid == 0) {
-                dup2(pipefd[1], 3);
-                execlp("dbus-daemon", "dbus-daemon", "--config-file", conf_path, "--nofork", "--print-address=3", "--nosyslog",
-                       (char *) NULL);
-                _exit(127);
-        }
-        close(pipefd[1]);
-        ssize_t n = read(pipefd[0], h.bus_address, sizeof h.bus_address - 1);
-        close(pipefd[0]);
-        cr_assert_gt(n, 0, "dbus-daemon with activation did not start");
-        h.bus_address[n] = '\0';
-        h.bus_address[strcspn(h.bus_address, "\n")] = '\0';
+        harness_restart_bus(&h, extra);
 }
 
 /* A bus that activates the throttler, and the trigger watching sbs/ with no debounce.
