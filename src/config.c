@@ -70,15 +70,7 @@ static int parse_smart_scan_field(const char *value, const struct config_key *ke
 }
 
 static int parse_absolute_path_field(const char *value, const struct config_key *key, void *field) {
-        char *copy;
-        if (value[0] != '/')
-                return -EINVAL;
-        copy = strdup(value);
-        if (!copy)
-                return -ENOMEM;
-        free(*(char **) field);
-        *(char **) field = copy;
-        return 0;
+        return parse_absolute_path(value, (char **) field);
 }
 
 #define KEY(section_, key_, parse_, field, min_, max_, expected_, ...)                                              \

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -130,6 +131,18 @@ int parse_duration_usec(const char *s, uint64_t *ret) {
         if (!any)
                 return -EINVAL;
         *ret = total;
+        return 0;
+}
+
+int parse_absolute_path(const char *s, char **ret) {
+        char *copy;
+        if (s[0] != '/')
+                return -EINVAL;
+        copy = strdup(s);
+        if (!copy)
+                return -ENOMEM;
+        free(*ret);
+        *ret = copy;
         return 0;
 }
 

@@ -29,5 +29,9 @@ int parse_duration_usec(const char *s, uint64_t *ret);
 /* yes/no, true/false, on/off, 1/0. */
 int parse_boolean(const char *s, bool *ret);
 
+/* An absolute path: *ret is replaced by a copy of s (the old value freed); -EINVAL if s
+ * does not start with '/', and *ret is then left as it was. */
+int parse_absolute_path(const char *s, char **ret);
+
 /* Formats a duration the way parse_duration_usec reads it back, e.g. "2min 30s", "500ms". */
 const char *format_duration_usec(char *buf, size_t size, uint64_t usec);

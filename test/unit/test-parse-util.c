@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Strict parsers: durations, integers from config and sysfs, booleans. */
+/* Strict parsers: durations, integers from config and sysfs, booleans, absolute paths. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "parse-util.h"
 
@@ -182,4 +183,19 @@ Test(parse_boolean, rejects_other_words) {
                 cr_assert_eq(parse_boolean(bad[i], &b), -EINVAL, "parse_boolean(\"%s\") accepted", bad[i]);
                 cr_assert(b);
         }
+}
+
+Test(parse_absolute_path, replaces_the_value_only_with_an_absolute_path) {
+        char *path = NULL;
+
+        cr_assert_eq(parse_absolute_path("/sys/kernel/mm/ksm", &path), 0);
+        cr_assert_str_eq(path, "/sys/kernel/mm/ksm");
+        cr_assert_eq(parse_absolute_path("/tmp/ksm", &path), 0);
+        cr_assert_str_eq(path, "/tmp/ksm", "a second value should replace the first");
+        /* A relative path would depend on the daemon's working directory: refused, and the
+         * value set before stays. */
+        cr_assert_eq(parse_absolute_path("tmp/ksm", &path), -EINVAL);
+        cr_assert_eq(parse_absolute_path("", &path), -EINVAL);
+        cr_assert_str_eq(path, "/tmp/ksm", "a refused path changed the value");
+        free(path);
 }

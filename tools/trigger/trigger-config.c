@@ -124,15 +124,7 @@ static int parse_pressure(struct trigger_config *c, const char *value) {
 }
 
 static int parse_pressure_file(struct trigger_config *c, const char *value) {
-        char *copy;
-        if (value[0] != '/')
-                return -EINVAL;
-        copy = strdup(value);
-        if (!copy)
-                return -ENOMEM;
-        free(c->pressure_file);
-        c->pressure_file = copy;
-        return 0;
+        return parse_absolute_path(value, &c->pressure_file);
 }
 
 static int parse_duration_between(const char *value, uint64_t min, uint64_t max, uint64_t *ret) {
