@@ -814,6 +814,17 @@ void harness_start_aggressive(struct harness *h) {
         sd_bus_flush_close_unref(bus);
 }
 
+sd_bus *harness_start_in_standard(struct harness *h) {
+        sd_bus *bus;
+
+        harness_write_fast_config(h, "300ms", "1h", NULL);
+        harness_start_daemon(h, NULL);
+        bus = harness_bus(h);
+        harness_kick(bus);
+        cr_assert(harness_wait_state(bus, "standard", 10), "the daemon never reached standard after a kick");
+        return bus;
+}
+
 void harness_assert_knobs(struct harness *h, uint32_t run, uint32_t pages, uint32_t sleep_ms, const char *when) {
         uint32_t now;
         now = harness_knob(h, "run");

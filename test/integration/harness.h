@@ -48,8 +48,23 @@ void harness_start_daemon(struct harness *h, ...);
 /* The common start of a test: a schedule whose aggressive state lasts an hour, the
  * daemon started, and one kick (from root) so that it is aggressive. */
 void harness_start_aggressive(struct harness *h);
+/* Likewise in standard, which lasts an hour: aggressive lasts 300 ms after the kick.
+ * Returns a client connection, for the test to go on with. */
+sd_bus *harness_start_in_standard(struct harness *h);
 /* Asserts the three knobs the schedule writes; when says at what point. */
 void harness_assert_knobs(struct harness *h, uint32_t run, uint32_t pages, uint32_t sleep_ms, const char *when);
+
+/* The usual suite: each test gets harness (a struct harness the file defines) set up
+ * as harness_setup(&harness, advisor) does, and torn down after it. Expands to a
+ * Criterion TestSuite(name, ...). */
+#define HARNESS_SUITE(name, harness, advisor, timeout_sec)                          \
+        static void name##_setup(void) {                                            \
+                harness_setup(&(harness), (advisor));                               \
+        }                                                                           \
+        static void name##_teardown(void) {                                         \
+                harness_teardown(&(harness));                                       \
+        }                                                                           \
+        TestSuite(name, .init = name##_setup, .fini = name##_teardown, .timeout = (timeout_sec))
 
 /* Sends sig and waits for the exit; returns the exit status (or 128+signal). */
 int harness_stop_daemon(struct harness *h, int sig);
@@ -115,6 +130,7 @@ void harness_called_from(const char *file, unsigned line);
 #define harness_write_fast_config(...) HARNESS_CALL_(harness_write_fast_config, __VA_ARGS__)
 #define harness_start_daemon(...) HARNESS_CALL_(harness_start_daemon, __VA_ARGS__)
 #define harness_start_aggressive(...) HARNESS_CALL_(harness_start_aggressive, __VA_ARGS__)
+#define harness_start_in_standard(...) HARNESS_CALL_(harness_start_in_standard, __VA_ARGS__)
 #define harness_assert_knobs(...) HARNESS_CALL_(harness_assert_knobs, __VA_ARGS__)
 #define harness_stop_daemon(...) HARNESS_CALL_(harness_stop_daemon, __VA_ARGS__)
 #define harness_run_daemon(...) HARNESS_CALL_(harness_run_daemon, __VA_ARGS__)

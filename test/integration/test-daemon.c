@@ -20,20 +20,8 @@
 
 static struct harness h;
 
-static void teardown(void) {
-        harness_teardown(&h);
-}
-
-static void setup_plain(void) {
-        harness_setup(&h, NULL);
-}
-
-static void setup_advisor(void) {
-        harness_setup(&h, "[none] scan-time\n");
-}
-
-TestSuite(daemon, .init = setup_plain, .fini = teardown, .timeout = 60);
-TestSuite(advisor, .init = setup_advisor, .fini = teardown, .timeout = 60);
+HARNESS_SUITE(daemon, h, NULL, 60);
+HARNESS_SUITE(advisor, h, "[none] scan-time\n", 60);
 
 static void assert_knobs(uint32_t run, uint32_t pages, uint32_t sleep_ms, const char *when) {
         harness_assert_knobs(&h, run, pages, sleep_ms, when);
@@ -391,11 +379,7 @@ Test(daemon, failed_write_fails_kick_and_keeps_state) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus *bus;
 
-        harness_write_fast_config(&h, "300ms", "1h", NULL);
-        harness_start_daemon(&h, NULL);
-        bus = harness_bus(&h);
-        harness_kick(bus);
-        cr_assert(harness_wait_state(bus, "standard", 10), "never reached standard");
+        bus = harness_start_in_standard(&h);
 
         /* The kick must write pages_to_scan, then sleep_millisecs, which now fails with EISDIR. */
         snprintf(path, sizeof path, "%s/sleep_millisecs", h.ksm_dir);

@@ -28,15 +28,7 @@
 
 static struct harness h;
 
-static void setup(void) {
-        harness_setup(&h, NULL);
-}
-
-static void teardown(void) {
-        harness_teardown(&h);
-}
-
-TestSuite(hostile, .init = setup, .fini = teardown, .timeout = 120);
+HARNESS_SUITE(hostile, h, NULL, 120);
 
 static void sleep_ms(long ms) {
         struct timespec delay = { ms / 1000, (ms % 1000) * 1000 * 1000 };

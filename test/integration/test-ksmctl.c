@@ -19,15 +19,7 @@
 
 static struct harness h;
 
-static void setup(void) {
-        harness_setup(&h, NULL);
-}
-
-static void teardown(void) {
-        harness_teardown(&h);
-}
-
-TestSuite(ksmctl, .init = setup, .fini = teardown, .timeout = 60);
+HARNESS_SUITE(ksmctl, h, NULL, 60);
 
 static int ksmctl(bool as_nobody, char *output, size_t size, const char *verb, const char *option) {
         const char *argv[] = { KSMCTL_PATH, verb, option, NULL };

@@ -15,15 +15,7 @@
 
 static struct harness h;
 
-static void setup(void) {
-        harness_setup(&h, NULL);
-}
-
-static void teardown(void) {
-        harness_teardown(&h);
-}
-
-TestSuite(polkit, .init = setup, .fini = teardown, .timeout = 60);
+HARNESS_SUITE(polkit, h, NULL, 60);
 
 static const char *const busctl_kick[] = { "busctl", "call", "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
                                            "org.kata.KsmThrottler", "Kick", NULL };

@@ -150,11 +150,7 @@ Test(recovery, missing_knob_fails_the_kick_naming_it) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus *bus;
 
-        harness_write_fast_config(&h, "300ms", "1h", NULL);
-        harness_start_daemon(&h, NULL);
-        bus = harness_bus(&h);
-        harness_kick(bus);
-        cr_assert(harness_wait_state(bus, "standard", 10));
+        bus = harness_start_in_standard(&h);
         snprintf(path, sizeof path, "%s/sleep_millisecs", h.ksm_dir);
         cr_assert_eq(unlink(path), 0);
         cr_assert_lt(sd_bus_call_method(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler",
