@@ -16,8 +16,7 @@
 #include <systemd/sd-bus.h>
 #include <time.h>
 
-#define NAME "org.kata.KsmThrottler"
-#define PATH "/org/kata/KsmThrottler"
+#include "bus-names.h"
 
 static double now_ms(void) {
         struct timespec ts;
@@ -43,7 +42,8 @@ static int flood(double seconds, unsigned n_connections) {
                 for (unsigned i = 0; i < 256; i++) {
                         sd_bus *bus = buses[sent % n_connections];
                         sd_bus_message *m = NULL;
-                        r = sd_bus_message_new_method_call(bus, &m, NAME, PATH, NAME, "Kick");
+                        r = sd_bus_message_new_method_call(bus, &m, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH,
+                                                           KSM_THROTTLER_INTERFACE, "Kick");
                         if (r >= 0)
                                 r = sd_bus_message_set_expect_reply(m, false);
                         if (r >= 0)
@@ -96,15 +96,15 @@ static int probe(unsigned count, unsigned interval_ms) {
                 sd_bus_error error = SD_BUS_ERROR_NULL;
                 char *state = NULL;
                 double start = now_ms();
-                r = sd_bus_get_property_string(bus, NAME, PATH, NAME, "State", &error, &state);
+                r = sd_bus_get_property_string(bus, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH,
+                                               KSM_THROTTLER_INTERFACE, "State", &error, &state);
                 state_ms[i] = now_ms() - start;
                 state_failed += r < 0;
                 free(state);
                 sd_bus_error_free(&error);
 
                 start = now_ms();
-                r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                       "GetId", &error, NULL, NULL);
+                r = sd_bus_call_method(bus, DBUS_DRIVER_NAME, DBUS_DRIVER_PATH, DBUS_DRIVER_INTERFACE, "GetId", &error, NULL, NULL);
                 bus_ms[i] = now_ms() - start;
                 bus_failed += r < 0;
                 sd_bus_error_free(&error);

@@ -511,7 +511,7 @@ void harness_start_daemon(struct harness *h, ...) {
                 if (owned > 0) {
                         /* Owning the name comes before recovery and READY=1; an answered Ping
                          * means the daemon is serving. */
-                        int r = sd_bus_call_method(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
+                        int r = sd_bus_call_method(bus, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH,
                                                    "org.freedesktop.DBus.Peer", "Ping", &error, NULL, NULL);
                         cr_assert_geq(r, 0, "the daemon owns its name but does not answer: %s",
                                       error.message ?: strerror(-r));
@@ -522,7 +522,7 @@ void harness_start_daemon(struct harness *h, ...) {
                 nanosleep(&delay, NULL);
         }
         sd_bus_flush_close_unref(bus);
-        cr_assert_fail("the daemon did not own org.kata.KsmThrottler within 30 s");
+        cr_assert_fail("the daemon did not own " KSM_THROTTLER_BUS_NAME " within 30 s");
 }
 
 int harness_stop_daemon(struct harness *h, int sig) {
@@ -607,7 +607,7 @@ void harness_get_state(sd_bus *bus, char *buf, size_t size) {
         char *state = NULL;
         int r;
 
-        r = sd_bus_get_property_string(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler",
+        r = sd_bus_get_property_string(bus, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH, KSM_THROTTLER_INTERFACE,
                                        "State", &error, &state);
         cr_assert_geq(r, 0, "Get State failed: %s", error.message ?: strerror(-r));
         snprintf(buf, size, "%s", state);
@@ -630,7 +630,7 @@ bool harness_wait_state(sd_bus *bus, const char *state, double timeout_sec) {
 
 void harness_kick(sd_bus *bus) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r = sd_bus_call_method(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler", "Kick",
+        int r = sd_bus_call_method(bus, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH, KSM_THROTTLER_INTERFACE, "Kick",
                                    &error, NULL, NULL);
         cr_assert_geq(r, 0, "Kick failed: %s: %s", error.name, error.message);
         sd_bus_error_free(&error);
@@ -639,8 +639,8 @@ void harness_kick(sd_bus *bus) {
 uint64_t harness_get_u64(sd_bus *bus, const char *property) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         uint64_t value = 0;
-        int r = sd_bus_get_property_trivial(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
-                                            "org.kata.KsmThrottler", property, &error, 't', &value);
+        int r = sd_bus_get_property_trivial(bus, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH,
+                                            KSM_THROTTLER_INTERFACE, property, &error, 't', &value);
         cr_assert_geq(r, 0, "Get %s failed: %s", property, error.message ?: strerror(-r));
         sd_bus_error_free(&error);
         return value;
@@ -650,8 +650,8 @@ pid_t harness_owner_pid(sd_bus *bus) {
         sd_bus_message *reply = NULL;
         uint32_t pid = 0;
 
-        if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                               "GetConnectionUnixProcessID", NULL, &reply, "s", "org.kata.KsmThrottler") < 0)
+        if (sd_bus_call_method(bus, DBUS_DRIVER_NAME, DBUS_DRIVER_PATH, DBUS_DRIVER_INTERFACE,
+                               "GetConnectionUnixProcessID", NULL, &reply, "s", KSM_THROTTLER_BUS_NAME) < 0)
                 return 0;
         cr_assert_geq(sd_bus_message_read(reply, "u", &pid), 0);
         sd_bus_message_unref(reply);
@@ -769,8 +769,8 @@ static int kick_as_nobody_child(struct harness *h, unsigned n, bool interactive,
                 return 3;
         sd_bus_set_allow_interactive_authorization(bus, interactive);
         for (unsigned i = 0; i < n; i++)
-                if (sd_bus_call_method_async(bus, NULL, "org.kata.KsmThrottler", "/org/kata/KsmThrottler",
-                                             "org.kata.KsmThrottler", "Kick", on_kick_reply, &results[i], NULL) < 0)
+                if (sd_bus_call_method_async(bus, NULL, KSM_THROTTLER_BUS_NAME, KSM_THROTTLER_OBJECT_PATH,
+                                             KSM_THROTTLER_INTERFACE, "Kick", on_kick_reply, &results[i], NULL) < 0)
                         return 4;
         while (done < n) {
                 if (sd_bus_process(bus, NULL) == 0 && sd_bus_wait(bus, UINT64_MAX) < 0)
