@@ -68,7 +68,7 @@ static int scan(sd_bus *bus, struct ksm_accounting *ret) {
         };
         int r = ksm_accounting_scan(&o, ret);
         if (r < 0)
-                log_error("cannot scan the processes in %s: %s", arg_proc_dir, strerror(-r));
+                log_error_errno(r, "cannot scan the processes in %s: %m", arg_proc_dir);
         return r;
 }
 
@@ -336,7 +336,7 @@ int verb_metrics(sd_bus *unused, int argc, char *argv[]) {
         if (arg_output) {
                 r = write_metrics_atomically(arg_output, &in);
                 if (r < 0)
-                        log_error("cannot write %s: %s", arg_output, strerror(-r));
+                        log_error_errno(r, "cannot write %s: %m", arg_output);
         } else
                 r = ksm_metrics_write(stdout, &in);
         if (r < 0)

@@ -172,7 +172,7 @@ static int on_state_changed(sd_bus_message *message, void *userdata, sd_bus_erro
                 return 0;
         r = sd_bus_message_read(message, "ss", &state, &previous);
         if (r < 0) {
-                log_error("ignoring a malformed StateChanged signal: %s", strerror(-r));
+                log_error_errno(r, "ignoring a malformed StateChanged signal: %m");
                 return 0;
         }
         /* A kick from initial shows as its kick first, then the state it caused. */
@@ -266,7 +266,7 @@ static int subscribe(struct monitor *m) {
         for (size_t i = 0; i < sizeof matches / sizeof matches[0]; i++) {
                 r = sd_bus_add_match(m->bus, NULL, matches[i].rule, matches[i].handler, m);
                 if (r < 0) {
-                        log_error("failed to subscribe to signals (%s): %s", matches[i].rule, strerror(-r));
+                        log_error_errno(r, "failed to subscribe to signals (%s): %m", matches[i].rule);
                         return r;
                 }
         }
@@ -312,7 +312,7 @@ int verb_monitor(sd_bus *bus, int argc, char *argv[]) {
         sigaddset(&exit_signals, SIGINT);
         sigaddset(&exit_signals, SIGTERM);
         if (sigprocmask(SIG_BLOCK, &exit_signals, NULL) < 0) {
-                log_error("failed to block SIGINT and SIGTERM: %s", strerror(errno));
+                log_error_errno(errno, "failed to block SIGINT and SIGTERM: %m");
                 return KSMT_EXIT_FAILED;
         }
 
@@ -322,7 +322,7 @@ int verb_monitor(sd_bus *bus, int argc, char *argv[]) {
         if (r >= 0)
                 r = sd_event_add_signal(event, NULL, SIGTERM, on_exit_signal, NULL);
         if (r < 0) {
-                log_error("failed to set up the event loop: %s", strerror(-r));
+                log_error_errno(r, "failed to set up the event loop: %m");
                 return KSMT_EXIT_FAILED;
         }
 
@@ -338,13 +338,13 @@ int verb_monitor(sd_bus *bus, int argc, char *argv[]) {
 
         r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0) {
-                log_error("failed to attach the bus to the event loop: %s", strerror(-r));
+                log_error_errno(r, "failed to attach the bus to the event loop: %m");
                 return KSMT_EXIT_FAILED;
         }
         r = sd_event_loop(event);
         (void) sd_bus_detach_event(bus);
         if (r < 0) {
-                log_error("event loop failed: %s", strerror(-r));
+                log_error_errno(r, "event loop failed: %m");
                 return KSMT_EXIT_FAILED;
         }
         return r;

@@ -11,20 +11,35 @@
 #include "ksmctl.h"
 #include "parse-util.h"
 
+static void log_errorv(int error, const char *format, va_list ap) {
+        fputs("ksmctl: ", stderr);
+        errno = error; /* what %m names */
+        vfprintf(stderr, format, ap);
+        fputc('\n', stderr);
+}
+
 void log_error(const char *format, ...) {
         va_list ap;
 
-        fputs("ksmctl: ", stderr);
         va_start(ap, format);
-        vfprintf(stderr, format, ap);
+        log_errorv(errno, format, ap);
         va_end(ap);
-        fputc('\n', stderr);
+}
+
+int log_error_errno(int error, const char *format, ...) {
+        va_list ap;
+
+        error = error < 0 ? -error : error;
+        va_start(ap, format);
+        log_errorv(error, format, ap);
+        va_end(ap);
+        return -error;
 }
 
 int connect_bus(sd_bus **ret) {
         int r = ksmt_bus_open(ret);
         if (r < 0) {
-                log_error("cannot connect to the system bus: %s", strerror(-r));
+                log_error_errno(r, "cannot connect to the system bus: %m");
                 return KSMT_EXIT_NOT_RUNNING;
         }
         return KSMT_EXIT_OK;
@@ -40,7 +55,7 @@ int report_call_failure(const char *action, const sd_bus_error *error, int r) {
 
 int report_read_failure(const char *action, const char *call, const sd_bus_error *error, int r) {
         if (!sd_bus_error_is_set(error) && (r == -EBADMSG || r == -ENXIO)) {
-                log_error("unexpected reply from ksm-throttler to %s: %s", call, strerror(-r));
+                log_error_errno(r, "unexpected reply from ksm-throttler to %s: %m", call);
                 return KSMT_EXIT_FAILED;
         }
         return report_call_failure(action, error, r);
@@ -98,7 +113,7 @@ int print_json(json_t *json) {
         r = json_dumpf(json, stdout, flags);
         json_decref(json);
         if (r < 0 || fputc('\n', stdout) == EOF) {
-                log_error("failed to write output: %s", strerror(errno));
+                log_error_errno(errno, "failed to write output: %m");
                 return KSMT_EXIT_FAILED;
         }
         return KSMT_EXIT_OK;
@@ -106,7 +121,7 @@ int print_json(json_t *json) {
 
 int finish_output(void) {
         if (fflush(stdout) != 0 || ferror(stdout)) {
-                log_error("failed to write output: %s", strerror(errno));
+                log_error_errno(errno, "failed to write output: %m");
                 return KSMT_EXIT_FAILED;
         }
         return KSMT_EXIT_OK;

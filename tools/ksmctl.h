@@ -41,6 +41,8 @@ int verb_metrics(sd_bus *bus, int argc, char *argv[]);
 
 /* "ksmctl: message" on stderr. */
 void log_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+/* The same with %m naming error (negative or positive); returns -abs(error). */
+int log_error_errno(int error, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
 /* Connects to the system bus; says why not and returns the exit status. */
 int connect_bus(sd_bus **ret);

@@ -206,8 +206,10 @@ int main(int argc, char *argv[]) {
         r = parse_arguments(argc, argv, &args);
         if (r <= 0)
                 return -r;
-        if (trigger_config_init(&config) < 0)
-                return log_error("Out of memory"), EXIT_FAILURE;
+        if (trigger_config_init(&config) < 0) {
+                log_oom();
+                return EXIT_FAILURE;
+        }
         if (trigger_config_load(&config, args.config_path, args.config_required) < 0) {
                 log_error("Invalid configuration, not starting");
                 trigger_config_done(&config);

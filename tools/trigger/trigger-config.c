@@ -192,12 +192,12 @@ static const struct trigger_key *key_by_name(const char *name) {
 int trigger_config_set(struct trigger_config *c, const struct trigger_key *key, const char *value, const char *where) {
         int r = key->parse(c, value);
         if (r == -ENOMEM)
-                return log_error_errno(r, "Out of memory");
+                return log_oom();
         if (r == -E2BIG && strcmp(key->key, "Watch") == 0)
-                return log_error("%s: too many directories to watch (at most %d)", where, TRIGGER_WATCH_MAX), -EINVAL;
+                return log_error_errno(EINVAL, "%s: too many directories to watch (at most %d)", where, TRIGGER_WATCH_MAX);
         if (r < 0)
-                return log_error("%s: invalid value \"%s\" for %s: expected %s", where, value, key->key, key->expected),
-                       -EINVAL;
+                return log_error_errno(EINVAL, "%s: invalid value \"%s\" for %s: expected %s", where, value, key->key,
+                                       key->expected);
         return 0;
 }
 
