@@ -2,11 +2,11 @@
 #define HARNESS_IMPLEMENTATION
 #include "harness.h"
 #include "ksmt-client.h"
+#include "test-files.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -179,10 +179,7 @@ __attribute__((constructor)) static void lock_real_ksm(void) {
 #endif
 
 static void write_file(const char *path, const char *text) {
-        FILE *f = fopen(path, "we");
-        cr_assert_not_null(f, "cannot create %s: %s", path, strerror(errno));
-        fputs(text, f);
-        cr_assert_eq(fclose(f), 0);
+        test_write_file(path, text, 0644);
 }
 
 static void path_join(char *buf, size_t size, const char *dir, const char *name) {
@@ -279,7 +276,7 @@ void harness_setup(struct harness *h, const char *advisor) {
         *h = (struct harness) {};
         test_failed = false;
         snprintf(h->dir, sizeof h->dir, "/tmp/ksm-throttler-test.XXXXXX");
-        cr_assert_not_null(mkdtemp(h->dir));
+        test_mkdtemp(h->dir);
         /* Reachable by the unprivileged test user (uid 65534). */
         cr_assert_eq(chmod(h->dir, 0755), 0);
 
@@ -318,11 +315,6 @@ void harness_setup(struct harness *h, const char *advisor) {
 void harness_use_real_ksm(struct harness *h) {
         snprintf(h->ksm_dir, sizeof h->ksm_dir, "/sys/kernel/mm/ksm");
         snprintf(h->meminfo, sizeof h->meminfo, "/proc/meminfo");
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void) st, (void) flag, (void) ftw;
-        return remove(path);
 }
 
 static int wait_exit(pid_t pid, double timeout_sec) {
@@ -368,7 +360,7 @@ void harness_teardown(struct harness *h) {
         stop_process(&h->polkit_pid, SIGTERM);
         stop_process(&h->bus_pid, SIGTERM);
         if (h->dir[0] && getenv("KSM_THROTTLER_TEST_KEEP") == NULL)
-                nftw(h->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+                test_rm_rf(h->dir);
 }
 
 void harness_write_config(struct harness *h, const char *text) {

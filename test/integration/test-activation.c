@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "test-files.h"
 
 static struct harness h;
 /* The daemons the bus started for this test (children of dbus-daemon, stopped by PID). */
@@ -26,13 +27,6 @@ static size_t n_activated;
 static void sleep_ms(long ms) {
         struct timespec delay = { ms / 1000, (ms % 1000) * 1000 * 1000 };
         nanosleep(&delay, NULL);
-}
-
-static void write_text(const char *path, const char *text) {
-        FILE *f = fopen(path, "we");
-        cr_assert_not_null(f, "cannot create %s: %s", path, strerror(errno));
-        fputs(text, f);
-        cr_assert_eq(fclose(f), 0);
 }
 
 static void read_text(const char *path, char *buf, size_t size) {
@@ -89,7 +83,7 @@ static void setup_bus(bool serialized) {
         read_text(SOURCE_ROOT "/test/data/org.kata.KsmThrottler.service.in", text, sizeof text);
         replace(text, sizeof text, "@EXEC@", exec);
         snprintf(file, sizeof file, "%s/org.kata.KsmThrottler.service", services);
-        write_text(file, text);
+        test_write_file(file, text, 0644);
 
         snprintf(extra, sizeof extra, "  <servicedir>%s</servicedir>\n", services);
         harness_restart_bus(&h, extra);

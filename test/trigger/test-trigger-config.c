@@ -14,27 +14,23 @@
 #include "parse-util.h"
 #include "source-pressure.h"
 #include "trigger-config.h"
+#include "test-files.h"
 
 static char dir[] = "/tmp/ksm-trigger-config.XXXXXX";
 static char path[sizeof dir + 32];
 
 static void setup(void) {
-        cr_assert_not_null(mkdtemp(dir));
+        test_mkdtemp(dir);
         snprintf(path, sizeof path, "%s/trigger.conf", dir);
         cr_redirect_stderr();
 }
 
 static void teardown(void) {
-        char cmd[sizeof dir + 16];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-        (void) system(cmd);
+        test_rm_rf(dir);
 }
 
 static void write_text(const char *file, const char *text) {
-        FILE *f = fopen(file, "we");
-        cr_assert_not_null(f);
-        fputs(text, f);
-        fclose(f);
+        test_write_file(file, text, 0644);
 }
 
 TestSuite(trigger_config, .init = setup, .fini = teardown);

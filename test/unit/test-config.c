@@ -3,7 +3,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,37 +12,26 @@
 
 #include "config.h"
 #include "parse-util.h"
+#include "test-files.h"
 
 static char tmpdir[] = "/tmp/test-config-XXXXXX";
 static char conf[PATH_MAX];   /* tmpdir/ksm-throttler.conf */
 static char stderr_text[8192]; /* what the last load_capturing() logged */
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
-
 static void setup(void) {
-        cr_assert_not_null(mkdtemp(tmpdir));
+        test_mkdtemp(tmpdir);
         snprintf(conf, sizeof conf, "%s/ksm-throttler.conf", tmpdir);
 }
 
 static void teardown(void) {
-        nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        test_rm_rf(tmpdir);
 }
 
 TestSuite(config, .init = setup, .fini = teardown);
 
 /* Writes text to tmpdir/name and returns the full path (static buffer, valid until the next call). */
 static const char *write_file(const char *name, const char *text) {
-        static char path[PATH_MAX];
-        FILE *f;
-
-        snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-        f = fopen(path, "we");
-        cr_assert_not_null(f, "cannot create %s", path);
-        cr_assert_geq(fputs(text, f), 0);
-        cr_assert_eq(fclose(f), 0);
-        return path;
+        return test_write_at(tmpdir, name, text);
 }
 
 static void make_dropin_dir(void) {
@@ -54,24 +42,12 @@ static void make_dropin_dir(void) {
 
 /* config_load() with stderr captured into stderr_text. */
 static int load_capturing(struct config *c, const char *path, bool required) {
-        FILE *capture = tmpfile();
-        int saved, r;
-        size_t n;
+        struct stderr_capture capture;
+        int r;
 
-        cr_assert_not_null(capture);
-        fflush(stderr);
-        saved = dup(STDERR_FILENO);
-        cr_assert_geq(saved, 0);
-        dup2(fileno(capture), STDERR_FILENO);
+        stderr_capture_begin(&capture);
         r = config_load(c, path, required);
-        fflush(stderr);
-        dup2(saved, STDERR_FILENO);
-        close(saved);
-
-        rewind(capture);
-        n = fread(stderr_text, 1, sizeof stderr_text - 1, capture);
-        stderr_text[n] = '\0';
-        fclose(capture);
+        stderr_capture_end(&capture, stderr_text, sizeof stderr_text);
         return r;
 }
 

@@ -6,7 +6,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 #include "log.h"
 #include "parse-util.h"
 #include "saved-state.h"
+#include "test-files.h"
 
 /* 400000 kB of AnonPages: aggressive 100000 / 10 pages, clamped to MaxPagesToScan. */
 #define ANON_KB 400000
@@ -59,21 +59,6 @@ static const struct daemon_observer observer = {
         .changed = on_changed,
         .reset = on_reset,
 };
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
-
-static void write_file(const char *dir, const char *name, const char *text) {
-        char path[PATH_MAX + 64];
-        int fd;
-
-        snprintf(path, sizeof path, "%s/%s", dir, name);
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        cr_assert_geq(fd, 0, "cannot create %s", path);
-        cr_assert_eq(write(fd, text, strlen(text)), (ssize_t) strlen(text));
-        close(fd);
-}
 
 static void knob_path(const char *name, char *path, size_t size) {
         snprintf(path, size, "%s/%s", ksm_dir, name);
@@ -150,16 +135,16 @@ static const char *writes(void) {
 static void setup(void) {
         unsetenv("NOTIFY_SOCKET");
         log_set_max_level(LOG_WARNING);
-        cr_assert_not_null(mkdtemp(tmpdir));
+        test_mkdtemp(tmpdir);
         snprintf(ksm_dir, sizeof ksm_dir, "%s/ksm", tmpdir);
         snprintf(runtime_dir, sizeof runtime_dir, "%s/runtime", tmpdir);
         snprintf(meminfo, sizeof meminfo, "%s/meminfo", tmpdir);
         cr_assert_eq(mkdir(ksm_dir, 0755), 0);
         cr_assert_eq(mkdir(runtime_dir, 0755), 0);
-        write_file(ksm_dir, "run", "0\n");
-        write_file(ksm_dir, "pages_to_scan", "100\n");
-        write_file(ksm_dir, "sleep_millisecs", "20\n");
-        write_file(tmpdir, "meminfo", "MemTotal: 8000000 kB\nAnonPages: 400000 kB\n");
+        test_write_at(ksm_dir, "run", "0\n");
+        test_write_at(ksm_dir, "pages_to_scan", "100\n");
+        test_write_at(ksm_dir, "sleep_millisecs", "20\n");
+        test_write_at(tmpdir, "meminfo", "MemTotal: 8000000 kB\nAnonPages: 400000 kB\n");
 
         told = (typeof(told)) {};
         d = (struct daemon) { .ksm_dirfd = -EBADF, .meminfo_path = meminfo, .runtime_directory = runtime_dir };
@@ -216,7 +201,7 @@ static void write_knob_unseen(const char *name, const char *text) {
         (void) unlink(link_path);
         knob_path(name, path, sizeof path);
         cr_assert_eq(link(path, link_path), 0, "cannot link %s: %s", path, strerror(errno));
-        write_file(elsewhere, name, text);
+        test_write_at(elsewhere, name, text);
 }
 
 /* Opens the KSM directory and starts the core, as main.c does, with the observer. */
@@ -233,7 +218,7 @@ static void teardown(void) {
         event = sd_event_unref(event);
         close(inotify_fd);
         close(opens_fd);
-        nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        test_rm_rf(tmpdir);
 }
 
 TestSuite(daemon_core, .init = setup, .fini = teardown, .timeout = 60);
@@ -283,7 +268,7 @@ Test(daemon_core, kick_without_a_place_to_save_writes_nothing) {
 
         /* The runtime directory's parent is a file: the host's values cannot be saved. */
         snprintf(blocker, sizeof blocker, "%s/file", tmpdir);
-        write_file(tmpdir, "file", "");
+        test_write_at(tmpdir, "file", "");
         strcat(blocker, "/runtime");
         d.runtime_directory = blocker;
         start();
@@ -358,7 +343,7 @@ Test(daemon_core, failed_write_in_standard_stays_in_standard) {
 
         /* Once the knob is back, kicks work again. */
         cr_assert_eq(rmdir(path), 0);
-        write_file(ksm_dir, "sleep_millisecs", "10\n");
+        test_write_at(ksm_dir, "sleep_millisecs", "10\n");
         cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         assert_knobs(1, anon_rule(10), 1, "in aggressive after the knob came back");
 }
@@ -387,7 +372,7 @@ Test(daemon_core, outside_change_ends_the_cycle_and_is_kept) {
 
         /* An administrator sets pages_to_scan; the stop must leave it as it is, and give
          * the knobs only the throttler wrote the host's values back. */
-        write_file(ksm_dir, "pages_to_scan", "777\n");
+        test_write_at(ksm_dir, "pages_to_scan", "777\n");
         (void) writes();
         cr_assert_eq(daemon_restore(&d), 0);
         cr_assert_str_eq(writes(), "ksm/sleep_millisecs ksm/run", "the stop wrote over an outside change, or restored "
@@ -404,7 +389,7 @@ Test(daemon_core, kick_after_an_outside_change_starts_from_it) {
 
         start();
         cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
-        write_file(ksm_dir, "pages_to_scan", "777\n");
+        test_write_at(ksm_dir, "pages_to_scan", "777\n");
         cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         cr_assert_eq(d.throttle.state, THROTTLE_AGGRESSIVE);
         cr_assert_eq(d.host.value[KSM_KNOB_PAGES_TO_SCAN], 777, "the new cycle did not start from the outside value");
@@ -414,8 +399,8 @@ Test(daemon_core, kick_after_an_outside_change_starts_from_it) {
 }
 
 Test(daemon_core, kick_in_aggressive_reads_and_writes_no_ksm_file) {
-        write_file(ksm_dir, "full_scans", "3\n");
-        write_file(ksm_dir, "pages_sharing", "5000\n");
+        test_write_at(ksm_dir, "full_scans", "3\n");
+        test_write_at(ksm_dir, "pages_sharing", "5000\n");
         d.config.adaptive = true;
         d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = USEC_PER_HOUR;
         start();
@@ -445,7 +430,7 @@ Test(daemon_core, kick_in_aggressive_reads_and_writes_no_ksm_file) {
         cr_assert_gt(d.throttle.deadline_usec, deadline, "the kicks did not restart aggressive's time");
 
         /* A write through the KSM directory is seen by the next kick, which compares. */
-        write_file(ksm_dir, "sleep_millisecs", "55\n");
+        test_write_at(ksm_dir, "sleep_millisecs", "55\n");
         cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         cr_assert_eq(d.host.value[KSM_KNOB_SLEEP_MILLISECS], 55, "the kick after an outside write did not see it");
         cr_assert_eq(d.throttle.state, THROTTLE_AGGRESSIVE, "the kick did not start a new cycle from the outside value");
@@ -486,7 +471,7 @@ Test(daemon_core, kick_that_writes_compares_first_even_what_the_watch_cannot_see
 
         write_knob_unseen("sleep_millisecs", "55\n");
         /* Half the memory: this kick in aggressive writes a smaller pages_to_scan. */
-        write_file(tmpdir, "meminfo", "MemTotal: 8000000 kB\nAnonPages: 200000 kB\n");
+        test_write_at(tmpdir, "meminfo", "MemTotal: 8000000 kB\nAnonPages: 200000 kB\n");
         uint32_t pages = (uint32_t) ((uint64_t) 200000 * 1024 / (uint64_t) sysconf(_SC_PAGESIZE) / 10);
         cr_assert_neq(pages, anon_rule(10), "the new AnonPages gives the same pages_to_scan: nothing would be written");
         (void) writes();
@@ -507,10 +492,10 @@ Test(daemon_core, kick_that_writes_compares_first_even_what_the_watch_cannot_see
 static void leave_a_dead_cycle(uint32_t host_advisor_mode) {
         struct saved_state state = {};
 
-        write_file(ksm_dir, "advisor_mode", "none\n");
-        write_file(ksm_dir, "run", "1\n");
-        write_file(ksm_dir, "pages_to_scan", "10000\n");
-        write_file(ksm_dir, "sleep_millisecs", "1\n");
+        test_write_at(ksm_dir, "advisor_mode", "none\n");
+        test_write_at(ksm_dir, "run", "1\n");
+        test_write_at(ksm_dir, "pages_to_scan", "10000\n");
+        test_write_at(ksm_dir, "sleep_millisecs", "1\n");
         ksm_settings_set(&state.host, KSM_KNOB_ADVISOR_MODE, host_advisor_mode);
         ksm_settings_set(&state.host, KSM_KNOB_PAGES_TO_SCAN, 100);
         ksm_settings_set(&state.host, KSM_KNOB_SLEEP_MILLISECS, 20);
@@ -548,7 +533,7 @@ Test(daemon_core, recovery_without_the_advisor_restores_every_knob_in_order) {
 
 Test(daemon_core, recovery_keeps_a_knob_changed_after_the_throttler_wrote_it) {
         leave_a_dead_cycle(KSM_ADVISOR_NONE);
-        write_file(ksm_dir, "sleep_millisecs", "55\n"); /* not what the dead throttler wrote (1) */
+        test_write_at(ksm_dir, "sleep_millisecs", "55\n"); /* not what the dead throttler wrote (1) */
         start();
         cr_assert_eq(daemon_recover(&d), 1);
         assert_knobs(0, 100, 55, "after recovery");
@@ -560,7 +545,7 @@ Test(daemon_core, recovery_keeps_a_knob_changed_after_the_throttler_wrote_it) {
 Test(daemon_core, smart_scan_is_off_in_aggressive_and_the_hosts_value_comes_back) {
         struct saved_state saved;
 
-        write_file(ksm_dir, "smart_scan", "1\n");
+        test_write_at(ksm_dir, "smart_scan", "1\n");
         d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = 20 * USEC_PER_MSEC;
         start();
         cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
@@ -585,7 +570,7 @@ Test(daemon_core, smart_scan_is_off_in_aggressive_and_the_hosts_value_comes_back
 }
 
 Test(daemon_core, smart_scan_changed_from_outside_ends_the_cycle_and_is_kept) {
-        write_file(ksm_dir, "smart_scan", "1\n");
+        test_write_at(ksm_dir, "smart_scan", "1\n");
         start();
         cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         cr_assert_eq(knob(KSM_KNOB_SMART_SCAN), 0);
@@ -603,10 +588,10 @@ Test(daemon_core, smart_scan_changed_from_outside_ends_the_cycle_and_is_kept) {
 Test(daemon_core, recovery_gives_smart_scan_back) {
         struct saved_state state = {};
 
-        write_file(ksm_dir, "run", "1\n");
-        write_file(ksm_dir, "pages_to_scan", "10000\n");
-        write_file(ksm_dir, "sleep_millisecs", "1\n");
-        write_file(ksm_dir, "smart_scan", "0\n");
+        test_write_at(ksm_dir, "run", "1\n");
+        test_write_at(ksm_dir, "pages_to_scan", "10000\n");
+        test_write_at(ksm_dir, "sleep_millisecs", "1\n");
+        test_write_at(ksm_dir, "smart_scan", "0\n");
         ksm_settings_set(&state.host, KSM_KNOB_PAGES_TO_SCAN, 100);
         ksm_settings_set(&state.host, KSM_KNOB_SLEEP_MILLISECS, 20);
         ksm_settings_set(&state.host, KSM_KNOB_SMART_SCAN, 1);
@@ -623,9 +608,9 @@ Test(daemon_core, recovery_gives_smart_scan_back) {
         assert_knobs(0, 100, 20, "after recovery");
 
         /* Someone turned it off after the throttler died: theirs stands. */
-        write_file(ksm_dir, "smart_scan", "0\n");
+        test_write_at(ksm_dir, "smart_scan", "0\n");
         state.written.value[KSM_KNOB_SMART_SCAN] = 1;
-        write_file(ksm_dir, "run", "1\n");
+        test_write_at(ksm_dir, "run", "1\n");
         cr_assert_eq(saved_state_save(runtime_dir, &state), 0);
         cr_assert_eq(daemon_recover(&d), 1);
         cr_assert_eq(knob(KSM_KNOB_SMART_SCAN), 0, "recovery wrote over a smart_scan changed after the throttler");
@@ -639,9 +624,9 @@ static int on_ksmd_tick(sd_event_source *s, uint64_t usec, void *userdata) {
 
         ++*scans;
         snprintf(text, sizeof text, "%u\n", *scans);
-        write_file(ksm_dir, "full_scans", text);
+        test_write_at(ksm_dir, "full_scans", text);
         snprintf(text, sizeof text, "%u\n", *scans * 1000);
-        write_file(ksm_dir, "pages_scanned", text);
+        test_write_at(ksm_dir, "pages_scanned", text);
         cr_assert_eq(sd_event_source_set_time_relative(s, 50 * USEC_PER_MSEC), 0);
         return 0;
 }
@@ -650,10 +635,10 @@ Test(daemon_core, adaptive_mode_leaves_aggressive_once_merging_settled) {
         sd_event_source *ksmd = NULL;
         unsigned scans = 0;
 
-        write_file(ksm_dir, "full_scans", "0\n");
-        write_file(ksm_dir, "pages_scanned", "0\n");
-        write_file(ksm_dir, "pages_shared", "100\n");
-        write_file(ksm_dir, "pages_sharing", "5000\n");
+        test_write_at(ksm_dir, "full_scans", "0\n");
+        test_write_at(ksm_dir, "pages_scanned", "0\n");
+        test_write_at(ksm_dir, "pages_shared", "100\n");
+        test_write_at(ksm_dir, "pages_sharing", "5000\n");
         d.config.adaptive = true;
         d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = USEC_PER_HOUR;
         start();

@@ -4,7 +4,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include <unistd.h>
 
 #include "handover.h"
+#include "test-files.h"
 
 #define NOW (1800000000ULL * 1000 * 1000)
 
@@ -20,12 +20,8 @@ static char tmpdir[] = "/tmp/test-handover-XXXXXX";
 static char rundir[PATH_MAX];
 static char file[PATH_MAX + 32], taken[PATH_MAX + 32];
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
-
 static void setup(void) {
-        cr_assert_not_null(mkdtemp(tmpdir));
+        test_mkdtemp(tmpdir);
         snprintf(rundir, sizeof rundir, "%s/run", tmpdir);
         cr_assert_eq(mkdir(rundir, 0700), 0);
         snprintf(file, sizeof file, "%s/%s", rundir, HANDOVER_FILE);
@@ -33,17 +29,13 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-        nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        test_rm_rf(tmpdir);
 }
 
 TestSuite(handover, .init = setup, .fini = teardown, .timeout = 10);
 
 static void write_text(const char *text, mode_t mode) {
-        int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-        cr_assert_geq(fd, 0, "cannot create %s: %s", file, strerror(errno));
-        cr_assert_eq(write(fd, text, strlen(text)), (ssize_t) strlen(text));
-        cr_assert_eq(close(fd), 0);
-        cr_assert_eq(chmod(file, mode), 0);
+        test_write_file(file, text, mode);
 }
 
 static int record(const char *reason, const char *application_id, const char *origin, const char *unit, uint64_t now) {

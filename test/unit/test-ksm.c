@@ -3,7 +3,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,13 +10,10 @@
 #include <unistd.h>
 
 #include "ksm.h"
+#include "test-files.h"
 
 static char tmpdir[] = "/tmp/test-ksm-XXXXXX";
 static int ksm_fd = -1;
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
 
 static void put(const char *name, const char *text) {
         int fd = openat(ksm_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -58,7 +54,7 @@ static bool was_written(const char *name) {
 }
 
 static void setup(void) {
-        cr_assert_not_null(mkdtemp(tmpdir));
+        test_mkdtemp(tmpdir);
         ksm_fd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         cr_assert_geq(ksm_fd, 0);
         put("run", "0\n");
@@ -68,7 +64,7 @@ static void setup(void) {
 
 static void teardown(void) {
         close(ksm_fd);
-        nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        test_rm_rf(tmpdir);
 }
 
 TestSuite(ksm, .init = setup, .fini = teardown);

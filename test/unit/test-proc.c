@@ -4,7 +4,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,35 +11,28 @@
 #include <unistd.h>
 
 #include "proc.h"
+#include "test-files.h"
 
 static char tmpdir[] = "/tmp/test-proc-XXXXXX";
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
 
 /* Writes tmpdir/name, creating its directory. */
 static void put(const char *name, const char *text) {
         char path[PATH_MAX], *slash;
-        int fd;
 
         snprintf(path, sizeof path, "%s/%s", tmpdir, name);
         slash = strrchr(path, '/');
         *slash = '\0';
         (void) mkdir(path, 0755);
         *slash = '/';
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        cr_assert_geq(fd, 0, "cannot create %s", path);
-        cr_assert_eq(write(fd, text, strlen(text)), (ssize_t) strlen(text));
-        close(fd);
+        test_write_file(path, text, 0644);
 }
 
 static void setup(void) {
-        cr_assert_not_null(mkdtemp(tmpdir));
+        test_mkdtemp(tmpdir);
 }
 
 static void teardown(void) {
-        nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        test_rm_rf(tmpdir);
 }
 
 TestSuite(proc, .init = setup, .fini = teardown);

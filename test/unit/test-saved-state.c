@@ -4,7 +4,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,23 +12,20 @@
 #include <unistd.h>
 
 #include "saved-state.h"
+#include "test-files.h"
 
 static char tmpdir[] = "/tmp/test-saved-state-XXXXXX";
 static char rundir[PATH_MAX];    /* tmpdir/run, 0700 like systemd's RuntimeDirectoryMode= */
 static char stderr_text[8192];   /* what the last capture logged */
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
-
 static void setup(void) {
-        cr_assert_not_null(mkdtemp(tmpdir));
+        test_mkdtemp(tmpdir);
         snprintf(rundir, sizeof rundir, "%s/run", tmpdir);
         cr_assert_eq(mkdir(rundir, 0700), 0);
 }
 
 static void teardown(void) {
-        nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        test_rm_rf(tmpdir);
 }
 
 /* Every test is bounded: a test that blocks in open() or read() fails instead of hanging. */
@@ -39,14 +35,6 @@ static const char *path_in(const char *dir, const char *name) {
         static char path[PATH_MAX + 64];
         snprintf(path, sizeof path, "%s/%s", dir, name);
         return path;
-}
-
-static void write_text(const char *path, const char *text, mode_t mode) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-        cr_assert_geq(fd, 0, "cannot create %s: %s", path, strerror(errno));
-        cr_assert_eq(write(fd, text, strlen(text)), (ssize_t) strlen(text));
-        cr_assert_eq(close(fd), 0);
-        cr_assert_eq(chmod(path, mode), 0);
 }
 
 static struct saved_state sample_state(void) {
@@ -62,22 +50,12 @@ static struct saved_state sample_state(void) {
 
 /* saved_state_load(rundir) with stderr captured into stderr_text. */
 static int load_capturing(struct saved_state *ret) {
-        FILE *capture = tmpfile();
-        int saved, r;
-        size_t n;
+        struct stderr_capture capture;
+        int r;
 
-        cr_assert_not_null(capture);
-        fflush(stderr);
-        saved = dup(STDERR_FILENO);
-        dup2(fileno(capture), STDERR_FILENO);
+        stderr_capture_begin(&capture);
         r = saved_state_load(rundir, ret);
-        fflush(stderr);
-        dup2(saved, STDERR_FILENO);
-        close(saved);
-        rewind(capture);
-        n = fread(stderr_text, 1, sizeof stderr_text - 1, capture);
-        stderr_text[n] = '\0';
-        fclose(capture);
+        stderr_capture_end(&capture, stderr_text, sizeof stderr_text);
         return r;
 }
 
@@ -108,7 +86,7 @@ Test(saved_state, nothing_saved_is_enoent_without_a_message) {
 
 Test(saved_state, damaged_file_names_file_and_line) {
         struct saved_state loaded;
-        write_text(path_in(rundir, SAVED_STATE_FILE), "run=0\npages_to_scan=lots\n", 0600);
+        test_write_file(path_in(rundir, SAVED_STATE_FILE), "run=0\npages_to_scan=lots\n", 0600);
         cr_assert_eq(load_capturing(&loaded), -EINVAL);
         assert_logged("host-settings:2:");
 }
@@ -130,7 +108,7 @@ Test(saved_state, out_of_range_values_are_refused) {
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 struct saved_state loaded;
-                write_text(path_in(rundir, SAVED_STATE_FILE), bad[i].text, 0600);
+                test_write_file(path_in(rundir, SAVED_STATE_FILE), bad[i].text, 0600);
                 cr_assert_eq(load_capturing(&loaded), -EINVAL, "case %zu accepted:\n%s", i, bad[i].text);
                 assert_logged(bad[i].message);
         }
@@ -146,7 +124,7 @@ Test(saved_state, oversized_file_is_refused_not_cut) {
         memset(text + len, '\n', 1021 - len - strlen("pages_to_scan="));
         len = 1021 - strlen("pages_to_scan=");
         snprintf(text + len, sizeof text - len, "pages_to_scan=10000\n");
-        write_text(path_in(rundir, SAVED_STATE_FILE), text, 0600);
+        test_write_file(path_in(rundir, SAVED_STATE_FILE), text, 0600);
         cr_assert_eq(load_capturing(&loaded), -EFBIG, "a file of %zu bytes was accepted (pages_to_scan=%u)", strlen(text),
                      loaded.host.value[KSM_KNOB_PAGES_TO_SCAN]);
         assert_logged("too large");
@@ -154,7 +132,7 @@ Test(saved_state, oversized_file_is_refused_not_cut) {
 
 Test(saved_state, directory_of_another_user_is_refused) {
         struct saved_state loaded;
-        write_text(path_in(rundir, SAVED_STATE_FILE), "run=1\npages_to_scan=4294967295\nsleep_millisecs=0\n", 0600);
+        test_write_file(path_in(rundir, SAVED_STATE_FILE), "run=1\npages_to_scan=4294967295\nsleep_millisecs=0\n", 0600);
         cr_assert_eq(chown(path_in(rundir, SAVED_STATE_FILE), 65534, 65534), 0);
         cr_assert_eq(chown(rundir, 65534, 65534), 0);
         cr_assert_eq(load_capturing(&loaded), -EPERM, "another user's file was loaded");
@@ -164,7 +142,7 @@ Test(saved_state, directory_of_another_user_is_refused) {
 
 Test(saved_state, file_of_another_user_is_refused) {
         struct saved_state loaded;
-        write_text(path_in(rundir, SAVED_STATE_FILE), "run=1\npages_to_scan=4294967295\nsleep_millisecs=0\n", 0600);
+        test_write_file(path_in(rundir, SAVED_STATE_FILE), "run=1\npages_to_scan=4294967295\nsleep_millisecs=0\n", 0600);
         cr_assert_eq(chown(path_in(rundir, SAVED_STATE_FILE), 65534, 65534), 0);
         cr_assert_eq(load_capturing(&loaded), -EPERM, "another user's file was loaded");
         assert_logged("owned by");
@@ -172,7 +150,7 @@ Test(saved_state, file_of_another_user_is_refused) {
 
 Test(saved_state, directory_writable_by_others_is_refused) {
         struct saved_state loaded, s = sample_state();
-        write_text(path_in(rundir, SAVED_STATE_FILE), "run=0\npages_to_scan=100\nsleep_millisecs=20\n", 0600);
+        test_write_file(path_in(rundir, SAVED_STATE_FILE), "run=0\npages_to_scan=100\nsleep_millisecs=20\n", 0600);
         cr_assert_eq(chmod(rundir, 0777), 0);
         cr_assert_eq(load_capturing(&loaded), -EPERM);
         assert_logged("writable");
@@ -183,7 +161,7 @@ Test(saved_state, symlinked_directory_is_not_followed) {
         char link[PATH_MAX - 64];
         struct saved_state loaded, s = sample_state();
 
-        write_text(path_in(rundir, SAVED_STATE_FILE), "run=0\npages_to_scan=100\nsleep_millisecs=20\n", 0600);
+        test_write_file(path_in(rundir, SAVED_STATE_FILE), "run=0\npages_to_scan=100\nsleep_millisecs=20\n", 0600);
         snprintf(link, sizeof link, "%.64s/link", tmpdir);
         cr_assert_eq(symlink(rundir, link), 0);
         snprintf(rundir, sizeof rundir, "%s", link);
@@ -212,7 +190,7 @@ Test(saved_state, symlinked_file_is_not_followed) {
         struct saved_state loaded;
         char target[PATH_MAX + 16];
         snprintf(target, sizeof target, "%s/elsewhere", tmpdir);
-        write_text(target, "run=0\npages_to_scan=100\nsleep_millisecs=20\n", 0600);
+        test_write_file(target, "run=0\npages_to_scan=100\nsleep_millisecs=20\n", 0600);
         cr_assert_eq(symlink(target, path_in(rundir, SAVED_STATE_FILE)), 0);
         cr_assert_lt(load_capturing(&loaded), 0);
         assert_logged(SAVED_STATE_FILE);
