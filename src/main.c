@@ -13,6 +13,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "bus-connection.h"
 #include "bus-names.h"
 #include "bus-object.h"
 #include "config.h"
@@ -48,6 +49,7 @@ struct arguments {
 struct bus_service {
         struct daemon *daemon;
         sd_bus *bus;
+        sd_event_source *bus_drain; /* reads the bus in batches (bus-connection) */
         struct authorizer *authorizer;
         struct bus_object *object;
         struct idle_exit *idle;
@@ -61,6 +63,7 @@ static void bus_service_done(struct bus_service *s) {
         s->idle = idle_exit_free(s->idle);
         s->authorizer = authorizer_free(s->authorizer);
         s->object = bus_object_free(s->object);
+        s->bus_drain = sd_event_source_disable_unref(s->bus_drain);
         s->bus = sd_bus_flush_close_unref(s->bus);
         if (s->lock_fd >= 0)
                 close(s->lock_fd);
@@ -210,34 +213,6 @@ static int restore_only(struct daemon *d) {
         return r;
 }
 
-/* The system bus, as sd_bus_open_system() sets it up, but refusing unix fds: the
- * daemon never needs one, and fds a caller sends would be held in its own fd table for
- * as long as the call waits (a few hundred such calls once filled it). Without fd
- * passing negotiated, the bus refuses such messages before they reach the daemon. */
-static int bus_open_system_without_fds(sd_bus **ret) {
-        _cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
-        const char *address = getenv("DBUS_SYSTEM_BUS_ADDRESS");
-        int r;
-
-        r = sd_bus_new(&bus);
-        if (r < 0)
-                return r;
-        if ((r = sd_bus_set_address(bus, address && *address ? address : "unix:path=/run/dbus/system_bus_socket")) < 0 ||
-            (r = sd_bus_set_description(bus, "system")) < 0 || (r = sd_bus_set_bus_client(bus, true)) < 0 ||
-            (r = sd_bus_set_trusted(bus, false)) < 0 ||
-            /* What sd-bus's per-method access checks need to know of callers. */
-            (r = sd_bus_negotiate_creds(bus, true, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_EFFECTIVE_CAPS)) < 0 ||
-            (r = sd_bus_negotiate_fds(bus, false)) < 0)
-                return r;
-        /* Connects and authenticates on the event loop, never blocking here. */
-        r = sd_bus_start(bus);
-        if (r < 0)
-                return r;
-        *ret = bus;
-        bus = NULL;
-        return 0;
-}
-
 struct start {
         struct bus_service *service;
         sd_event_source *timeout;
@@ -342,7 +317,7 @@ static int serve(struct bus_service *service, struct arguments *args) {
                 return r;
         }
 
-        r = bus_open_system_without_fds(&service->bus);
+        r = bus_connection_open(&service->bus);
         if (r < 0) {
                 log_error_errno(r, "Cannot connect to the system bus: %m");
                 return r;
@@ -350,7 +325,7 @@ static int serve(struct bus_service *service, struct arguments *args) {
         r = authorizer_new(service->bus, daemon->config.polkit_timeout_usec, &service->authorizer);
         if (r < 0)
                 return r;
-        r = sd_bus_attach_event(service->bus, event, SD_EVENT_PRIORITY_NORMAL);
+        r = bus_connection_attach(service->bus, event, &service->bus_drain);
         if (r < 0) {
                 log_error_errno(r, "Cannot attach the bus to the event loop: %m");
                 return r;
