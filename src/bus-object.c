@@ -16,6 +16,7 @@
 #include "handover.h"
 #include "ksm-accounting.h"
 #include "log.h"
+#include "parse-util.h"
 
 /* What was last announced on the bus, to emit PropertiesChanged only for real changes. */
 struct published_state {
@@ -50,7 +51,13 @@ struct bus_object {
         struct kick_record last_kick;
         struct kick_record kick_in_progress; /* taken as last_kick if the kick succeeds */
         bool kicking; /* in daemon_kick(): changes are announced after it, in one go */
+        struct log_ratelimit refusals_logged; /* anyone can cause refusals, as many as they like */
 };
+
+/* Refused kicks logged: at most this many per interval (docs/design.md, "Bounded work per
+ * caller"). */
+#define REFUSALS_LOGGED_BURST 20
+#define REFUSALS_LOGGED_INTERVAL_USEC (10 * USEC_PER_SEC)
 
 static int append_settings(sd_bus_message *reply, const struct ksm_settings *s) {
         int r;
@@ -211,6 +218,22 @@ static void log_kick(const struct kick_record *k, const char *sender, const char
                  k->reason[0] ? "\"" : "", verdict);
 }
 
+/* log_kick() for a refused kick, within the rate limit; says when it starts dropping lines
+ * and, with the next line logged, how many it dropped. */
+static void log_refusal(struct bus_object *o, const struct kick_record *k, const char *sender, const char *verdict) {
+        unsigned dropped;
+
+        if (!log_ratelimit_below(&o->refusals_logged, clock_now_usec(CLOCK_MONOTONIC), &dropped)) {
+                if (o->refusals_logged.dropped == 1)
+                        log_notice("More than %u kicks refused within %u s: not logging further refusals for now",
+                                   REFUSALS_LOGGED_BURST, (unsigned) (REFUSALS_LOGGED_INTERVAL_USEC / USEC_PER_SEC));
+                return;
+        }
+        if (dropped > 0)
+                log_notice("%u refused kicks were not logged", dropped);
+        log_kick(k, sender, verdict);
+}
+
 /* On whose behalf a kick came, for KicksByOrigin: the application ID it gave, else the
  * caller's systemd unit, else unknown (NULL). */
 static const char *kick_origin(const struct kick_record *k, const char *unit) {
@@ -254,7 +277,7 @@ static void on_kick_authorized(sd_bus_message *m, const sd_bus_error *denied, co
         caller_format(caller, k->origin, sizeof k->origin);
 
         if (denied) {
-                log_kick(k, sender, denied->message ?: denied->name);
+                log_refusal(o, k, sender, denied->message ?: denied->name);
                 r = sd_bus_reply_method_error(m, denied);
         } else {
                 r = apply_kick(o, k, caller ? caller->unit : NULL, &failure);
@@ -391,6 +414,8 @@ int bus_object_new(sd_bus *bus, struct daemon *d, struct authorizer *authorizer,
                 return log_oom();
         o->bus = sd_bus_ref(bus);
         o->daemon = d;
+        o->refusals_logged = (struct log_ratelimit) LOG_RATELIMIT_INIT(REFUSALS_LOGGED_INTERVAL_USEC,
+                                                                       REFUSALS_LOGGED_BURST);
         o->authorizer = authorizer;
         r = sd_bus_add_object_vtable(bus, &o->properties_slot, KSM_THROTTLER_OBJECT_PATH, KSM_THROTTLER_INTERFACE,
                                      properties_vtable, d);

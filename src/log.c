@@ -91,3 +91,18 @@ int log_unexpected_arguments(int argc, char *const argv[]) {
         log_error("Unexpected argument \"%s\"; see --help", argv[optind]);
         return -EX_USAGE;
 }
+
+bool log_ratelimit_below(struct log_ratelimit *rl, uint64_t now_usec, unsigned *ret_dropped) {
+        *ret_dropped = 0;
+        if (rl->begin_usec == 0 || now_usec < rl->begin_usec || now_usec - rl->begin_usec >= rl->interval_usec) {
+                *ret_dropped = rl->dropped;
+                rl->begin_usec = now_usec ? now_usec : 1;
+                rl->shown = rl->dropped = 0;
+        }
+        if (rl->shown < rl->burst) {
+                rl->shown++;
+                return true;
+        }
+        rl->dropped++;
+        return false;
+}

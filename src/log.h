@@ -4,6 +4,8 @@
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <syslog.h>
 
 int log_level_from_string(const char *s);
@@ -32,3 +34,17 @@ int log_internal(int priority, int error, const char *format, ...) __attribute__
 int log_getopt_error(char *const argv[]);
 /* -EX_USAGE (logged) if arguments are left after the options, else 0. */
 int log_unexpected_arguments(int argc, char *const argv[]);
+
+/* At most burst lines per interval of a kind that callers can cause at will (refused
+ * kicks): so that no caller can fill the journal, or use up journald's rate limit for
+ * this service and hide its other messages. Times are passed in. */
+struct log_ratelimit {
+        uint64_t interval_usec;
+        unsigned burst;
+        uint64_t begin_usec; /* of the current interval */
+        unsigned shown, dropped;
+};
+#define LOG_RATELIMIT_INIT(interval, n) { .interval_usec = (interval), .burst = (n) }
+/* Whether a line may be logged at now_usec. When an interval in which lines were dropped
+ * has ended, *ret_dropped is their number (to be said once), else 0. */
+bool log_ratelimit_below(struct log_ratelimit *rl, uint64_t now_usec, unsigned *ret_dropped);

@@ -52,7 +52,7 @@ start_daemon() { # CONFIG_TEXT: on a temporary KSM directory ($WORK/ksm)
     printf 'MemTotal: 24000000 kB\nAnonPages: 400000 kB\n' >"$WORK/meminfo"
     "$BUILD/src/ksm-throttler" --ksm-dir "$WORK/ksm" --config "$WORK/ksm-throttler.conf" --runtime-dir "$WORK/run" \
         --meminfo "$WORK/meminfo" \
-        --log-level warning 2>"$WORK/daemon.log" &
+        --log-level "${DAEMON_LOG_LEVEL:-warning}" 2>"$WORK/daemon.log" &
     DAEMON_PID=$!
     PIDS+=($DAEMON_PID)
     wait_for_name org.kata.KsmThrottler

@@ -78,3 +78,25 @@ Test(log, malformed_journal_stream_means_plain_lines) {
         written(text, sizeof text);
         cr_assert_str_eq(text, "ready\n", "with a malformed JOURNAL_STREAM the line was \"%s\"", text);
 }
+
+/* Lines anyone can cause: a burst per interval, the rest counted and said once. */
+Test(log, ratelimit_lets_a_burst_through_per_interval_and_counts_the_rest) {
+        struct log_ratelimit rl = LOG_RATELIMIT_INIT(10 * 1000000ULL, 3);
+        const uint64_t t0 = 5000000;
+        unsigned dropped, shown = 0;
+
+        for (int i = 0; i < 10; i++) {
+                shown += log_ratelimit_below(&rl, t0 + (uint64_t) i * 1000, &dropped);
+                cr_assert_eq(dropped, 0, "nothing is reported within the first interval");
+        }
+        cr_assert_eq(shown, 3, "3 of 10 lines should pass in one interval, %u did", shown);
+        cr_assert(log_ratelimit_below(&rl, t0 + 10 * 1000000ULL, &dropped), "a new interval lets a line through");
+        cr_assert_eq(dropped, 7, "the 7 lines dropped before should be counted once, got %u", dropped);
+        cr_assert(log_ratelimit_below(&rl, t0 + 10 * 1000000ULL + 1, &dropped));
+        cr_assert_eq(dropped, 0, "the count is reported only once");
+        /* A clock that went back starts a new interval rather than blocking for good. */
+        for (int i = 0; i < 3; i++)
+                (void) log_ratelimit_below(&rl, t0 + 10 * 1000000ULL + 2, &dropped);
+        cr_assert(log_ratelimit_below(&rl, 1, &dropped), "an earlier time starts a new interval");
+        cr_assert_eq(dropped, 2);
+}
