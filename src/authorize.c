@@ -89,7 +89,13 @@ struct authorizer {
         struct privilege_entry privilege_cache[PRIVILEGE_CACHE_SIZE];
         uint64_t privilege_clock;
         const char *proc_path;
+        struct log_ratelimit refusals_logged; /* anyone can cause refusals, as many as they like */
 };
+
+/* Whether a refusal's line may be logged, within LOG_RATELIMIT_REFUSALS. */
+static bool refusal_logged(struct authorizer *a) {
+        return log_ratelimit_allow(&a->refusals_logged, clock_now_usec(CLOCK_MONOTONIC), "refused authorization checks");
+}
 
 /* FNV-1a */
 static struct check **bucket_of(struct authorizer *a, const char *sender) {
@@ -163,6 +169,7 @@ int authorizer_new(sd_bus *bus, uint64_t polkit_timeout_usec, struct authorizer 
                 return log_oom();
         a->bus = sd_bus_ref(bus);
         a->timeout_usec = polkit_timeout_usec;
+        a->refusals_logged = (struct log_ratelimit) LOG_RATELIMIT_REFUSALS;
         a->proc_path = "/proc";
         /* Asynchronous: start-up never waits for the bus. */
         r = sd_bus_add_match_async(bus, &a->owner_match,
@@ -235,7 +242,8 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
          * disconnection) are fine: they refuse anyway. */
         bool from_polkit = from && c->authorizer->polkit_owner && strcmp(from, c->authorizer->polkit_owner) == 0;
         if (!from_polkit && !(e && (!from || strcmp(from, DBUS_DRIVER_NAME) == 0))) {
-                log_warning("%s from %s refused: the answer to its polkit check came from %s, not from polkit (%s)",
+                if (refusal_logged(c->authorizer))
+                        log_warning("%s from %s refused: the answer to its polkit check came from %s, not from polkit (%s)",
                             t->call, c->sender, from ?: "nobody", c->authorizer->polkit_owner ?: "not on the bus");
                 sd_bus_error_set(&verdict, SD_BUS_ERROR_ACCESS_DENIED,
                                  "The answer to the polkit check did not come from polkit; not authorized");
@@ -246,19 +254,25 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
 
         if (e) {
                 if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
-                        log_notice("%s from %s refused: polkit is not running, so only root may %s", t->call, c->sender, t->what);
+                        if (refusal_logged(c->authorizer))
+                                log_notice("%s from %s refused: polkit is not running, so only root may %s", t->call,
+                                           c->sender, t->what);
                         sd_bus_error_setf(&verdict, SD_BUS_ERROR_ACCESS_DENIED,
                                           "polkit is not available to authorize this call; only root may %s",
                                           t == &action_texts[0] ? "kick" : t->what);
                 } else if (sd_bus_error_has_names(e, SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_TIMEOUT) &&
                            sd_bus_is_open(c->authorizer->bus) > 0) {
                         char timeout[32];
-                        log_warning("%s from %s refused: polkit did not answer within %s", t->call, c->sender,
-                                    format_duration_usec(timeout, sizeof timeout, c->authorizer->timeout_usec));
+                        format_duration_usec(timeout, sizeof timeout, c->authorizer->timeout_usec);
+                        if (refusal_logged(c->authorizer))
+                                log_warning("%s from %s refused: polkit did not answer within %s", t->call, c->sender,
+                                            timeout);
                         sd_bus_error_setf(&verdict, SD_BUS_ERROR_ACCESS_DENIED,
                                           "polkit did not answer within %s; not authorized", timeout);
                 } else {
-                        log_warning("%s from %s refused: polkit failed: %s: %s", t->call, c->sender, e->name, e->message);
+                        if (refusal_logged(c->authorizer))
+                                log_warning("%s from %s refused: polkit failed: %s: %s", t->call, c->sender, e->name,
+                                            e->message);
                         sd_bus_error_setf(&verdict, SD_BUS_ERROR_ACCESS_DENIED, "polkit failed to check authorization: %s",
                                           e->message ?: e->name);
                 }
@@ -271,7 +285,8 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         if (r >= 0)
                 r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
         if (r < 0) {
-                log_warning_errno(r, "%s from %s refused: cannot parse polkit's answer: %m", t->call, c->sender);
+                if (refusal_logged(c->authorizer))
+                        log_warning_errno(r, "%s from %s refused: cannot parse polkit's answer: %m", t->call, c->sender);
                 sd_bus_error_set(&verdict, SD_BUS_ERROR_ACCESS_DENIED, "polkit gave an answer that cannot be read");
         } else if (authorized) {
                 log_debug("polkit authorized %s for %s", c->sender, c->action);
@@ -283,7 +298,8 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                                                    "interactive authorization allowed (e.g. ksmctl kick from a terminal)",
                                   t->what);
         } else {
-                log_notice("%s from %s refused by polkit (action %s)", t->call, c->sender, c->action);
+                if (refusal_logged(c->authorizer))
+                        log_notice("%s from %s refused by polkit (action %s)", t->call, c->sender, c->action);
                 sd_bus_error_setf(&verdict, SD_BUS_ERROR_ACCESS_DENIED, "Not authorized by polkit to %s", t->what);
         }
         check_finish(c, r >= 0 && authorized ? NULL : &verdict);
@@ -430,13 +446,15 @@ static int on_credentials_reply(sd_bus_message *reply, void *userdata, sd_bus_er
 
         /* Only the bus driver speaks for the bus (errors may also come from sd-bus itself). */
         if (!(from ? strcmp(from, DBUS_DRIVER_NAME) == 0 : e != NULL)) {
-                log_warning("%s from %s refused: the answer about who it is came from %s, not from the bus",
+                if (refusal_logged(a))
+                        log_warning("%s from %s refused: the answer about who it is came from %s, not from the bus",
                             action_text(c->action)->call, c->sender, from ?: "nobody");
                 check_refuse_all(c, SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is; not authorized");
                 return 0;
         }
         if (e || credentials_parse(reply, &c->caller) < 0 || c->caller.uid == CALLER_UID_UNKNOWN) {
-                log_warning("%s from %s refused: cannot tell who it is: %s", action_text(c->action)->call, c->sender,
+                if (refusal_logged(a))
+                        log_warning("%s from %s refused: cannot tell who it is: %s", action_text(c->action)->call, c->sender,
                             e ? e->message ?: e->name : "unreadable answer");
                 check_refuse_all(c, SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is; not authorized");
                 return 0;

@@ -54,10 +54,6 @@ struct bus_object {
         struct log_ratelimit refusals_logged; /* anyone can cause refusals, as many as they like */
 };
 
-/* Refused kicks logged: at most this many per interval (docs/design.md, "Bounded work per
- * caller"). */
-#define REFUSALS_LOGGED_BURST 20
-#define REFUSALS_LOGGED_INTERVAL_USEC (10 * USEC_PER_SEC)
 
 static int append_settings(sd_bus_message *reply, const struct ksm_settings *s) {
         int r;
@@ -218,20 +214,10 @@ static void log_kick(const struct kick_record *k, const char *sender, const char
                  k->reason[0] ? "\"" : "", verdict);
 }
 
-/* log_kick() for a refused kick, within the rate limit; says when it starts dropping lines
- * and, with the next line logged, how many it dropped. */
+/* log_kick() for a refused kick, within the rate limit. */
 static void log_refusal(struct bus_object *o, const struct kick_record *k, const char *sender, const char *verdict) {
-        unsigned dropped;
-
-        if (!log_ratelimit_below(&o->refusals_logged, clock_now_usec(CLOCK_MONOTONIC), &dropped)) {
-                if (o->refusals_logged.dropped == 1)
-                        log_notice("More than %u kicks refused within %u s: not logging further refusals for now",
-                                   REFUSALS_LOGGED_BURST, (unsigned) (REFUSALS_LOGGED_INTERVAL_USEC / USEC_PER_SEC));
-                return;
-        }
-        if (dropped > 0)
-                log_notice("%u refused kicks were not logged", dropped);
-        log_kick(k, sender, verdict);
+        if (log_ratelimit_allow(&o->refusals_logged, clock_now_usec(CLOCK_MONOTONIC), "refused kicks"))
+                log_kick(k, sender, verdict);
 }
 
 /* On whose behalf a kick came, for KicksByOrigin: the application ID it gave, else the
@@ -414,8 +400,7 @@ int bus_object_new(sd_bus *bus, struct daemon *d, struct authorizer *authorizer,
                 return log_oom();
         o->bus = sd_bus_ref(bus);
         o->daemon = d;
-        o->refusals_logged = (struct log_ratelimit) LOG_RATELIMIT_INIT(REFUSALS_LOGGED_INTERVAL_USEC,
-                                                                       REFUSALS_LOGGED_BURST);
+        o->refusals_logged = (struct log_ratelimit) LOG_RATELIMIT_REFUSALS;
         o->authorizer = authorizer;
         r = sd_bus_add_object_vtable(bus, &o->properties_slot, KSM_THROTTLER_OBJECT_PATH, KSM_THROTTLER_INTERFACE,
                                      properties_vtable, d);

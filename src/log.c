@@ -106,3 +106,17 @@ bool log_ratelimit_below(struct log_ratelimit *rl, uint64_t now_usec, unsigned *
         rl->dropped++;
         return false;
 }
+
+bool log_ratelimit_allow(struct log_ratelimit *rl, uint64_t now_usec, const char *what) {
+        unsigned dropped;
+
+        if (!log_ratelimit_below(rl, now_usec, &dropped)) {
+                if (rl->dropped == 1)
+                        log_notice("More than %u %s within %llu s: not logging further ones for now", rl->burst, what,
+                                   (unsigned long long) (rl->interval_usec / 1000000));
+                return false;
+        }
+        if (dropped > 0)
+                log_notice("%u %s were not logged", dropped, what);
+        return true;
+}

@@ -45,6 +45,11 @@ struct log_ratelimit {
         unsigned shown, dropped;
 };
 #define LOG_RATELIMIT_INIT(interval, n) { .interval_usec = (interval), .burst = (n) }
+/* For refusals, which any local user can cause (docs/design.md, "Bounded work per caller"). */
+#define LOG_RATELIMIT_REFUSALS LOG_RATELIMIT_INIT(10 * 1000000ULL, 20)
 /* Whether a line may be logged at now_usec. When an interval in which lines were dropped
  * has ended, *ret_dropped is their number (to be said once), else 0. */
 bool log_ratelimit_below(struct log_ratelimit *rl, uint64_t now_usec, unsigned *ret_dropped);
+/* log_ratelimit_below() that says itself, at notice level, when it starts dropping lines
+ * about what ("refused kicks") and, with the next line allowed, how many it dropped. */
+bool log_ratelimit_allow(struct log_ratelimit *rl, uint64_t now_usec, const char *what);

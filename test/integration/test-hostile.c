@@ -544,6 +544,27 @@ static unsigned count_log_lines(const char *text) {
         return n;
 }
 
+/* Polkit's refusals, one check per connection, and the refused kicks: anyone can cause
+ * as many as they like, and each once was a line in the journal. */
+Test(hostile, refusals_are_logged_within_a_limit) {
+        struct flood_result r;
+
+        harness_write_fast_config(&h, "1h", NULL, NULL);
+        harness_start_polkit(&h, true); /* allows nothing */
+        harness_start_daemon(&h, NULL);
+
+        r = flood_as_nobody(40, 2);
+        cr_assert_eq(r.denied, 80, "every kick should be refused by polkit (%u were)", r.denied);
+        /* "Kick from :1.5 refused by polkit (action ...)" for a check, "Kick from :1.5 (uid ...): ..."
+         * for each kick. */
+        unsigned checks = count_log_lines("refused by polkit"), kicks = count_log_lines("Kick from ") - checks;
+        cr_assert_leq(checks, 20, "%u polkit refusals were logged; at most 20 per 10 s are expected", checks);
+        cr_assert_leq(kicks, 20, "%u refused kicks were logged; at most 20 per 10 s are expected", kicks);
+        cr_assert_geq(checks, 1, "the first refusals are logged");
+        cr_assert_eq(count_log_lines("not logging further ones for now"), 2,
+                     "each limit should say once that it drops lines");
+}
+
 /* Each kick of a connection the daemon did not remember once cost a synchronous
  * question to the bus, during which sd-bus queued whatever else came in: kicks from
  * more connections than it remembers grew that queue (400 MB in 10 s) and held root's
