@@ -399,6 +399,14 @@ static int run(int argc, char *argv[]) {
                 log_oom();
                 return EXIT_FAILURE;
         }
+        /* ExecStopPost= runs --restore after every stop, also after a start that a bad file
+         * refused: with nothing saved there is nothing to restore, and the file's errors,
+         * logged by that start, are not repeated. */
+        if (args.restore_only && !saved_state_exists(args.runtime_directory)) {
+                log_info("Nothing to restore: no saved host settings in %s", args.runtime_directory);
+                config_done(&daemon.config);
+                return EXIT_SUCCESS;
+        }
         r = config_load(&daemon.config, args.config_path, args.config_required);
         if (args.check_config) {
                 /* What ExecReload= runs before SIGHUP, so that systemctl reload reports a bad file. */

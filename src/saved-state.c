@@ -2,9 +2,12 @@
 #include "saved-state.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "log.h"
 #include "runtime-dir.h"
@@ -131,4 +134,13 @@ int saved_state_load(const char *dir, struct saved_state *ret) {
 
 int saved_state_remove(const char *dir) {
         return runtime_file_remove(dir, SAVED_STATE_FILE);
+}
+
+bool saved_state_exists(const char *dir) {
+        char path[PATH_MAX];
+
+        if (snprintf(path, sizeof path, "%s/" SAVED_STATE_FILE, dir) >= (int) sizeof path)
+                return true; /* let saved_state_load() say what is wrong */
+        struct stat st;
+        return fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
 }

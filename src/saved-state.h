@@ -29,6 +29,8 @@ int saved_state_save(const char *dir, const struct saved_state *state);
  * damaged or out-of-range content (-EINVAL, with file:line). Never blocks. */
 int saved_state_load(const char *dir, struct saved_state *ret);
 int saved_state_remove(const char *dir);
+/* Whether dir holds a saved record (or its name: saved_state_load() checks what it is). */
+bool saved_state_exists(const char *dir);
 
 /* Serialization, exposed for tests: "run=0\n...written.run=1\n...pending.run=1\n". */
 int saved_state_format(const struct saved_state *state, char *buf, size_t size);

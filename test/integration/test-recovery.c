@@ -174,6 +174,21 @@ Test(recovery, restore_works_even_with_an_invalid_configuration) {
         assert_knobs(0, 100, 20, "after --restore with a broken configuration");
 }
 
+/* What ExecStopPost= runs after a start that a bad file refused: the start logged the
+ * file's errors, and with nothing saved --restore neither reads the file nor repeats them. */
+Test(recovery, restore_with_nothing_saved_does_not_repeat_configuration_errors) {
+        char output[4096];
+
+        harness_write_config(&h, "[Aggressive]\nDurationSec=never\n");
+        cr_assert_eq(harness_run_daemon(&h, output, sizeof output, NULL), 78, "a bad file must refuse the start:\n%s",
+                     output);
+        cr_assert_not_null(strstr(output, "DurationSec"), "the start should name the bad key:\n%s", output);
+        cr_assert_eq(harness_run_daemon(&h, output, sizeof output, "--restore", NULL), 0, "%s", output);
+        cr_assert_null(strstr(output, "DurationSec"), "--restore repeated the file's errors:\n%s", output);
+        cr_assert_not_null(strstr(output, "Nothing to restore"), "%s", output);
+        assert_knobs(0, 100, 20, "the host's values, untouched");
+}
+
 Test(recovery, restore_refuses_while_the_daemon_runs) {
         char output[4096];
 

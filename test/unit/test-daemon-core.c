@@ -80,12 +80,6 @@ static void assert_knobs(uint32_t run, uint32_t pages, uint32_t sleep_ms, const 
                      knob(KSM_KNOB_SLEEP_MILLISECS), when, sleep_ms);
 }
 
-static bool saved_state_exists(void) {
-        char path[PATH_MAX + 64];
-        snprintf(path, sizeof path, "%s/%s", runtime_dir, SAVED_STATE_FILE);
-        return access(path, F_OK) == 0;
-}
-
 /* pages_to_scan in a state by the AnonPages rule, with this machine's page size. */
 static uint32_t anon_rule(uint32_t factor) {
         uint64_t pages = (uint64_t) ANON_KB * 1024 / (uint64_t) sysconf(_SC_PAGESIZE) / factor;
@@ -309,7 +303,7 @@ Test(daemon_core, failed_write_from_initial_rolls_back) {
         cr_assert_eq(knob(KSM_KNOB_PAGES_TO_SCAN), 100, "pages_to_scan was not put back");
         cr_assert_eq(knob(KSM_KNOB_RUN), 0);
         cr_assert_eq(d.throttle.state, THROTTLE_INITIAL, "the state moved although the write failed");
-        cr_assert_not(saved_state_exists(), "rolled back to the host's values, yet the saved state was kept");
+        cr_assert_not(saved_state_exists(runtime_dir), "rolled back to the host's values, yet the saved state was kept");
         cr_assert_eq(d.kick_count, 0);
 }
 
@@ -362,7 +356,7 @@ Test(daemon_core, timer_decays_through_every_state_to_the_host_values) {
         cr_assert_eq(told.seen[3], THROTTLE_INITIAL);
         assert_knobs(0, 100, 20, "at the end of the cycle");
         cr_assert_eq(d.next_transition_usec, 0, "a next transition is announced in initial");
-        cr_assert_not(saved_state_exists(), "the saved state outlived the cycle");
+        cr_assert_not(saved_state_exists(runtime_dir), "the saved state outlived the cycle");
 }
 
 Test(daemon_core, outside_change_ends_the_cycle_and_is_kept) {
@@ -380,7 +374,7 @@ Test(daemon_core, outside_change_ends_the_cycle_and_is_kept) {
         cr_assert_eq(d.throttle.state, THROTTLE_INITIAL);
         assert_knobs(0, 777, 20, "after the stop");
         cr_assert_eq(d.host.value[KSM_KNOB_PAGES_TO_SCAN], 777, "the outside value did not become the host's");
-        cr_assert_not(saved_state_exists(), "the saved state of an ended cycle was kept");
+        cr_assert_not(saved_state_exists(runtime_dir), "the saved state of an ended cycle was kept");
         cr_assert_eq(told.seen[told.n_seen - 1], THROTTLE_INITIAL, "the observer was not told of the end");
 }
 
@@ -457,7 +451,7 @@ Test(daemon_core, outside_change_the_watch_cannot_see_is_found_at_the_next_timer
         cr_assert_eq(told.seen[told.n_seen - 2], THROTTLE_AGGRESSIVE, "standard was entered over the outside change");
         assert_knobs(0, 777, 20, "after the outside change was found");
         cr_assert_eq(d.host.value[KSM_KNOB_PAGES_TO_SCAN], 777, "the outside value did not become the host's");
-        cr_assert_not(saved_state_exists(), "the saved state of an ended cycle was kept");
+        cr_assert_not(saved_state_exists(runtime_dir), "the saved state of an ended cycle was kept");
 }
 
 Test(daemon_core, kick_that_writes_compares_first_even_what_the_watch_cannot_see) {
@@ -517,7 +511,7 @@ Test(daemon_core, recovery_hands_back_to_the_advisor_first) {
         cr_assert_eq(knob(KSM_KNOB_ADVISOR_MODE), KSM_ADVISOR_SCAN_TIME);
         cr_assert_eq(knob(KSM_KNOB_SLEEP_MILLISECS), 20);
         cr_assert_eq(knob(KSM_KNOB_RUN), 0);
-        cr_assert_not(saved_state_exists(), "the saved state was kept after the restore");
+        cr_assert_not(saved_state_exists(runtime_dir), "the saved state was kept after the restore");
         cr_assert(ksm_settings_equal(&d.host, &d.applied), "after recovery sysfs is not the host's own");
         cr_assert_eq(told.reset, 1, "the observer was not told that the recovered values are the baseline");
         cr_assert_eq(told.changed, 0, "recovery announced a change");
@@ -566,7 +560,7 @@ Test(daemon_core, smart_scan_is_off_in_aggressive_and_the_hosts_value_comes_back
         cr_assert_eq(daemon_restore(&d), 0);
         cr_assert_eq(d.throttle.state, THROTTLE_INITIAL);
         cr_assert_eq(knob(KSM_KNOB_SMART_SCAN), 1, "the host's smart_scan was not restored");
-        cr_assert_not(saved_state_exists(), "the saved state outlived the cycle");
+        cr_assert_not(saved_state_exists(runtime_dir), "the saved state outlived the cycle");
 }
 
 Test(daemon_core, smart_scan_changed_from_outside_ends_the_cycle_and_is_kept) {

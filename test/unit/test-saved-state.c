@@ -232,3 +232,16 @@ Test(saved_state, a_host_run_of_2_read_at_the_kick_may_be_recorded_as_written) {
         cr_assert_eq(loaded.written.value[KSM_KNOB_RUN], 2);
         cr_assert_eq(loaded.pending.value[KSM_KNOB_RUN], 1);
 }
+
+Test(saved_state, exists_tells_a_record_or_anything_in_its_place_from_none) {
+        struct saved_state state = sample_state();
+
+        cr_assert_not(saved_state_exists(rundir), "an empty directory holds no record");
+        cr_assert_eq(saved_state_save(rundir, &state), 0);
+        cr_assert(saved_state_exists(rundir), "a saved record should be found");
+        cr_assert_eq(saved_state_remove(rundir), 0);
+        cr_assert_not(saved_state_exists(rundir), "a removed record should be gone");
+        /* A dangling link in its place is not "nothing": loading it says what is wrong. */
+        cr_assert_eq(symlink("/nonexistent", path_in(rundir, SAVED_STATE_FILE)), 0);
+        cr_assert(saved_state_exists(rundir), "a link in the record's place must not count as no record");
+}
