@@ -93,7 +93,7 @@ struct authorizer {
 };
 
 /* Whether a refusal's line may be logged, within LOG_RATELIMIT_REFUSALS. */
-static bool refusal_logged(struct authorizer *a) {
+static bool may_log_refusal(struct authorizer *a) {
         return log_ratelimit_allow(&a->refusals_logged, clock_now_usec(CLOCK_MONOTONIC), "refused authorization checks");
 }
 
@@ -242,7 +242,7 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
          * disconnection) are fine: they refuse anyway. */
         bool from_polkit = from && c->authorizer->polkit_owner && strcmp(from, c->authorizer->polkit_owner) == 0;
         if (!from_polkit && !(e && (!from || strcmp(from, DBUS_DRIVER_NAME) == 0))) {
-                if (refusal_logged(c->authorizer))
+                if (may_log_refusal(c->authorizer))
                         log_warning("%s from %s refused: the answer to its polkit check came from %s, not from polkit (%s)",
                             t->call, c->sender, from ?: "nobody", c->authorizer->polkit_owner ?: "not on the bus");
                 sd_bus_error_set(&verdict, SD_BUS_ERROR_ACCESS_DENIED,
@@ -254,7 +254,7 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
 
         if (e) {
                 if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
-                        if (refusal_logged(c->authorizer))
+                        if (may_log_refusal(c->authorizer))
                                 log_notice("%s from %s refused: polkit is not running, so only root may %s", t->call,
                                            c->sender, t->what);
                         sd_bus_error_setf(&verdict, SD_BUS_ERROR_ACCESS_DENIED,
@@ -264,13 +264,13 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                            sd_bus_is_open(c->authorizer->bus) > 0) {
                         char timeout[32];
                         format_duration_usec(timeout, sizeof timeout, c->authorizer->timeout_usec);
-                        if (refusal_logged(c->authorizer))
+                        if (may_log_refusal(c->authorizer))
                                 log_warning("%s from %s refused: polkit did not answer within %s", t->call, c->sender,
                                             timeout);
                         sd_bus_error_setf(&verdict, SD_BUS_ERROR_ACCESS_DENIED,
                                           "polkit did not answer within %s; not authorized", timeout);
                 } else {
-                        if (refusal_logged(c->authorizer))
+                        if (may_log_refusal(c->authorizer))
                                 log_warning("%s from %s refused: polkit failed: %s: %s", t->call, c->sender, e->name,
                                             e->message);
                         sd_bus_error_setf(&verdict, SD_BUS_ERROR_ACCESS_DENIED, "polkit failed to check authorization: %s",
@@ -285,7 +285,7 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         if (r >= 0)
                 r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
         if (r < 0) {
-                if (refusal_logged(c->authorizer))
+                if (may_log_refusal(c->authorizer))
                         log_warning_errno(r, "%s from %s refused: cannot parse polkit's answer: %m", t->call, c->sender);
                 sd_bus_error_set(&verdict, SD_BUS_ERROR_ACCESS_DENIED, "polkit gave an answer that cannot be read");
         } else if (authorized) {
@@ -298,7 +298,7 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                                                    "interactive authorization allowed (e.g. ksmctl kick from a terminal)",
                                   t->what);
         } else {
-                if (refusal_logged(c->authorizer))
+                if (may_log_refusal(c->authorizer))
                         log_notice("%s from %s refused by polkit (action %s)", t->call, c->sender, c->action);
                 sd_bus_error_setf(&verdict, SD_BUS_ERROR_ACCESS_DENIED, "Not authorized by polkit to %s", t->what);
         }
@@ -446,14 +446,14 @@ static int on_credentials_reply(sd_bus_message *reply, void *userdata, sd_bus_er
 
         /* Only the bus driver speaks for the bus (errors may also come from sd-bus itself). */
         if (!(from ? strcmp(from, DBUS_DRIVER_NAME) == 0 : e != NULL)) {
-                if (refusal_logged(a))
+                if (may_log_refusal(a))
                         log_warning("%s from %s refused: the answer about who it is came from %s, not from the bus",
                             action_text(c->action)->call, c->sender, from ?: "nobody");
                 check_refuse_all(c, SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is; not authorized");
                 return 0;
         }
         if (e || credentials_parse(reply, &c->caller) < 0 || c->caller.uid == CALLER_UID_UNKNOWN) {
-                if (refusal_logged(a))
+                if (may_log_refusal(a))
                         log_warning("%s from %s refused: cannot tell who it is: %s", action_text(c->action)->call, c->sender,
                             e ? e->message ?: e->name : "unreadable answer");
                 check_refuse_all(c, SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is; not authorized");
@@ -554,7 +554,7 @@ int authorize(struct authorizer *a, sd_bus_message *m, const char *action, autho
                                 c = i;
                 }
         if (sender_waiters >= WAITERS_PER_SENDER_MAX) {
-                if (!any->refusal_logged)
+                if (!any->refusal_logged && may_log_refusal(a))
                         log_notice("%s has %u kicks waiting for polkit; refusing more until polkit answers", sender,
                                    sender_waiters);
                 any->refusal_logged = true;
@@ -567,7 +567,7 @@ int authorize(struct authorizer *a, sd_bus_message *m, const char *action, autho
         /* A known unprivileged sender goes straight to polkit; an unknown one is asked about first. */
         enum check_phase phase = c ? c->phase : known ? CHECK_POLKIT : CHECK_CREDENTIALS;
         if (phase == CHECK_POLKIT ? a->n_waiters >= WAITERS_MAX : a->n_credential_waiters >= CREDENTIAL_WAITERS_MAX) {
-                if (!a->total_refusal_logged)
+                if (!a->total_refusal_logged && may_log_refusal(a))
                         log_notice("%u kicks are waiting for polkit and %u for the bus; refusing more until they are answered",
                                    a->n_waiters, a->n_credential_waiters);
                 a->total_refusal_logged = true;

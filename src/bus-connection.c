@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "bus-connection.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
 #include "fd-util.h"
+#include "log.h"
 
 /* No fd passing: the daemon never needs one, and fds a caller sends would be held in its
  * own fd table for as long as the call waits (a few hundred such calls once filled it).
@@ -40,11 +42,23 @@ int bus_connection_open(sd_bus **ret) {
  * queues behind the flood. After each turn that did anything, this reads on while
  * messages are there, a bounded batch, so that timers still run between batches. */
 static int drain(sd_event_source *s, void *userdata) {
+        sd_event *event = sd_event_source_get_event(s);
         sd_bus *bus = userdata;
+        int code, r;
 
-        for (unsigned i = 0; i < BUS_DRAIN_BATCH; i++)
-                if (sd_bus_process(bus, NULL) <= 0)
+        /* A handler may end the loop (start-up failed, the bus went away): then no more. */
+        for (unsigned i = 0; i < BUS_DRAIN_BATCH && sd_event_get_exit_code(event, &code) == -ENODATA; i++) {
+                r = sd_bus_process(bus, NULL);
+                if (r == 0)
                         break;
+                if (r < 0) {
+                        /* What sd-bus's own callbacks do on an error: close, and the loop ends
+                         * as when the bus goes away. */
+                        log_error_errno(r, "Cannot read the bus: %m; closing it");
+                        sd_bus_close(bus);
+                        return sd_event_exit(event, EXIT_FAILURE);
+                }
+        }
         return 0;
 }
 

@@ -54,7 +54,6 @@ struct bus_object {
         struct log_ratelimit refusals_logged; /* anyone can cause refusals, as many as they like */
 };
 
-
 static int append_settings(sd_bus_message *reply, const struct ksm_settings *s) {
         int r;
 

@@ -678,7 +678,8 @@ int daemon_init(struct daemon *d, sd_event *event) {
                         close(fd);
                 else {
                         (void) sd_event_source_set_io_fd_own(d->knob_watch, true);
-                        /* Before a kick read in the same loop iteration. */
+                        /* Before a kick read in the same loop iteration (a kick read in a
+                         * batch, after it, drains the watch itself: knobs_maybe_written). */
                         (void) sd_event_source_set_priority(d->knob_watch, SD_EVENT_PRIORITY_IMPORTANT);
                         r = sd_event_source_set_enabled(d->knob_watch, SD_EVENT_OFF);
                 }

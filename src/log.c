@@ -94,9 +94,10 @@ int log_unexpected_arguments(int argc, char *const argv[]) {
 
 bool log_ratelimit_below(struct log_ratelimit *rl, uint64_t now_usec, unsigned *ret_dropped) {
         *ret_dropped = 0;
-        if (rl->begin_usec == 0 || now_usec < rl->begin_usec || now_usec - rl->begin_usec >= rl->interval_usec) {
+        if (!rl->started || now_usec < rl->begin_usec || now_usec - rl->begin_usec >= rl->interval_usec) {
                 *ret_dropped = rl->dropped;
-                rl->begin_usec = now_usec ? now_usec : 1;
+                rl->started = true;
+                rl->begin_usec = now_usec;
                 rl->shown = rl->dropped = 0;
         }
         if (rl->shown < rl->burst) {

@@ -42,6 +42,7 @@ struct log_ratelimit {
         uint64_t interval_usec;
         unsigned burst;
         uint64_t begin_usec; /* of the current interval */
+        bool started;        /* whether an interval began */
         unsigned shown, dropped;
 };
 #define LOG_RATELIMIT_INIT(interval, n) { .interval_usec = (interval), .burst = (n) }

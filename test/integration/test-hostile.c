@@ -565,6 +565,25 @@ Test(hostile, refusals_are_logged_within_a_limit) {
                      "each limit should say once that it drops lines");
 }
 
+/* The notices that a sender, or everyone, hit the limit of kicks waiting for polkit are
+ * once per polkit check: new connections and new rounds of checks are new notices. */
+Test(hostile, notices_of_hit_limits_are_logged_within_a_limit) {
+        unsigned limited = 0;
+
+        harness_write_config(&h, "[Throttler]\nPolkitTimeoutSec=1s\n");
+        harness_start_polkit(&h, true);
+        harness_polkit_call(&h, "SimulateHang", "b", 1);
+        harness_start_daemon(&h, NULL);
+
+        for (int round = 0; round < 4; round++)
+                limited += flood_as_nobody(8, WAITERS_PER_SENDER_MAX + 2).limited;
+        unsigned notices = count_log_lines("kicks waiting for polkit; refusing more") +
+                           count_log_lines("kicks are waiting for polkit and");
+        cr_assert_geq(limited, 4 * 8 * 2, "each round should hit the per-sender limit on every connection");
+        cr_assert_leq(notices, 20, "%u notices of hit limits were logged; at most 20 per 10 s are expected", notices);
+        cr_assert_geq(notices, 1, "hitting a limit is logged");
+}
+
 /* Each kick of a connection the daemon did not remember once cost a synchronous
  * question to the bus, during which sd-bus queued whatever else came in: kicks from
  * more connections than it remembers grew that queue (400 MB in 10 s) and held root's

@@ -99,4 +99,9 @@ Test(log, ratelimit_lets_a_burst_through_per_interval_and_counts_the_rest) {
                 (void) log_ratelimit_below(&rl, t0 + 10 * 1000000ULL + 2, &dropped);
         cr_assert(log_ratelimit_below(&rl, 1, &dropped), "an earlier time starts a new interval");
         cr_assert_eq(dropped, 2);
+
+        /* Time 0 is a time like any other, not "never started". */
+        struct log_ratelimit at_zero = LOG_RATELIMIT_INIT(10 * 1000000ULL, 1);
+        cr_assert(log_ratelimit_below(&at_zero, 0, &dropped));
+        cr_assert_not(log_ratelimit_below(&at_zero, 0, &dropped), "a second line at the same time 0 is over the burst");
 }
