@@ -204,59 +204,59 @@ Test(activation, idle_daemon_exits_and_the_next_kick_starts_a_new_one) {
  * sweep the moment of the exit in steps of 250 us. Each kick either reaches the daemon
  * before its name is released (and is handed on to the next instance) or starts the
  * next one; none may fail. Returns how many instances stopped when idle. */
+/* What a sweep saw: kicks, failures (and the first one's error), exits of the instance
+ * that owned the name, STOPPING=1 notifications. */
+struct sweep {
+        sd_bus *bus;
+        unsigned failed, kicks, exits, stopping;
+        char first_failure[1024];
+        pid_t last; /* the owner last seen */
+};
+
+/* One Kick that must not fail, then who owns the name now. */
+static void sweep_kick(struct sweep *w) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        pid_t pid;
+
+        if (sd_bus_call_method(w->bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler", "Kick",
+                               &error, NULL, NULL) < 0 &&
+            w->failed++ == 0)
+                snprintf(w->first_failure, sizeof w->first_failure, "%s: %s", error.name, error.message);
+        w->kicks++;
+        sd_bus_error_free(&error);
+        pid = owner_pid(w->bus);
+        if (pid > 0 && pid != w->last) {
+                w->exits += w->last > 0;
+                w->last = pid;
+        }
+        w->stopping += drain_notifications("STOPPING=1");
+}
+
 static unsigned sweep_kicks_across_idle_exits(unsigned *ret_stopping) {
-        sd_bus *bus = harness_bus(&h);
-        unsigned failed = 0, kicks = 0, exits = 0, stopping = 0;
-        char first_failure[1024] = "";
-        pid_t last = 0;
+        struct sweep w = { .bus = harness_bus(&h) };
+        sd_bus *bus = w.bus;
 
         harness_write_config(&h, "[Throttler]\nIdleExitSec=100ms\nAdaptive=no\n"
                                  "[Aggressive]\nDurationSec=1ms\n[Standard]\nDurationSec=1ms\n[Slow]\nDurationSec=1ms\n");
         for (int round = 0; round < 240; round++) {
-                sd_bus_error error = SD_BUS_ERROR_NULL;
                 struct timespec delay = { 0, (100 + round % 60 / 4) * 1000 * 1000 + (round % 4) * 250 * 1000 };
-                pid_t pid;
-                int r;
 
                 if (round % 2 == 0) {
                         harness_kick(bus);
-                        kicks++;
+                        w.kicks++;
                         nanosleep(&delay, NULL);
                 }
-                r = sd_bus_call_method(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler",
-                                       "Kick", &error, NULL, NULL);
-                kicks++;
-                if (r < 0 && failed++ == 0)
-                        snprintf(first_failure, sizeof first_failure, "%s: %s", error.name, error.message);
-                sd_bus_error_free(&error);
-                pid = owner_pid(bus);
-                if (pid > 0 && pid != last) {
-                        exits += last > 0;
-                        last = pid;
-                }
-                stopping += drain_notifications("STOPPING=1");
+                sweep_kick(&w);
         }
         /* On a loaded machine the sweep may never straddle an exit: end with exits that are
          * certain, so that restarts are always covered. */
-        for (int extra = 0; exits < 2 && extra < 4; extra++) {
-                sd_bus_error error = SD_BUS_ERROR_NULL;
-                pid_t pid;
-
-                if (last > 0)
-                        cr_assert(harness_wait_gone(last, 20), "daemon %d did not exit when idle", (int) last);
-                if (sd_bus_call_method(bus, "org.kata.KsmThrottler", "/org/kata/KsmThrottler", "org.kata.KsmThrottler",
-                                       "Kick", &error, NULL, NULL) < 0 &&
-                    failed++ == 0)
-                        snprintf(first_failure, sizeof first_failure, "%s: %s", error.name, error.message);
-                kicks++;
-                sd_bus_error_free(&error);
-                pid = owner_pid(bus);
-                if (pid > 0 && pid != last) {
-                        exits += last > 0;
-                        last = pid;
-                }
-                stopping += drain_notifications("STOPPING=1");
+        for (int extra = 0; w.exits < 2 && extra < 4; extra++) {
+                if (w.last > 0)
+                        cr_assert(harness_wait_gone(w.last, 20), "daemon %d did not exit when idle", (int) w.last);
+                sweep_kick(&w);
         }
+        unsigned failed = w.failed, kicks = w.kicks, exits = w.exits, stopping = w.stopping;
+        const char *first_failure = w.first_failure;
         cr_assert_eq(failed, 0, "%u of %u kicks failed; the first: %s", failed, kicks, first_failure);
         /* A kick served by an instance on its way out would be undone by its exit. */
         cr_assert(!log_contains("shutting down"), "an exiting daemon served a kick and then restored the host's values");
