@@ -44,13 +44,6 @@ uint64_t adaptive_sample_interval_usec(enum throttle_state state) {
         }
 }
 
-uint64_t adaptive_next_sample_usec(const struct adaptive *a, enum throttle_state state) {
-        uint64_t interval = adaptive_sample_interval_usec(state);
-        uint64_t following = adaptive_sample_interval_usec(THROTTLE_AGGRESSIVE);
-
-        return interval > following && a->following ? following : interval;
-}
-
 void adaptive_on_kick(struct adaptive *a, const struct ksm_sample *sample) {
         a->last_scan_size = 0;
         a->settled_scans = 0;
@@ -141,36 +134,6 @@ static void update_filling(struct adaptive *a, const struct ksm_sample *s, uint6
                      s->time_usec - a->mapped_step_usec < ADAPTIVE_FILL_QUIET_USEC;
 }
 
-/* Whether memory is appearing, whoever's and whenever: what the processes map grew by a
- * step within the last ADAPTIVE_FILL_QUIET_USEC. Not tied to a kick, unlike filling: a VM
- * booting while the cycle is in standard or slow is kicked only once it is ready. Following
- * goes on after the growth for the scan under way and two full scans, which reach the
- * pages written last. */
-static void update_growing(struct adaptive *a, const struct ksm_sample *s, uint64_t tracked) {
-        if (!s->has_anon_pages) {
-                a->grow_valid = a->growing = a->following = a->grow_seen = false;
-                return;
-        }
-        uint64_t mapped = ksm_sample_mapped_pages(s);
-        uint64_t step = tracked / 64 > ADAPTIVE_FILL_STEP_MIN ? tracked / 64 : ADAPTIVE_FILL_STEP_MIN;
-        bool was_growing = a->growing;
-        if (!a->grow_valid || mapped < a->grow_low) {
-                a->grow_low = mapped;
-                a->grow_valid = true;
-        } else if (mapped - a->grow_low >= step) {
-                if (!a->following)
-                        a->grow_base = a->grow_low;
-                a->grow_low = mapped;
-                a->grow_step_usec = s->time_usec;
-                a->grow_seen = true;
-        }
-        a->growing = a->grow_seen && s->time_usec >= a->grow_step_usec &&
-                     s->time_usec - a->grow_step_usec < ADAPTIVE_FILL_QUIET_USEC;
-        if (was_growing && !a->growing)
-                a->grow_end_scans = s->full_scans;
-        a->following = a->growing || (a->grow_seen && s->full_scans < a->grow_end_scans + 3);
-}
-
 bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config, enum throttle_state state,
                         uint32_t current_pages_to_scan, const struct ksm_sample *s) {
         bool measured = false;
@@ -200,16 +163,12 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
                  * that kick's merge going on (a guest kicked at its start that went quiet for
                  * a while as it booted): it has aggressive's budget. */
                 enum throttle_state budget = state == THROTTLE_STANDARD && a->memory_appearing ? THROTTLE_AGGRESSIVE : state;
-                /* New memory followed in standard or slow is merged within aggressive's. */
-                if (a->following)
-                        budget = THROTTLE_AGGRESSIVE;
                 update_cpu_ceiling(a, &config->level[budget], current_pages_to_scan);
         }
 
         uint64_t tracked = ksm_sample_rmap_items(s);
         bool was_filling = a->filling;
         update_filling(a, s, tracked);
-        update_growing(a, s, tracked);
         if (a->filling && state == THROTTLE_AGGRESSIVE) {
                 /* Not settled while a VM fills its memory (a kick at its start). */
                 a->settled_scans = 0;
@@ -290,9 +249,6 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
          * pace, below) and begins when the memory is in place. Without AnonPages, memory
          * appearing in the tracked pages keeps the merge's pace instead. */
         bool filling = state == THROTTLE_AGGRESSIVE && a->filling;
-        /* Outside aggressive, new memory is followed (merged as it appears); in aggressive
-         * the merge and the memory wait above have their own paces. */
-        bool following = state != THROTTLE_AGGRESSIVE && a->following;
         /* The merge's two full scans: the scan under way when it began (at the kick, or when
          * the memory stopped filling) is not one, since it reaches part of the memory only.
          * A page never visited before needs two visits to merge with a page that is not
@@ -300,9 +256,9 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
          * slowly has most of its pages in that case. */
         bool in_merge = a->scans_seen < a->merge_scans + 3;
         bool merging = state == THROTTLE_AGGRESSIVE && !filling && (in_merge || (a->memory_appearing && !a->mapped_valid));
-        bool appearing = a->memory_appearing || filling || following;
+        bool appearing = a->memory_appearing || filling;
 
-        if (!merging && level->full_scan_usec > 0 && (a->pages_per_full_scan > 0 || filling || following)) {
+        if (!merging && level->full_scan_usec > 0 && (a->pages_per_full_scan > 0 || filling)) {
                 /* The scan under way may already have covered more than the last full one
                  * (memory appeared): a scan overrunning its target speeds itself up. */
                 uint64_t progress = a->previous.pages_scanned > a->pages_at_scan ? a->previous.pages_scanned - a->pages_at_scan : 0;
@@ -312,15 +268,6 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
                         uint64_t tracked = ksm_sample_rmap_items(&a->previous);
                         size = tracked > size ? tracked : size;
                 }
-                if (following) {
-                        /* KSM tracks new memory only once ksmd has passed it: what the
-                         * processes map shows it at once. */
-                        uint64_t mapped = ksm_sample_mapped_pages(&a->previous);
-                        uint64_t grown = mapped > a->grow_base ? mapped - a->grow_base : 0;
-                        uint64_t tracked = ksm_sample_rmap_items(&a->previous);
-                        uint64_t known = a->pages_per_full_scan > tracked ? a->pages_per_full_scan : tracked;
-                        size = known + grown > size ? known + grown : size;
-                }
                 if (filling) {
                         /* A VM filling its memory after a kick at its start: nothing of it is
                          * ready to merge, and scanning it costs the most (unmerged pages are
@@ -328,7 +275,7 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
                          * memory is in place and its merge begins. */
                         if (config->level[THROTTLE_STANDARD].full_scan_usec > full_scan_usec)
                                 full_scan_usec = config->level[THROTTLE_STANDARD].full_scan_usec;
-                } else if ((appearing || following) && config->level[THROTTLE_AGGRESSIVE].full_scan_usec > 0 &&
+                } else if (appearing && config->level[THROTTLE_AGGRESSIVE].full_scan_usec > 0 &&
                            config->level[THROTTLE_AGGRESSIVE].full_scan_usec < full_scan_usec)
                         /* Memory appearing after aggressive ended (a VM whose kick comes when it
                          * is ready, or without AnonPages a VM kicked at its start that went quiet
@@ -347,7 +294,7 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
                                 pages = (uint64_t) current_pages_to_scan * MAX_STEP_FACTOR;
                         if (pages < current_pages_to_scan / MAX_STEP_FACTOR)
                                 pages = current_pages_to_scan / MAX_STEP_FACTOR;
-                        if ((a->memory_appearing || following) && !filling) {
+                        if (a->memory_appearing && !filling) {
                                 /* New memory is the merge's: no slow ramp up to what the wake-ups
                                  * a second of sleep_millisecs need at the least. */
                                 uint32_t sleep_ms = throttle->level[state].sleep_millisecs ?: 1;

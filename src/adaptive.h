@@ -48,16 +48,6 @@ struct adaptive {
         uint64_t mapped_step_usec;  /* when they last grew by a step; valid if filling_seen */
         bool filling_seen;
         bool filling;               /* a step of growth within the last ADAPTIVE_FILL_QUIET_USEC */
-        /* Memory appearing in any state, whoever's it is (a VM booting whose kick comes when
-         * it is ready): standard and slow follow it (docs/design.md, Following new memory). */
-        bool grow_valid;
-        uint64_t grow_low;          /* the least mapped pages since the last step of growth */
-        uint64_t grow_base;         /* mapped pages before the growth began */
-        uint64_t grow_step_usec;    /* when they last grew by a step; valid if grow_seen */
-        bool grow_seen;
-        bool growing;               /* a step of growth within the last ADAPTIVE_FILL_QUIET_USEC */
-        uint64_t grow_end_scans;    /* full_scans when the growth stopped: followed until 3 more ended */
-        bool following;             /* growing, or the scans after it that reach its last pages */
 
         /* Measurements. */
         struct ksm_sample previous;
@@ -131,12 +121,7 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
  * is being filled (a kick before the memory), standard's full-scan time over the tracked
  * pages: the merge's pace waits for the memory to be in place; in standard and slow while memory is
  * appearing, sized to aggressive's full-scan time (in standard within aggressive's CPU
- * budget: the kick's merge goes on); in standard and slow while following new memory
- * (what the processes map grew by a step within the last second, whenever and whoever's:
- * a VM booting whose kick will come when it is ready) and for the scan under way and two
- * full scans after it stopped, sized to aggressive's full-scan time over the tracked pages
- * plus the new memory, within aggressive's budget, so that the new memory is merged as it
- * appears at a cost that follows it; and never above the CPU ceiling: cut to what
+ * budget: the kick's merge goes on); and never above the CPU ceiling: cut to what
  * fits the state's budget whenever ksmd is over it, let up by a quarter per sample while
  * ksmd stays well under it.
  * 0 means no opinion: use fallback. */
@@ -146,7 +131,3 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
 
 /* How often to sample in a state. */
 uint64_t adaptive_sample_interval_usec(enum throttle_state state);
-
-/* How often to sample now: the state's pace, or aggressive's while following new memory
- * (its end must be seen within a second, not at standard's or slow's next sample). */
-uint64_t adaptive_next_sample_usec(const struct adaptive *a, enum throttle_state state);

@@ -263,94 +263,6 @@ static void check_start_kick_waits_for_the_memory(const char *name, size_t k, si
                   kr->t_ms / 1000.0, m == SIZE_MAX ? "never came" : "came more than 1.6 s later");
 }
 
-/* The state a row was recorded in, told by sleep_millisecs (the default configuration). */
-static enum throttle_state recorded_state(const struct row *r, const struct throttle_config *throttle) {
-        for (enum throttle_state st = THROTTLE_AGGRESSIVE; st < _THROTTLE_STATE_MAX; st++)
-                if (r->sleep_millisecs == throttle->level[st].sleep_millisecs)
-                        return st;
-        return THROTTLE_INITIAL;
-}
-
-/* A recording of adaptive mode with guests kicked when ready, fed in the state each row
- * was recorded in, at the interval the rule asks for: a guest that boots while the cycle
- * is in standard or slow is followed as its memory appears, at the pace that scans the
- * tracked pages and its new memory in aggressive's full-scan time, and let go again
- * (standard's own pace) before the next guest starts. */
-static void check_booting_guests_followed(const char *name) {
-        struct adaptive_config config;
-        struct throttle_config throttle;
-        struct adaptive a = {};
-        uint64_t next_ms = 0;
-        bool kicked = false;
-        struct {
-                bool fed, following;
-                uint32_t pages, followed_pace;
-                enum throttle_state state;
-        } at[MAX_ROWS] = {};
-
-        load(name);
-        adaptive_config_default(&config);
-        throttle_config_default(&throttle);
-        for (size_t i = 0; i < rec.n; i++) {
-                const struct row *r = &rec.row[i];
-                enum throttle_state st = recorded_state(r, &throttle);
-                if (has_event(r, "kick")) {
-                        adaptive_on_kick(&a, &r->sample);
-                        adaptive_on_state_change(&a);
-                        kicked = true;
-                        next_ms = r->t_ms + SAMPLE_STEP_MS;
-                        continue;
-                }
-                if (!kicked || st == THROTTLE_INITIAL || r->t_ms < next_ms)
-                        continue;
-                if (i > 0 && recorded_state(&rec.row[i - 1], &throttle) != st)
-                        adaptive_on_state_change(&a);
-                adaptive_on_sample(&a, &config, st, (uint32_t) r->pages_to_scan, &r->sample);
-                next_ms = r->t_ms + adaptive_next_sample_usec(&a, st) / USEC_PER_MSEC;
-                at[i].fed = true;
-                at[i].state = st;
-                at[i].following = a.following;
-                at[i].pages = adaptive_pages_to_scan(&a, &config, &throttle, st, (uint32_t) r->pages_to_scan, 64);
-                /* The tracked pages scanned in aggressive's full-scan time, at the state's wake-ups. */
-                at[i].followed_pace = (uint32_t) (ksm_sample_rmap_items(&r->sample) * throttle.level[st].sleep_millisecs /
-                                                  (config.level[THROTTLE_AGGRESSIVE].full_scan_usec / USEC_PER_MSEC));
-        }
-
-        int checked = 0;
-        for (size_t k = 0; k < rec.n; k++) {
-                if (!has_event_prefix(&rec.row[k], "start") || recorded_state(&rec.row[k], &throttle) == THROTTLE_AGGRESSIVE ||
-                    recorded_state(&rec.row[k], &throttle) == THROTTLE_INITIAL)
-                        continue;
-                const struct row *kr = &rec.row[k];
-                size_t ready = guest_event_row(k, "ready");
-                cr_assert_neq(ready, SIZE_MAX, "%s: the guest started at %.1f s never got ready", name, kr->t_ms / 1000.0);
-                /* From 2.5 s after its start (a sample of standard's, then a step of growth) to
-                 * its ready line: followed, at the pace. */
-                unsigned fed = 0, followed = 0;
-                for (size_t i = k; i < ready; i++) {
-                        if (!at[i].fed || rec.row[i].t_ms < kr->t_ms + 2500)
-                                continue;
-                        fed++;
-                        if (at[i].following && at[i].pages >= at[i].followed_pace)
-                                followed++;
-                }
-                cr_assert_gt(fed, 5, "%s: too few samples while the guest started at %.1f s booted", name, kr->t_ms / 1000.0);
-                cr_assert_geq(followed * 10, fed * 9, "%s: guest started at %.1f s (ready at %.1f s): followed at %u of %u "
-                              "samples while it booted", name, kr->t_ms / 1000.0, rec.row[ready].t_ms / 1000.0, followed, fed);
-                /* Let go before the next guest starts: standard's own pace again. */
-                size_t next = k + 1;
-                while (next < rec.n && !has_event_prefix(&rec.row[next], "start"))
-                        next++;
-                bool let_go = false;
-                for (size_t i = ready; i < next && !let_go; i++)
-                        let_go = at[i].fed && at[i].state != THROTTLE_AGGRESSIVE && !at[i].following;
-                cr_assert(let_go || next == rec.n, "%s: the guest started at %.1f s was still followed when the next one "
-                          "started (%.1f s)", name, kr->t_ms / 1000.0, next < rec.n ? rec.row[next].t_ms / 1000.0 : 0.0);
-                checked++;
-        }
-        cr_assert_gt(checked, 0, "%s: no guest booted outside aggressive", name);
-}
-
 static void check_recording(const char *name) {
         load(name);
         replay();
@@ -402,11 +314,4 @@ Test(adaptive_replay, qemu_guests_kicked_at_their_start_are_not_settled_while_th
 
 Test(adaptive_replay, volatile_pages_of_one_content_with_smart_scan) {
         check_recording("volatile-fixed.csv");
-}
-
-/* Recorded in adaptive mode before standard followed new memory: three 1 GiB guests 20 s
- * apart, each kicked when ready; the second and third booted in standard, which scanned
- * them at its own pace, and were merged only after their kicks. */
-Test(adaptive_replay, qemu_guests_booting_in_standard_are_followed_as_their_memory_appears) {
-        check_booting_guests_followed("vm3-ready-anon-adaptive.csv");
 }
