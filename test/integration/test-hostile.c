@@ -544,6 +544,18 @@ static unsigned count_log_lines(const char *text) {
         return n;
 }
 
+/* How many lines of one kind of refusal the daemon may log since since_usec (monotonic):
+ * 20 per 10 s interval begun. Under valgrind a flood takes the daemon more than one. */
+static uint64_t monotonic_usec(void) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return (uint64_t) now.tv_sec * 1000000 + (uint64_t) now.tv_nsec / 1000;
+}
+
+static unsigned refusal_lines_allowed(uint64_t since_usec) {
+        return 20 * (unsigned) ((monotonic_usec() - since_usec) / (10 * 1000000ULL) + 1);
+}
+
 /* Polkit's refusals, one check per connection, and the refused kicks: anyone can cause
  * as many as they like, and each once was a line in the journal. */
 Test(hostile, refusals_are_logged_within_a_limit) {
@@ -553,16 +565,20 @@ Test(hostile, refusals_are_logged_within_a_limit) {
         harness_start_polkit(&h, true); /* allows nothing */
         harness_start_daemon(&h, NULL);
 
+        uint64_t start = monotonic_usec();
         r = flood_as_nobody(40, 2);
         cr_assert_eq(r.denied, 80, "every kick should be refused by polkit (%u were)", r.denied);
         /* "Kick from :1.5 refused by polkit (action ...)" for a check, "Kick from :1.5 (uid ...): ..."
          * for each kick. */
         unsigned checks = count_log_lines("refused by polkit"), kicks = count_log_lines("Kick from ") - checks;
-        cr_assert_leq(checks, 20, "%u polkit refusals were logged; at most 20 per 10 s are expected", checks);
-        cr_assert_leq(kicks, 20, "%u refused kicks were logged; at most 20 per 10 s are expected", kicks);
+        unsigned allowed = refusal_lines_allowed(start);
+        cr_assert_leq(checks, allowed, "%u polkit refusals were logged; at most 20 per 10 s (%u) are expected", checks,
+                      allowed);
+        cr_assert_leq(kicks, allowed, "%u refused kicks were logged; at most 20 per 10 s (%u) are expected", kicks,
+                      allowed);
         cr_assert_geq(checks, 1, "the first refusals are logged");
-        cr_assert_eq(count_log_lines("not logging further ones for now"), 2,
-                     "each limit should say once that it drops lines");
+        cr_assert_geq(count_log_lines("not logging further ones for now"), 2,
+                      "each limit should say that it drops lines");
 }
 
 /* The notices that a sender, or everyone, hit the limit of kicks waiting for polkit are
@@ -575,12 +591,15 @@ Test(hostile, notices_of_hit_limits_are_logged_within_a_limit) {
         harness_polkit_call(&h, "SimulateHang", "b", 1);
         harness_start_daemon(&h, NULL);
 
+        uint64_t start = monotonic_usec();
         for (int round = 0; round < 4; round++)
                 limited += flood_as_nobody(8, WAITERS_PER_SENDER_MAX + 2).limited;
         unsigned notices = count_log_lines("kicks waiting for polkit; refusing more") +
                            count_log_lines("kicks are waiting for polkit and");
         cr_assert_geq(limited, 4 * 8 * 2, "each round should hit the per-sender limit on every connection");
-        cr_assert_leq(notices, 20, "%u notices of hit limits were logged; at most 20 per 10 s are expected", notices);
+        unsigned allowed = refusal_lines_allowed(start);
+        cr_assert_leq(notices, allowed, "%u notices of hit limits were logged; at most 20 per 10 s (%u) are expected",
+                      notices, allowed);
         cr_assert_geq(notices, 1, "hitting a limit is logged");
 }
 
@@ -601,6 +620,7 @@ Test(hostile, kicks_from_many_connections_do_not_pile_up_in_the_daemon) {
         harness_start_daemon(&h, NULL);
         before = daemon_status_kb("VmRSS");
 
+        uint64_t start = monotonic_usec();
         pid = fork();
         cr_assert_geq(pid, 0);
         if (pid == 0)
@@ -618,9 +638,10 @@ Test(hostile, kicks_from_many_connections_do_not_pile_up_in_the_daemon) {
         cr_assert_str_eq(state, "initial");
         peak = daemon_status_kb("VmHWM");
         /* Each refused kick is not a line in the journal: the flood above sent thousands. */
-        unsigned refusals_logged = count_log_lines("Kick from ");
-        cr_assert_leq(refusals_logged, 20, "the daemon logged %u refused kicks; at most 20 per 10 s are expected",
-                      refusals_logged);
+        unsigned refusals_logged = count_log_lines("Kick from "), allowed = refusal_lines_allowed(start);
+        cr_assert_leq(refusals_logged, allowed,
+                      "the daemon logged %u refused kicks; at most 20 per 10 s (%u) are expected", refusals_logged,
+                      allowed);
         cr_assert_geq(refusals_logged, 1, "the first refused kicks are logged");
         harness_daemon_log(&h, log, sizeof log);
 #ifndef __SANITIZE_ADDRESS__ /* ASan and valgrind hold freed memory back for a while */
