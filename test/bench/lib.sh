@@ -43,14 +43,17 @@ start_polkit_allowing_kick() {
 }
 
 DAEMON_PID=""
-start_daemon() { # CONFIG_TEXT: on a temporary KSM directory ($WORK/ksm)
+# The daemon runs at its unit's Nice=, as systemd starts it (DAEMON_NICE overrides).
+UNIT_NICE=$(sed -n 's/^Nice=//p' "$ROOT/systemd/ksm-throttler.service.in")
+DAEMON_NICE=${DAEMON_NICE:-${UNIT_NICE:-0}}
+start_daemon() { # CONFIG_TEXT: on a temporary KSM directory ($WORK/ksm), at DAEMON_NICE
     mkdir -p "$WORK/ksm"
     echo 0 >"$WORK/ksm/run"; echo 100 >"$WORK/ksm/pages_to_scan"; echo 20 >"$WORK/ksm/sleep_millisecs"
     for c in pages_shared pages_sharing pages_unshared pages_volatile full_scans general_profit; do echo 0 >"$WORK/ksm/$c"; done
     printf '%b' "$1" >"$WORK/ksm-throttler.conf"
     # A fixed AnonPages, so that kicks in aggressive compute the same pages_to_scan.
     printf 'MemTotal: 24000000 kB\nAnonPages: 400000 kB\n' >"$WORK/meminfo"
-    "$BUILD/src/ksm-throttler" --ksm-dir "$WORK/ksm" --config "$WORK/ksm-throttler.conf" --runtime-dir "$WORK/run" \
+    nice -n "$DAEMON_NICE" "$BUILD/src/ksm-throttler" --ksm-dir "$WORK/ksm" --config "$WORK/ksm-throttler.conf" --runtime-dir "$WORK/run" \
         --meminfo "$WORK/meminfo" \
         --log-level "${DAEMON_LOG_LEVEL:-warning}" 2>"$WORK/daemon.log" &
     DAEMON_PID=$!

@@ -78,6 +78,8 @@ check "the first Kick bus-activates ksm-throttler.service through SystemdService
 check "the service is active after the first Kick" in_container systemctl is-active --quiet ksm-throttler
 check "the hardened unit wrote run=1 to the real $KSM" test "$(knob run)" = 1
 check "the hardened unit wrote sleep_millisecs=1 to the real $KSM" test "$(knob sleep_millisecs)" = 1
+daemon_nice() { in_container sh -c 'cut -d" " -f19 /proc/$(systemctl show -p MainPID --value ksm-throttler)/stat'; }
+check "the daemon runs at the unit's Nice=-5 (nice $(daemon_nice))" test "$(daemon_nice)" = -5
 status=$(in_container systemctl show -p StatusText --value ksm-throttler)
 check "systemctl show -p StatusText shows the state ($status)" grep -q '^State: aggressive' <<<"$status"
 refused() { ! kick as_nobody && grep -q -e 'Authentication is required' -e 'Access denied' "$WORK/kick.out"; }
