@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "parse-util.h"
 
 static struct harness h;
 
@@ -725,12 +726,6 @@ static void plant_handover(const char *text) {
         cr_assert_eq(close(fd), 0);
 }
 
-static uint64_t boottime_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_BOOTTIME, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
 static bool handover_file_exists(void) {
         char path[PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/kick-handover", h.runtime_dir);
@@ -747,7 +742,7 @@ Test(daemon, a_kick_handed_over_by_the_previous_instance_is_applied_once) {
         snprintf(text, sizeof text,
                  "kicks=2\ntime=%llu\npid=4242\nreason=new sandbox\\x1b[31m\napplication_id=ksm-throttler-trigger\n"
                  "origin=uid 0 pid 17\nunit=ksm-throttler-trigger.service\n",
-                 (unsigned long long) boottime_usec());
+                 (unsigned long long) clock_now_usec(CLOCK_BOOTTIME));
         plant_handover(text);
         harness_start_daemon(&h, NULL);
         bus = harness_bus(&h);
@@ -777,7 +772,7 @@ Test(daemon, a_stale_or_damaged_hand_over_is_dropped_and_the_daemon_starts) {
 
         harness_write_fast_config(&h, "1h", NULL, NULL);
         snprintf(text, sizeof text, "kicks=1\ntime=%llu\npid=4242\n",
-                 (unsigned long long) (boottime_usec() > 120000000 ? boottime_usec() - 120000000 : 0));
+                 (unsigned long long) (clock_now_usec(CLOCK_BOOTTIME) > 120000000 ? clock_now_usec(CLOCK_BOOTTIME) - 120000000 : 0));
         plant_handover(text);
         harness_start_daemon(&h, NULL);
         bus = harness_bus(&h);

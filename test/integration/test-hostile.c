@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "parse-util.h"
 
 #define ACTION "org.kata.ksmthrottler.kick"
 #define HOSTILE_CLIENT SOURCE_ROOT "/test/integration/hostile-client.py"
@@ -546,14 +547,8 @@ static unsigned count_log_lines(const char *text) {
 
 /* How many lines of one kind of refusal the daemon may log since since_usec (monotonic):
  * 20 per 10 s interval begun. Under valgrind a flood takes the daemon more than one. */
-static uint64_t monotonic_usec(void) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        return (uint64_t) now.tv_sec * 1000000 + (uint64_t) now.tv_nsec / 1000;
-}
-
 static unsigned refusal_lines_allowed(uint64_t since_usec) {
-        return 20 * (unsigned) ((monotonic_usec() - since_usec) / (10 * 1000000ULL) + 1);
+        return 20 * (unsigned) ((clock_now_usec(CLOCK_MONOTONIC) - since_usec) / (10 * 1000000ULL) + 1);
 }
 
 /* Polkit's refusals, one check per connection, and the refused kicks: anyone can cause
@@ -565,7 +560,7 @@ Test(hostile, refusals_are_logged_within_a_limit) {
         harness_start_polkit(&h, true); /* allows nothing */
         harness_start_daemon(&h, NULL);
 
-        uint64_t start = monotonic_usec();
+        uint64_t start = clock_now_usec(CLOCK_MONOTONIC);
         r = flood_as_nobody(40, 2);
         cr_assert_eq(r.denied, 80, "every kick should be refused by polkit (%u were)", r.denied);
         /* "Kick from :1.5 refused by polkit (action ...)" for a check, "Kick from :1.5 (uid ...): ..."
@@ -591,7 +586,7 @@ Test(hostile, notices_of_hit_limits_are_logged_within_a_limit) {
         harness_polkit_call(&h, "SimulateHang", "b", 1);
         harness_start_daemon(&h, NULL);
 
-        uint64_t start = monotonic_usec();
+        uint64_t start = clock_now_usec(CLOCK_MONOTONIC);
         for (int round = 0; round < 4; round++)
                 limited += flood_as_nobody(8, WAITERS_PER_SENDER_MAX + 2).limited;
         unsigned notices = count_log_lines("kicks waiting for polkit; refusing more") +
@@ -620,7 +615,7 @@ Test(hostile, kicks_from_many_connections_do_not_pile_up_in_the_daemon) {
         harness_start_daemon(&h, NULL);
         before = daemon_status_kb("VmRSS");
 
-        uint64_t start = monotonic_usec();
+        uint64_t start = clock_now_usec(CLOCK_MONOTONIC);
         pid = fork();
         cr_assert_geq(pid, 0);
         if (pid == 0)
