@@ -125,6 +125,7 @@ static int on_kick_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         }
         if (k->again) {
                 k->again = false;
+                log_info("Sending the kick asked for while the last one was on its way (%s)", k->reason);
                 send_kick(k);
         }
         return 0;
@@ -163,11 +164,16 @@ static void send_kick(struct kicker *k) {
 void kicker_kick(struct kicker *k, const char *reason) {
         snprintf(k->reason, sizeof k->reason, "%s", reason);
         if (k->call) {
+                /* Said, so that the log's kicks add up: events while a call is on its way
+                 * are one more call, sent when it is answered. */
+                log_info("A kick is on its way; one more follows when it is answered (%s)", reason);
                 k->again = true;
                 return;
         }
-        if (k->retry && sd_event_source_get_enabled(k->retry, NULL) > 0)
-                return; /* the retry will carry this reason */
+        if (k->retry && sd_event_source_get_enabled(k->retry, NULL) > 0) {
+                log_info("A kick waits for its retry, which carries this one (%s)", reason);
+                return;
+        }
         send_kick(k);
 }
 
