@@ -110,18 +110,23 @@ static bool below_share(uint64_t part, uint32_t percent, uint64_t whole, uint64_
 /* Whether memory is being filled: what the processes map grew by a step within the last
  * ADAPTIVE_FILL_QUIET_USEC. Growth counts from the least seen since the last step, so that
  * pages freed meanwhile (a THP split's zero-filled pieces, a process exiting) do not hide it. */
-static void update_filling(struct adaptive *a, const struct ksm_sample *s, uint64_t tracked) {
+static void update_filling(struct adaptive *a, const struct ksm_sample *s) {
         if (!s->has_anon_pages) {
                 a->mapped_valid = a->filling = false;
                 return;
         }
         uint64_t mapped = ksm_sample_mapped_pages(s);
-        uint64_t step = tracked / 64 > ADAPTIVE_FILL_STEP_MIN ? tracked / 64 : ADAPTIVE_FILL_STEP_MIN;
         if (!a->mapped_valid || mapped < a->mapped_low) {
                 a->mapped_low = mapped;
                 a->mapped_valid = true;
-        } else if (mapped - a->mapped_low >= step) {
+        } else if (mapped - a->mapped_low >= ADAPTIVE_FILL_STEP) {
                 a->mapped_low = mapped;
+                /* The growth's own clock, which kicks do not restart: a quiet second ends it. */
+                if (!a->growth_seen || s->time_usec < a->growth_step_usec ||
+                    s->time_usec - a->growth_step_usec >= ADAPTIVE_FILL_QUIET_USEC)
+                        a->growth_since_usec = s->time_usec;
+                a->growth_step_usec = s->time_usec;
+                a->growth_seen = true;
                 /* Only a kick that memory follows at once came before it; growth that starts
                  * later is someone else's (another guest, whose kick comes when it is ready,
                  * or the host's own processes) and does not hold this kick's merge. */
@@ -131,7 +136,8 @@ static void update_filling(struct adaptive *a, const struct ksm_sample *s, uint6
                 }
         }
         a->filling = a->filling_seen && s->time_usec >= a->mapped_step_usec &&
-                     s->time_usec - a->mapped_step_usec < ADAPTIVE_FILL_QUIET_USEC;
+                     s->time_usec - a->mapped_step_usec < ADAPTIVE_FILL_QUIET_USEC &&
+                     s->time_usec - a->growth_since_usec < ADAPTIVE_FILL_MAX_USEC;
 }
 
 bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config, enum throttle_state state,
@@ -168,7 +174,7 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
 
         uint64_t tracked = ksm_sample_rmap_items(s);
         bool was_filling = a->filling;
-        update_filling(a, s, tracked);
+        update_filling(a, s);
         if (a->filling && state == THROTTLE_AGGRESSIVE) {
                 /* Not settled while a VM fills its memory (a kick at its start). */
                 a->settled_scans = 0;

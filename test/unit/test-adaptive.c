@@ -482,6 +482,69 @@ Test(adaptive, a_kick_before_the_memory_waits_for_it_then_merges_at_the_merge_pa
         cr_assert_fail("never settled after the merge (full scan %" PRIu64 ")", s.full_scans);
 }
 
+/* A booting guest that writes only a few MiB a second for a while (3 MiB/s here, between
+ * two bursts) is still filling its memory: a merge begun there would be thrown away when
+ * the next burst comes. */
+Test(adaptive, a_boot_writing_slowly_for_a_while_is_still_filling) {
+        struct adaptive a = {};
+        struct ksm_sample s = sample(0, 10, 0);
+        const uint32_t fallback = 30000;
+
+        s.has_anon_pages = true;
+        s.anon_pages = 10000;
+        s.pages_unshared = 1000;
+        adaptive_on_kick(&a, &s);
+        /* 2 s at 20 MiB/s, 3 s at 3 MiB/s, 2 s at 20 MiB/s, then nothing. */
+        for (int i = 1; i <= 50; i++) {
+                s.time_usec = (uint64_t) i * 200 * USEC_PER_MSEC;
+                s.anon_pages += i <= 10 || (i > 25 && i <= 35) ? 1024 : i <= 25 ? 154 : 0;
+                s.full_scans = 10 + (uint64_t) i / 2;
+                s.pages_scanned = s.full_scans * 262144;
+                adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 2000, &s);
+                bool merge_pace = adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 2000, fallback) == fallback;
+                if (i >= 2 && i <= 35 + 4) {
+                        cr_assert(a.filling, "the boot at %.1f s (3 MiB/s from 2 to 5 s) taken for its end", s.time_usec / 1e6);
+                        cr_assert_not(merge_pace, "the merge's pace at %.1f s, while the guest still boots", s.time_usec / 1e6);
+                }
+                if (i >= 35 + 6)
+                        cr_assert_not(a.filling, "still filling at %.1f s, the memory in place since 7 s", s.time_usec / 1e6);
+        }
+}
+
+/* Memory that keeps growing for longer than one guest's filling (guests starting back to
+ * back, each kicking at its start, or the host's own jobs) holds the merges for 20 s at
+ * most, kicks or not (ADAPTIVE_FILL_MAX_USEC): then the merge's pace, as without AnonPages. */
+Test(adaptive, growth_that_goes_on_holds_the_merge_for_a_while_only) {
+        struct adaptive a = {};
+        struct ksm_sample s = sample(0, 10, 0);
+        const uint32_t fallback = 30000;
+        const double max_seconds = 20;
+
+        s.has_anon_pages = true;
+        s.anon_pages = 10000;
+        s.pages_unshared = 1000;
+        adaptive_on_kick(&a, &s);
+        for (int i = 1; i <= 200; i++) {
+                double t = i * 0.2;
+                s.time_usec = (uint64_t) i * 200 * USEC_PER_MSEC;
+                s.anon_pages += 2048; /* 40 MiB/s, without a pause */
+                s.full_scans = 10 + (uint64_t) i / 2;
+                s.pages_scanned = s.full_scans * 262144;
+                if (i % 15 == 0)
+                        adaptive_on_kick(&a, &s); /* another guest starts every 3 s */
+                else
+                        adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 2000, &s);
+                if (t >= 1 && t < max_seconds - 0.5)
+                        cr_assert(a.filling || i % 15 == 0, "growth at %.1f s not taken for filling", t);
+                if (t >= max_seconds + 0.5) {
+                        cr_assert_not(a.filling, "the merges still held at %.1f s, growth for %.0f s", t, t);
+                        if (i % 15 == 1) /* the sample after a kick: its merge */
+                                cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 2000, fallback),
+                                             fallback, "no merge's pace after the kick at %.1f s", t - 0.2);
+                }
+        }
+}
+
 /* Memory that fills in standard (a VM whose kick comes when it is ready) does not count:
  * standard's sizing and the settle rule are as without AnonPages. */
 Test(adaptive, filling_outside_aggressive_changes_nothing) {
