@@ -32,6 +32,14 @@ static struct ksm_sample sample(double t, uint64_t full_scans, uint64_t saved) {
         };
 }
 
+/* A kick at a VM's start: little mapped yet (AnonPages in the samples), little tracked. */
+static void kick_before_the_memory(struct adaptive *a, struct ksm_sample *s) {
+        s->has_anon_pages = true;
+        s->anon_pages = 10000;
+        s->pages_unshared = 1000;
+        adaptive_on_kick(a, s);
+}
+
 static bool feed(struct adaptive *a, struct ksm_sample s) {
         return adaptive_on_sample(a, &config, THROTTLE_AGGRESSIVE, 30000, &s);
 }
@@ -431,10 +439,7 @@ Test(adaptive, a_kick_before_the_memory_waits_for_it_then_merges_at_the_merge_pa
         uint64_t scan = 10;
         const uint32_t fallback = 30000;
 
-        s.has_anon_pages = true;
-        s.anon_pages = 10000;
-        s.pages_unshared = 1000;
-        adaptive_on_kick(&a, &s);
+        kick_before_the_memory(&a, &s);
         /* 8 s of filling, 20000 pages a second (80 MiB/s), a full scan every 0.4 s. */
         for (int i = 1; i <= 40; i++) {
                 s.time_usec = (uint64_t) i * 200 * USEC_PER_MSEC;
@@ -490,10 +495,7 @@ Test(adaptive, a_boot_writing_slowly_for_a_while_is_still_filling) {
         struct ksm_sample s = sample(0, 10, 0);
         const uint32_t fallback = 30000;
 
-        s.has_anon_pages = true;
-        s.anon_pages = 10000;
-        s.pages_unshared = 1000;
-        adaptive_on_kick(&a, &s);
+        kick_before_the_memory(&a, &s);
         /* 2 s at 20 MiB/s, 3 s at 3 MiB/s, 2 s at 20 MiB/s, then nothing. */
         for (int i = 1; i <= 50; i++) {
                 s.time_usec = (uint64_t) i * 200 * USEC_PER_MSEC;
@@ -520,10 +522,7 @@ Test(adaptive, growth_that_goes_on_holds_the_merge_for_a_while_only) {
         const uint32_t fallback = 30000;
         const double max_seconds = 20;
 
-        s.has_anon_pages = true;
-        s.anon_pages = 10000;
-        s.pages_unshared = 1000;
-        adaptive_on_kick(&a, &s);
+        kick_before_the_memory(&a, &s);
         for (int i = 1; i <= 200; i++) {
                 double t = i * 0.2;
                 s.time_usec = (uint64_t) i * 200 * USEC_PER_MSEC;
