@@ -62,6 +62,7 @@ void adaptive_on_kick(struct adaptive *a, const struct ksm_sample *sample) {
         a->mapped_low = ksm_sample_mapped_pages(sample);
         a->filling_seen = false;
         a->filling = false;
+        a->fill_pending = false;
         a->scans_seen = sample->full_scans;
         a->saved_high = ksm_sample_saved_pages(sample);
         a->pages_at_scan = sample->pages_scanned;
@@ -112,7 +113,7 @@ static bool below_share(uint64_t part, uint32_t percent, uint64_t whole, uint64_
  * pages freed meanwhile (a THP split's zero-filled pieces, a process exiting) do not hide it. */
 static void update_filling(struct adaptive *a, const struct ksm_sample *s) {
         if (!s->has_anon_pages) {
-                a->mapped_valid = a->filling = false;
+                a->mapped_valid = a->filling = a->fill_pending = false;
                 return;
         }
         uint64_t mapped = ksm_sample_mapped_pages(s);
@@ -127,14 +128,21 @@ static void update_filling(struct adaptive *a, const struct ksm_sample *s) {
                         a->growth_since_usec = s->time_usec;
                 a->growth_step_usec = s->time_usec;
                 a->growth_seen = true;
-                /* Only a kick that memory follows at once came before it; growth that starts
-                 * later is someone else's (another guest, whose kick comes when it is ready,
-                 * or the host's own processes) and does not hold this kick's merge. */
-                if (a->filling_seen || s->time_usec <= a->kick.time_usec + ADAPTIVE_FILL_START_USEC) {
+                if (a->filling_seen)
                         a->mapped_step_usec = s->time_usec;
-                        a->filling_seen = true;
-                }
         }
+        /* Only a kick that a guest's memory follows at once came before it: growth that
+         * starts later, or stays small (what a ready guest and the merge itself move), is
+         * someone else's and does not hold this kick's merge. */
+        bool early = !a->filling_seen && a->kick.has_anon_pages && s->time_usec <= a->kick.time_usec + ADAPTIVE_FILL_START_USEC;
+        uint64_t at_kick = ksm_sample_mapped_pages(&a->kick);
+        if (early && mapped >= at_kick + ADAPTIVE_FILL_FIRST) {
+                a->mapped_step_usec = s->time_usec;
+                a->filling_seen = true;
+        }
+        /* Growth under way that may yet turn out to be a guest's: the merge goes on at its
+         * pace, but does not settle over memory that is only appearing. */
+        a->fill_pending = early && !a->filling_seen && mapped >= at_kick + ADAPTIVE_FILL_STEP;
         a->filling = a->filling_seen && s->time_usec >= a->mapped_step_usec &&
                      s->time_usec - a->mapped_step_usec < ADAPTIVE_FILL_QUIET_USEC &&
                      s->time_usec - a->growth_since_usec < ADAPTIVE_FILL_MAX_USEC;
@@ -175,7 +183,7 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
         uint64_t tracked = ksm_sample_rmap_items(s);
         bool was_filling = a->filling;
         update_filling(a, s);
-        if (a->filling && state == THROTTLE_AGGRESSIVE) {
+        if ((a->filling || a->fill_pending) && state == THROTTLE_AGGRESSIVE) {
                 /* Not settled while a VM fills its memory (a kick at its start). */
                 a->settled_scans = 0;
                 a->converged = false;
@@ -216,7 +224,7 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
                 bool little_progress = below_share(mul_div_saturating(streak_growth, streak, config->converged_scans ?: 1),
                                                    config->converged_percent, base, 1) &&
                                        below_share(shrink, config->converged_percent, a->rmap_at_scan, n);
-                if (little_progress && !appearing && !(a->filling && state == THROTTLE_AGGRESSIVE)) {
+                if (little_progress && !appearing && !((a->filling || a->fill_pending) && state == THROTTLE_AGGRESSIVE)) {
                         /* Only scans after the merge's two count, also when one look spans both. */
                         uint64_t after_merge = s->full_scans - a->merge_scans - 2;
                         if (a->settled_scans == 0)

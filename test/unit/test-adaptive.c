@@ -450,7 +450,7 @@ Test(adaptive, a_kick_before_the_memory_waits_for_it_then_merges_at_the_merge_pa
                 s.pages_scanned = scan * 262144;
                 cr_assert_not(adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 2000, &s), "settled at %.1f s while the "
                               "memory is filling", s.time_usec / 1e6);
-                if (i >= 3) {
+                if (i >= 5) { /* 64 MiB mapped since the kick */
                         cr_assert(a.filling, "filling not seen at %.1f s", s.time_usec / 1e6);
                         cr_assert_lt(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 2000, fallback),
                                      fallback, "the merge's pace while the memory fills (%.1f s)", s.time_usec / 1e6);
@@ -496,15 +496,15 @@ Test(adaptive, a_boot_writing_slowly_for_a_while_is_still_filling) {
         const uint32_t fallback = 30000;
 
         kick_before_the_memory(&a, &s);
-        /* 2 s at 20 MiB/s, 3 s at 3 MiB/s, 2 s at 20 MiB/s, then nothing. */
+        /* 2 s at 80 MiB/s, 3 s at 3 MiB/s, 2 s at 20 MiB/s, then nothing. */
         for (int i = 1; i <= 50; i++) {
                 s.time_usec = (uint64_t) i * 200 * USEC_PER_MSEC;
-                s.anon_pages += i <= 10 || (i > 25 && i <= 35) ? 1024 : i <= 25 ? 154 : 0;
+                s.anon_pages += i <= 10 ? 4096 : i > 25 && i <= 35 ? 1024 : i <= 25 ? 154 : 0;
                 s.full_scans = 10 + (uint64_t) i / 2;
                 s.pages_scanned = s.full_scans * 262144;
                 adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 2000, &s);
                 bool merge_pace = adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 2000, fallback) == fallback;
-                if (i >= 2 && i <= 35 + 4) {
+                if (i >= 4 && i <= 35 + 4) {
                         cr_assert(a.filling, "the boot at %.1f s (3 MiB/s from 2 to 5 s) taken for its end", s.time_usec / 1e6);
                         cr_assert_not(merge_pace, "the merge's pace at %.1f s, while the guest still boots", s.time_usec / 1e6);
                 }
@@ -526,7 +526,7 @@ Test(adaptive, growth_that_goes_on_holds_the_merge_for_a_while_only) {
         for (int i = 1; i <= 200; i++) {
                 double t = i * 0.2;
                 s.time_usec = (uint64_t) i * 200 * USEC_PER_MSEC;
-                s.anon_pages += 2048; /* 40 MiB/s, without a pause */
+                s.anon_pages += 8192; /* 160 MiB/s, without a pause */
                 s.full_scans = 10 + (uint64_t) i / 2;
                 s.pages_scanned = s.full_scans * 262144;
                 if (i % 15 == 0)
@@ -534,13 +534,38 @@ Test(adaptive, growth_that_goes_on_holds_the_merge_for_a_while_only) {
                 else
                         adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 2000, &s);
                 if (t >= 1 && t < max_seconds - 0.5)
-                        cr_assert(a.filling || i % 15 == 0, "growth at %.1f s not taken for filling", t);
+                        /* Each kick's guest is seen once 64 MiB more is mapped: 0.4 s. */
+                        cr_assert(a.filling || i % 15 <= 1, "growth at %.1f s not taken for filling", t);
                 if (t >= max_seconds + 0.5) {
                         cr_assert_not(a.filling, "the merges still held at %.1f s, growth for %.0f s", t, t);
                         if (i % 15 == 1) /* the sample after a kick: its merge */
                                 cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 2000, fallback),
                                              fallback, "no merge's pace after the kick at %.1f s", t - 0.2);
                 }
+        }
+}
+
+/* A kick when the guest is ready: what is mapped moves by a few MiB in the seconds after
+ * (the merge's own accounting, the host's processes; up to 27 MiB in 3 s measured), which
+ * is no guest filling its memory: the merge goes on at its pace. */
+Test(adaptive, small_growth_after_a_kick_does_not_hold_its_merge) {
+        struct adaptive a = {};
+        struct ksm_sample s = sample(0, 10, 0);
+        const uint32_t fallback = 30000;
+
+        s.has_anon_pages = true;
+        s.anon_pages = 300000;
+        adaptive_on_kick(&a, &s);
+        for (int i = 1; i <= 15; i++) {
+                s.time_usec = (uint64_t) i * 200 * USEC_PER_MSEC;
+                s.anon_pages += 640; /* 2.5 MiB a sample, 37.5 MiB in 3 s */
+                s.full_scans = 10 + (uint64_t) i / 4;
+                s.pages_scanned = s.full_scans * 262144;
+                adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 2000, &s);
+                cr_assert_not(a.filling, "%.1f MiB mapped since the kick held its merge at %.1f s", i * 2.5, s.time_usec / 1e6);
+                if (s.full_scans < a.merge_scans + 3)
+                        cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 2000, fallback),
+                                     fallback, "the merge's pace left at %.1f s", s.time_usec / 1e6);
         }
 }
 
