@@ -183,8 +183,9 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
         uint64_t tracked = ksm_sample_rmap_items(s);
         bool was_filling = a->filling;
         update_filling(a, s);
-        if ((a->filling || a->fill_pending) && state == THROTTLE_AGGRESSIVE) {
-                /* Not settled while a VM fills its memory (a kick at its start). */
+        /* Not settled over memory that is appearing after a kick before it (at a VM's start). */
+        bool held = (a->filling || a->fill_pending) && state == THROTTLE_AGGRESSIVE;
+        if (held) {
                 a->settled_scans = 0;
                 a->converged = false;
         } else if (was_filling && state == THROTTLE_AGGRESSIVE) {
@@ -224,7 +225,7 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
                 bool little_progress = below_share(mul_div_saturating(streak_growth, streak, config->converged_scans ?: 1),
                                                    config->converged_percent, base, 1) &&
                                        below_share(shrink, config->converged_percent, a->rmap_at_scan, n);
-                if (little_progress && !appearing && !((a->filling || a->fill_pending) && state == THROTTLE_AGGRESSIVE)) {
+                if (little_progress && !appearing && !held) {
                         /* Only scans after the merge's two count, also when one look spans both. */
                         uint64_t after_merge = s->full_scans - a->merge_scans - 2;
                         if (a->settled_scans == 0)

@@ -92,8 +92,8 @@ static inline uint64_t ksm_sample_mapped_pages(const struct ksm_sample *s) {
 
 /* Memory is being filled while what the processes map grew by a step (ADAPTIVE_FILL_STEP)
  * within the last ADAPTIVE_FILL_QUIET_USEC, after ADAPTIVE_FILL_FIRST within
- * ADAPTIVE_FILL_START_USEC of the kick, for at most ADAPTIVE_FILL_MAX_USEC of growth without a quiet second. Replayed on
- * recorded TCG boots (test/data/adaptive and the benchmark's recordings), 2 MiB and 1 s saw
+ * ADAPTIVE_FILL_START_USEC of the kick, for at most ADAPTIVE_FILL_MAX_USEC of growth
+ * without a quiet second. Replayed on recorded TCG boots (test/data/adaptive and the benchmark's recordings), 2 MiB and 1 s saw
  * each guest's memory in place 0.1 s before to 1.2 s after its "ready" line, and began 2
  * merges in pauses of 13 boots; 8 MiB or a 64th of the tracked pages began 13, in 6 boots
  * (a guest writing 2-8 MiB a second for a while looked done, or any guest after the first
