@@ -136,7 +136,8 @@ static void update_filling(struct adaptive *a, const struct ksm_sample *s) {
          * someone else's and does not hold this kick's merge. */
         bool early = !a->filling_seen && a->kick.has_anon_pages && s->time_usec <= a->kick.time_usec + ADAPTIVE_FILL_START_USEC;
         uint64_t at_kick = ksm_sample_mapped_pages(&a->kick);
-        if (early && mapped >= at_kick + ADAPTIVE_FILL_FIRST) {
+        bool fast = s->time_usec <= a->kick.time_usec + ADAPTIVE_FILL_FAST_USEC && mapped >= at_kick + ADAPTIVE_FILL_FAST;
+        if (early && (mapped >= at_kick + ADAPTIVE_FILL_FIRST || fast)) {
                 a->mapped_step_usec = s->time_usec;
                 a->filling_seen = true;
         }
@@ -185,6 +186,12 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
         update_filling(a, s);
         /* Not settled over memory that is appearing after a kick before it (at a VM's start). */
         bool held = (a->filling || a->fill_pending) && state == THROTTLE_AGGRESSIVE;
+        if (a->filling && !was_filling && state == THROTTLE_AGGRESSIVE)
+                /* The kick came before the memory: the merge's pace, set at the kick, is not
+                 * what the rate was measured under; the filling pace is sized afresh at once,
+                 * not stepped down a quarter per sample (a second of the merge's pace over
+                 * everything merged before, about 0.1 CPU-second a guest). */
+                a->scan_rate = 0;
         if (held) {
                 a->settled_scans = 0;
                 a->converged = false;

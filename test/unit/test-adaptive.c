@@ -487,6 +487,59 @@ Test(adaptive, a_kick_before_the_memory_waits_for_it_then_merges_at_the_merge_pa
         cr_assert_fail("never settled after the merge (full scan %" PRIu64 ")", s.full_scans);
 }
 
+/* A kick at a guest's start on a host with guests merged before: the merge's pace, set at
+ * the kick, scans all of them until the new guest's memory shows; then the filling pace
+ * holds from that sample on, not after a quarter-per-sample ramp down (recorded on TCG
+ * guests: 9703 -> 2425 -> 606 -> 151 -> 64 pages over 0.8 s at sleep_millisecs=1). */
+Test(adaptive, filling_seen_drops_to_its_pace_at_once) {
+        struct adaptive a = {};
+        struct ksm_sample s = sample(0, 18, 0);
+        const uint32_t merge_pace = 9703;
+
+        kick_before_the_memory(&a, &s);
+        s.pages_unshared = 262144 * 2; /* two guests tracked */
+        /* 0.2 s: 20 MiB more mapped, not yet a guest's; 0.4 s: 150 MiB. */
+        const uint64_t anon[] = { 10000 + 5120, 10000 + 38400 };
+        for (int i = 0; i < 2; i++) {
+                s.time_usec = (uint64_t) (i + 1) * 200 * USEC_PER_MSEC;
+                s.anon_pages = anon[i];
+                s.pages_scanned += 150000; /* the merge's pace over everything tracked */
+                adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, merge_pace, &s);
+        }
+        cr_assert(a.filling, "150 MiB mapped 0.4 s after the kick is not a guest filling its memory");
+        uint32_t pages = adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, merge_pace, 30000);
+        cr_assert_eq(pages, throttle.min_pages_to_scan,
+                     "pages_to_scan %u, not the filling pace (a full scan of the %u tracked pages in standard's 60 s is "
+                     "a few pages a wake-up: MinPagesToScan=%u) in the sample that saw the memory fill",
+                     pages, 262144 * 2, throttle.min_pages_to_scan);
+}
+
+/* A guest's memory shows at 100 MiB a second and more from its start: 32 MiB in the first
+ * sample is enough to tell, one sample before 64 MiB would be; the same 32 MiB a second
+ * after the kick is not (a ready guest's own work, the host's). */
+Test(adaptive, a_fast_start_is_seen_in_the_first_sample) {
+        struct adaptive fast = {}, late = {};
+        struct ksm_sample s = sample(0, 18, 0);
+
+        kick_before_the_memory(&fast, &s);
+        kick_before_the_memory(&late, &s);
+        struct ksm_sample at = s;
+        at.time_usec = 200 * USEC_PER_MSEC;
+        at.anon_pages += 8192 + 256; /* 33 MiB */
+        adaptive_on_sample(&fast, &config, THROTTLE_AGGRESSIVE, 9703, &at);
+        cr_assert(fast.filling, "33 MiB mapped 0.2 s after the kick is not a guest filling its memory");
+
+        at = s;
+        for (int i = 1; i <= 5; i++) {
+                at.time_usec = (uint64_t) i * 200 * USEC_PER_MSEC;
+                if (i == 5)
+                        at.anon_pages += 8192 + 256; /* the same 33 MiB, 1 s after the kick */
+                adaptive_on_sample(&late, &config, THROTTLE_AGGRESSIVE, 9703, &at);
+        }
+        cr_assert_not(late.filling, "33 MiB mapped 1 s after the kick held its merge as a guest's start");
+        cr_assert(late.fill_pending, "growth within 3 s of the kick does not keep the merge from settling");
+}
+
 /* A booting guest that writes only a few MiB a second for a while (3 MiB/s here, between
  * two bursts) is still filling its memory: a merge begun there would be thrown away when
  * the next burst comes. */
