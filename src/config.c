@@ -61,11 +61,11 @@ static int parse_boolean_field(const char *value, const struct config_key *key, 
         return parse_boolean(value, (bool *) field) < 0 ? -EINVAL : 0;
 }
 
-static int parse_smart_scan_field(const char *value, const struct config_key *key, void *field) {
-        enum throttle_smart_scan v = throttle_smart_scan_from_string(value);
-        if (v == _THROTTLE_SMART_SCAN_MAX)
+static int parse_switch_field(const char *value, const struct config_key *key, void *field) {
+        enum throttle_switch v = throttle_switch_from_string(value);
+        if (v == _THROTTLE_SWITCH_MAX)
                 return -EINVAL;
-        *(enum throttle_smart_scan *) field = v;
+        *(enum throttle_switch *) field = v;
         return 0;
 }
 
@@ -90,8 +90,10 @@ static int parse_absolute_path_field(const char *value, const struct config_key 
             10 * USEC_PER_MSEC, 24 * USEC_PER_HOUR, "a duration between 10ms and 24h such as 1s or 2min"),         \
         KEY(name, "MaxCpuPercent", parse_uint32_field, adaptive_config.level[state].max_cpu_percent, 1, 100,       \
             "a whole percentage of one CPU from 1 to 100"),                                                       \
-        KEY(name, "SmartScan", parse_smart_scan_field, throttle.level[state].smart_scan, 0, 0,                     \
-            "yes, no or host (the host's own smart_scan)")
+        KEY(name, "SmartScan", parse_switch_field, throttle.level[state].smart_scan, 0, 0,                     \
+            "yes, no or host (the host's own smart_scan)"),                                                       \
+        KEY(name, "UseZeroPages", parse_switch_field, throttle.level[state].use_zero_pages, 0, 0,                  \
+            "yes, no or host (the host's own use_zero_pages)")
 
 static const struct config_key config_keys[] = {
         KEY("Throttler", "KsmDirectory", parse_absolute_path_field, ksm_directory, 0, 0, "an absolute path"),

@@ -21,6 +21,7 @@ static const char *const knob_names[_KSM_KNOB_MAX] = {
         [KSM_KNOB_PAGES_TO_SCAN] = "pages_to_scan",
         [KSM_KNOB_SLEEP_MILLISECS] = "sleep_millisecs",
         [KSM_KNOB_SMART_SCAN] = "smart_scan",
+        [KSM_KNOB_USE_ZERO_PAGES] = "use_zero_pages",
         [KSM_KNOB_RUN] = "run",
 };
 
@@ -30,7 +31,8 @@ static const char *const advisor_mode_names[] = {
 };
 
 const enum ksm_knob ksm_knob_display_order[_KSM_KNOB_MAX] = {
-        KSM_KNOB_RUN, KSM_KNOB_PAGES_TO_SCAN, KSM_KNOB_SLEEP_MILLISECS, KSM_KNOB_ADVISOR_MODE, KSM_KNOB_SMART_SCAN,
+        KSM_KNOB_RUN,        KSM_KNOB_PAGES_TO_SCAN, KSM_KNOB_SLEEP_MILLISECS,
+        KSM_KNOB_ADVISOR_MODE, KSM_KNOB_SMART_SCAN, KSM_KNOB_USE_ZERO_PAGES,
 };
 
 const char *const ksm_statistics_names[] = {
@@ -44,8 +46,8 @@ const char *ksm_knob_name(enum ksm_knob knob) {
 }
 
 bool ksm_knob_is_required(enum ksm_knob knob) {
-        /* advisor_mode exists only since Linux 6.8, smart_scan since 6.7. */
-        return knob != KSM_KNOB_ADVISOR_MODE && knob != KSM_KNOB_SMART_SCAN;
+        /* advisor_mode exists only since Linux 6.8, smart_scan since 6.7, use_zero_pages since 4.14. */
+        return knob != KSM_KNOB_ADVISOR_MODE && knob != KSM_KNOB_SMART_SCAN && knob != KSM_KNOB_USE_ZERO_PAGES;
 }
 
 const char *ksm_advisor_mode_to_string(uint32_t mode) {
@@ -127,7 +129,7 @@ int ksm_knob_parse(enum ksm_knob knob, const char *text, uint32_t *ret) {
         r = parse_uint64(text, &value);
         if (r < 0)
                 return r;
-        if (value > UINT32_MAX || (knob == KSM_KNOB_SMART_SCAN && value > 1))
+        if (value > UINT32_MAX || (ksm_knob_is_switch(knob) && value > 1))
                 return -ERANGE;
         *ret = (uint32_t) value;
         return 0;

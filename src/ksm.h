@@ -8,13 +8,14 @@
 
 /* The knobs the throttler manages, in the order they are written and restored
  * (advisor_mode first, run last: see docs/design.md, The state machine). advisor_mode
- * (Linux 6.8+) and smart_scan (6.7+) are optional: where the kernel lacks one it is
- * simply not managed. */
+ * (Linux 6.8+), smart_scan (6.7+) and use_zero_pages (4.14+) are optional: where the
+ * kernel lacks one it is simply not managed. */
 enum ksm_knob {
         KSM_KNOB_ADVISOR_MODE,
         KSM_KNOB_PAGES_TO_SCAN,
         KSM_KNOB_SLEEP_MILLISECS,
         KSM_KNOB_SMART_SCAN,
+        KSM_KNOB_USE_ZERO_PAGES,
         KSM_KNOB_RUN,
         _KSM_KNOB_MAX,
 };
@@ -26,7 +27,7 @@ enum ksm_advisor_mode {
 
 struct ksm_settings {
         unsigned present; /* bit (1u << knob) for each knob the kernel has */
-        uint32_t value[_KSM_KNOB_MAX]; /* advisor_mode as enum ksm_advisor_mode; smart_scan 0 or 1 */
+        uint32_t value[_KSM_KNOB_MAX]; /* advisor_mode as enum ksm_advisor_mode; smart_scan, use_zero_pages 0 or 1 */
 };
 
 /* The knobs in the order people read them (run first), for logs and the bus. */
@@ -39,6 +40,11 @@ extern const size_t ksm_statistics_count;
 const char *ksm_knob_name(enum ksm_knob knob);
 bool ksm_knob_is_required(enum ksm_knob knob);
 const char *ksm_advisor_mode_to_string(uint32_t mode);
+
+/* A knob that is only on (1) or off (0). */
+static inline bool ksm_knob_is_switch(enum ksm_knob knob) {
+        return knob == KSM_KNOB_SMART_SCAN || knob == KSM_KNOB_USE_ZERO_PAGES;
+}
 
 static inline bool ksm_settings_has(const struct ksm_settings *s, enum ksm_knob knob) {
         return s->present & (1u << knob);
@@ -56,7 +62,7 @@ bool ksm_settings_equal(const struct ksm_settings *a, const struct ksm_settings 
 const char *ksm_settings_format(const struct ksm_settings *s, char *buf, size_t size);
 
 /* Parses a knob's sysfs text ("100\n", "[none] scan-time\n", or plain "none" in a test directory;
- * smart_scan only "0" or "1", as the kernel shows it). */
+ * smart_scan and use_zero_pages only "0" or "1", as the kernel shows them). */
 int ksm_knob_parse(enum ksm_knob knob, const char *text, uint32_t *ret);
 
 /* Opens the KSM directory and checks every required knob is readable and writable.

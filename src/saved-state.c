@@ -57,7 +57,7 @@ int saved_state_format(const struct saved_state *state, char *buf, size_t size) 
 static bool value_in_range(enum ksm_knob knob, uint32_t value, bool host) {
         if (knob == KSM_KNOB_RUN)
                 return value <= (host ? 1u : 2u);
-        if (knob == KSM_KNOB_SMART_SCAN)
+        if (ksm_knob_is_switch(knob))
                 return value <= 1; /* also refused by ksm_knob_parse() */
         return true; /* the others take any 32-bit value; the parser bounds them */
 }

@@ -12,23 +12,23 @@ static const char *const state_names[_THROTTLE_STATE_MAX] = {
         [THROTTLE_SLOW] = "slow",
 };
 
-const char *throttle_smart_scan_to_string(enum throttle_smart_scan v) {
-        static const char *const names[_THROTTLE_SMART_SCAN_MAX] = {
-                [THROTTLE_SMART_SCAN_HOST] = "host",
-                [THROTTLE_SMART_SCAN_OFF] = "no",
-                [THROTTLE_SMART_SCAN_ON] = "yes",
+const char *throttle_switch_to_string(enum throttle_switch v) {
+        static const char *const names[_THROTTLE_SWITCH_MAX] = {
+                [THROTTLE_SWITCH_HOST] = "host",
+                [THROTTLE_SWITCH_OFF] = "no",
+                [THROTTLE_SWITCH_ON] = "yes",
         };
-        return v >= 0 && v < _THROTTLE_SMART_SCAN_MAX ? names[v] : NULL;
+        return v >= 0 && v < _THROTTLE_SWITCH_MAX ? names[v] : NULL;
 }
 
-enum throttle_smart_scan throttle_smart_scan_from_string(const char *s) {
+enum throttle_switch throttle_switch_from_string(const char *s) {
         bool b;
 
         if (strcmp(s, "host") == 0)
-                return THROTTLE_SMART_SCAN_HOST;
+                return THROTTLE_SWITCH_HOST;
         if (parse_boolean(s, &b) < 0)
-                return _THROTTLE_SMART_SCAN_MAX;
-        return b ? THROTTLE_SMART_SCAN_ON : THROTTLE_SMART_SCAN_OFF;
+                return _THROTTLE_SWITCH_MAX;
+        return b ? THROTTLE_SWITCH_ON : THROTTLE_SWITCH_OFF;
 }
 
 const char *throttle_state_to_string(enum throttle_state state) {
@@ -47,9 +47,9 @@ void throttle_config_default(struct throttle_config *ret) {
                 .level = {
                         /* smart_scan off while merging: every page is looked at in the
                          * merge's scans, none ages into skipping (docs/design.md). */
-                        [THROTTLE_AGGRESSIVE] = { 30 * USEC_PER_SEC, 10, 1, THROTTLE_SMART_SCAN_OFF },
-                        [THROTTLE_STANDARD] = { 120 * USEC_PER_SEC, 100, 10, THROTTLE_SMART_SCAN_HOST },
-                        [THROTTLE_SLOW] = { 120 * USEC_PER_SEC, 500, 100, THROTTLE_SMART_SCAN_HOST },
+                        [THROTTLE_AGGRESSIVE] = { 30 * USEC_PER_SEC, 10, 1, THROTTLE_SWITCH_OFF, THROTTLE_SWITCH_HOST },
+                        [THROTTLE_STANDARD] = { 120 * USEC_PER_SEC, 100, 10, THROTTLE_SWITCH_HOST, THROTTLE_SWITCH_HOST },
+                        [THROTTLE_SLOW] = { 120 * USEC_PER_SEC, 500, 100, THROTTLE_SWITCH_HOST, THROTTLE_SWITCH_HOST },
                 },
                 .min_pages_to_scan = 64,
                 /* The kernel advisor's own default ceiling (advisor_max_pages_to_scan). */
@@ -101,6 +101,8 @@ void throttle_settings(const struct throttle_config *config, enum throttle_state
         ksm_settings_set(ret, KSM_KNOB_SLEEP_MILLISECS, level->sleep_millisecs);
         if (ksm_settings_has(host, KSM_KNOB_ADVISOR_MODE))
                 ksm_settings_set(ret, KSM_KNOB_ADVISOR_MODE, KSM_ADVISOR_NONE);
-        if (ksm_settings_has(host, KSM_KNOB_SMART_SCAN) && level->smart_scan != THROTTLE_SMART_SCAN_HOST)
-                ksm_settings_set(ret, KSM_KNOB_SMART_SCAN, level->smart_scan == THROTTLE_SMART_SCAN_ON);
+        if (ksm_settings_has(host, KSM_KNOB_SMART_SCAN) && level->smart_scan != THROTTLE_SWITCH_HOST)
+                ksm_settings_set(ret, KSM_KNOB_SMART_SCAN, level->smart_scan == THROTTLE_SWITCH_ON);
+        if (ksm_settings_has(host, KSM_KNOB_USE_ZERO_PAGES) && level->use_zero_pages != THROTTLE_SWITCH_HOST)
+                ksm_settings_set(ret, KSM_KNOB_USE_ZERO_PAGES, level->use_zero_pages == THROTTLE_SWITCH_ON);
 }

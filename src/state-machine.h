@@ -17,19 +17,21 @@ enum throttle_state {
         _THROTTLE_STATE_MAX,
 };
 
-/* What a state does with smart_scan (where the kernel has it): the host's value, off, on. */
-enum throttle_smart_scan {
-        THROTTLE_SMART_SCAN_HOST,
-        THROTTLE_SMART_SCAN_OFF,
-        THROTTLE_SMART_SCAN_ON,
-        _THROTTLE_SMART_SCAN_MAX,
+/* What a state does with a knob that is on or off (smart_scan, use_zero_pages, where the
+ * kernel has it): the host's value, off, on. */
+enum throttle_switch {
+        THROTTLE_SWITCH_HOST,
+        THROTTLE_SWITCH_OFF,
+        THROTTLE_SWITCH_ON,
+        _THROTTLE_SWITCH_MAX,
 };
 
 struct throttle_level {
         uint64_t duration_usec;          /* time in this state without a kick */
         uint32_t pages_per_scan_factor;  /* pages_to_scan = AnonPages / factor */
         uint32_t sleep_millisecs;
-        enum throttle_smart_scan smart_scan;
+        enum throttle_switch smart_scan;
+        enum throttle_switch use_zero_pages;
 };
 
 struct throttle_config {
@@ -46,12 +48,13 @@ struct throttle {
 const char *throttle_state_to_string(enum throttle_state state);
 enum throttle_state throttle_state_from_string(const char *s);
 
-/* "host", "no", "yes"; and back (also "off"/"on", "0"/"1"...; _THROTTLE_SMART_SCAN_MAX if none). */
-const char *throttle_smart_scan_to_string(enum throttle_smart_scan v);
-enum throttle_smart_scan throttle_smart_scan_from_string(const char *s);
+/* "host", "no", "yes"; and back (also "off"/"on", "0"/"1"...; _THROTTLE_SWITCH_MAX if none). */
+const char *throttle_switch_to_string(enum throttle_switch v);
+enum throttle_switch throttle_switch_from_string(const char *s);
 
 /* The built-in schedule: 30 s aggressive, 2 min standard, 2 min slow; smart_scan off in
- * aggressive (docs/design.md, smart_scan while throttling), the host's elsewhere. */
+ * aggressive (docs/design.md, smart_scan while throttling), the host's elsewhere;
+ * use_zero_pages the host's in every state. */
 void throttle_config_default(struct throttle_config *ret);
 
 static inline void throttle_init(struct throttle *t) {
@@ -71,6 +74,6 @@ bool throttle_on_converged(struct throttle *t, const struct throttle_config *con
 /* The knob values for state: the host's own in initial, else the level's values with
  * pages_to_scan = AnonPages / factor clamped to [min, max], run=1, (where the kernel
  * has it) advisor_mode=none so that pages_to_scan can be written, and (where the kernel
- * has it) the level's smart_scan, or the host's value for THROTTLE_SMART_SCAN_HOST. */
+ * has it) the level's smart_scan, or the host's value for THROTTLE_SWITCH_HOST. */
 void throttle_settings(const struct throttle_config *config, enum throttle_state state, uint64_t anon_pages,
                        const struct ksm_settings *host, struct ksm_settings *ret);

@@ -154,23 +154,41 @@ Test(config, good_file_sets_every_key) {
         /* Not in the file: the defaults. */
         cr_assert_eq(c.adaptive_config.level[THROTTLE_SLOW].full_scan_usec, 180 * USEC_PER_SEC);
         cr_assert_eq(c.adaptive_config.level[THROTTLE_SLOW].max_cpu_percent, 3);
-        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].smart_scan, THROTTLE_SMART_SCAN_ON);
-        cr_assert_eq(c.throttle.level[THROTTLE_STANDARD].smart_scan, THROTTLE_SMART_SCAN_OFF);
-        cr_assert_eq(c.throttle.level[THROTTLE_SLOW].smart_scan, THROTTLE_SMART_SCAN_HOST, "SmartScan= not in [Slow] changed it");
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].smart_scan, THROTTLE_SWITCH_ON);
+        cr_assert_eq(c.throttle.level[THROTTLE_STANDARD].smart_scan, THROTTLE_SWITCH_OFF);
+        cr_assert_eq(c.throttle.level[THROTTLE_SLOW].smart_scan, THROTTLE_SWITCH_HOST, "SmartScan= not in [Slow] changed it");
         config_done(&c);
 }
 
 Test(config, smart_scan_is_off_in_aggressive_and_the_hosts_elsewhere_by_default) {
         struct config c;
         config_init(&c);
-        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].smart_scan, THROTTLE_SMART_SCAN_OFF,
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].smart_scan, THROTTLE_SWITCH_OFF,
                      "aggressive does not turn smart_scan off by default");
-        cr_assert_eq(c.throttle.level[THROTTLE_STANDARD].smart_scan, THROTTLE_SMART_SCAN_HOST);
-        cr_assert_eq(c.throttle.level[THROTTLE_SLOW].smart_scan, THROTTLE_SMART_SCAN_HOST);
+        cr_assert_eq(c.throttle.level[THROTTLE_STANDARD].smart_scan, THROTTLE_SWITCH_HOST);
+        cr_assert_eq(c.throttle.level[THROTTLE_SLOW].smart_scan, THROTTLE_SWITCH_HOST);
         write_file("ksm-throttler.conf", "[Aggressive]\nSmartScan=host\n[Slow]\nSmartScan=on\n");
         cr_assert_eq(load_capturing(&c, conf, true), 0, "%s", stderr_text);
-        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].smart_scan, THROTTLE_SMART_SCAN_HOST);
-        cr_assert_eq(c.throttle.level[THROTTLE_SLOW].smart_scan, THROTTLE_SMART_SCAN_ON);
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].smart_scan, THROTTLE_SWITCH_HOST);
+        cr_assert_eq(c.throttle.level[THROTTLE_SLOW].smart_scan, THROTTLE_SWITCH_ON);
+        config_done(&c);
+}
+
+Test(config, use_zero_pages_is_the_hosts_unless_a_state_sets_it) {
+        struct config c;
+        config_init(&c);
+        for (int s = THROTTLE_AGGRESSIVE; s < _THROTTLE_STATE_MAX; s++)
+                cr_assert_eq(c.throttle.level[s].use_zero_pages, THROTTLE_SWITCH_HOST,
+                             "%s changes use_zero_pages by default", throttle_state_to_string(s));
+        write_file("ksm-throttler.conf", "[Aggressive]\nUseZeroPages=yes\n[Slow]\nUseZeroPages=no\n");
+        cr_assert_eq(load_capturing(&c, conf, true), 0, "%s", stderr_text);
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].use_zero_pages, THROTTLE_SWITCH_ON);
+        cr_assert_eq(c.throttle.level[THROTTLE_STANDARD].use_zero_pages, THROTTLE_SWITCH_HOST);
+        cr_assert_eq(c.throttle.level[THROTTLE_SLOW].use_zero_pages, THROTTLE_SWITCH_OFF);
+        write_file("ksm-throttler.conf", "[Standard]\nUseZeroPages=sometimes\n");
+        cr_assert_lt(load_capturing(&c, conf, true), 0, "UseZeroPages=sometimes was taken");
+        cr_assert(strstr(stderr_text, "UseZeroPages") && strstr(stderr_text, "yes, no or host"),
+                  "the error does not say which key and what it takes: %s", stderr_text);
         config_done(&c);
 }
 

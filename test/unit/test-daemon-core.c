@@ -563,6 +563,31 @@ Test(daemon_core, smart_scan_is_off_in_aggressive_and_the_hosts_value_comes_back
         cr_assert_not(saved_state_exists(runtime_dir), "the saved state outlived the cycle");
 }
 
+/* use_zero_pages, where a state sets it (UseZeroPages=), is recorded before it is written
+ * and given back at the end; a state that does not set it leaves the host's value. */
+Test(daemon_core, use_zero_pages_set_in_aggressive_comes_back_after) {
+        struct saved_state saved;
+
+        test_write_at(ksm_dir, "use_zero_pages", "0\n");
+        d.config.throttle.level[THROTTLE_AGGRESSIVE].use_zero_pages = THROTTLE_SWITCH_ON;
+        d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = 20 * USEC_PER_MSEC;
+        start();
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
+        cr_assert_eq(knob(KSM_KNOB_USE_ZERO_PAGES), 1, "UseZeroPages=yes in aggressive did not write use_zero_pages=1");
+        cr_assert_eq(saved_state_load(runtime_dir, &saved), 0);
+        cr_assert(ksm_settings_has(&saved.host, KSM_KNOB_USE_ZERO_PAGES), "the host's use_zero_pages is not in the record");
+        cr_assert_eq(saved.host.value[KSM_KNOB_USE_ZERO_PAGES], 0);
+        cr_assert_eq(saved.written.value[KSM_KNOB_USE_ZERO_PAGES], 1, "the record does not say the throttler wrote 1");
+
+        run_until(THROTTLE_STANDARD);
+        cr_assert_eq(knob(KSM_KNOB_USE_ZERO_PAGES), 0, "standard (UseZeroPages=host) did not give back the host's 0");
+        cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
+        cr_assert_eq(knob(KSM_KNOB_USE_ZERO_PAGES), 1);
+        cr_assert_eq(daemon_restore(&d), 0);
+        cr_assert_eq(knob(KSM_KNOB_USE_ZERO_PAGES), 0, "the host's use_zero_pages was not restored");
+        cr_assert_not(saved_state_exists(runtime_dir), "the saved state outlived the cycle");
+}
+
 Test(daemon_core, smart_scan_changed_from_outside_ends_the_cycle_and_is_kept) {
         test_write_at(ksm_dir, "smart_scan", "1\n");
         start();

@@ -489,6 +489,24 @@ Test(ksm, write_in_a_plain_directory_replaces_the_file_whole) {
         cr_assert_eq(fstatat(ksm_fd, ".sleep_millisecs.new", &after, 0), -1, "the temporary file was left behind");
 }
 
+/* use_zero_pages (Linux 4.14+) is optional and only 0 or 1, like smart_scan below. */
+Test(ksm, use_zero_pages_is_an_optional_boolean_knob) {
+        struct ksm_settings s;
+        uint32_t v = 7;
+
+        cr_assert_eq(ksm_settings_read(ksm_fd, &s, NULL), 0);
+        cr_assert_not(ksm_settings_has(&s, KSM_KNOB_USE_ZERO_PAGES), "a kernel without use_zero_pages shows it as present");
+        cr_assert_not(ksm_knob_is_required(KSM_KNOB_USE_ZERO_PAGES), "use_zero_pages is required");
+        cr_assert_str_eq(ksm_knob_name(KSM_KNOB_USE_ZERO_PAGES), "use_zero_pages");
+        cr_assert_eq(ksm_knob_parse(KSM_KNOB_USE_ZERO_PAGES, "1\n", &v), 0);
+        cr_assert_eq(v, 1);
+        cr_assert_eq(ksm_knob_parse(KSM_KNOB_USE_ZERO_PAGES, "2\n", &v), -ERANGE, "use_zero_pages=2 accepted");
+        put("use_zero_pages", "1\n");
+        cr_assert_eq(ksm_settings_read(ksm_fd, &s, NULL), 0);
+        cr_assert(ksm_settings_has(&s, KSM_KNOB_USE_ZERO_PAGES), "use_zero_pages present in sysfs but not read");
+        cr_assert_eq(s.value[KSM_KNOB_USE_ZERO_PAGES], 1);
+}
+
 /* smart_scan (Linux 6.7+) is optional like advisor_mode: absent, it is not managed; present,
  * it is read, written in its place (before run) and only ever 0 or 1. */
 Test(ksm, smart_scan_is_an_optional_boolean_knob) {

@@ -105,6 +105,7 @@ Test(saved_state, out_of_range_values_are_refused) {
                 /* smart_scan is a boolean in sysfs. */
                 { "run=0\npages_to_scan=100\nsleep_millisecs=20\nsmart_scan=2\n", "host-settings:4:" },
                 { "run=0\npages_to_scan=100\nsleep_millisecs=20\npending.smart_scan=9\n", "host-settings:4:" },
+                { "run=0\npages_to_scan=100\nsleep_millisecs=20\nuse_zero_pages=3\n", "host-settings:4:" },
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 struct saved_state loaded;

@@ -249,8 +249,8 @@ Test(throttle, settings_set_smart_scan_per_state_only_where_the_kernel_has_it) {
 
         /* Configured on in standard, host's in aggressive, for a host that has it off. */
         host.value[KSM_KNOB_SMART_SCAN] = 0;
-        c.level[THROTTLE_STANDARD].smart_scan = THROTTLE_SMART_SCAN_ON;
-        c.level[THROTTLE_AGGRESSIVE].smart_scan = THROTTLE_SMART_SCAN_HOST;
+        c.level[THROTTLE_STANDARD].smart_scan = THROTTLE_SWITCH_ON;
+        c.level[THROTTLE_AGGRESSIVE].smart_scan = THROTTLE_SWITCH_HOST;
         throttle_settings(&c, THROTTLE_STANDARD, 1000000, &host, &s);
         cr_assert_eq(s.value[KSM_KNOB_SMART_SCAN], 1, "SmartScan=yes in standard not applied");
         throttle_settings(&c, THROTTLE_AGGRESSIVE, 1000000, &host, &s);
@@ -264,11 +264,11 @@ Test(throttle, settings_set_smart_scan_per_state_only_where_the_kernel_has_it) {
                               throttle_state_to_string(st));
         }
 
-        cr_assert_eq(throttle_smart_scan_from_string("host"), THROTTLE_SMART_SCAN_HOST);
-        cr_assert_eq(throttle_smart_scan_from_string("no"), THROTTLE_SMART_SCAN_OFF);
-        cr_assert_eq(throttle_smart_scan_from_string("yes"), THROTTLE_SMART_SCAN_ON);
-        cr_assert_eq(throttle_smart_scan_from_string("maybe"), _THROTTLE_SMART_SCAN_MAX);
-        cr_assert_str_eq(throttle_smart_scan_to_string(THROTTLE_SMART_SCAN_OFF), "no");
+        cr_assert_eq(throttle_switch_from_string("host"), THROTTLE_SWITCH_HOST);
+        cr_assert_eq(throttle_switch_from_string("no"), THROTTLE_SWITCH_OFF);
+        cr_assert_eq(throttle_switch_from_string("yes"), THROTTLE_SWITCH_ON);
+        cr_assert_eq(throttle_switch_from_string("maybe"), _THROTTLE_SWITCH_MAX);
+        cr_assert_str_eq(throttle_switch_to_string(THROTTLE_SWITCH_OFF), "no");
 }
 
 Test(throttle, settings_do_not_depend_on_host_values) {
