@@ -534,11 +534,20 @@ Test(daemon_core, recovery_keeps_a_knob_changed_after_the_throttler_wrote_it) {
         cr_assert_eq(daemon_recover(&d), 0, "a second recovery found something to restore");
 }
 
+/* The saved state holds the host's value of knob and the value the throttler wrote. */
+static void assert_recorded(enum ksm_knob knob, uint32_t host, uint32_t written) {
+        struct saved_state saved;
+        cr_assert_eq(saved_state_load(runtime_dir, &saved), 0);
+        cr_assert(ksm_settings_has(&saved.host, knob), "the host's %s is not in the record", ksm_knob_name(knob));
+        cr_assert_eq(saved.host.value[knob], host, "the record says the host's %s is %u, not %u", ksm_knob_name(knob),
+                     saved.host.value[knob], host);
+        cr_assert_eq(saved.written.value[knob], written, "the record does not say the throttler wrote %s=%u",
+                     ksm_knob_name(knob), written);
+}
+
 /* smart_scan (Linux 6.7+) is managed like the other knobs: off in aggressive by default,
  * the host's in standard and slow, recorded before it is written, given back at the end. */
 Test(daemon_core, smart_scan_is_off_in_aggressive_and_the_hosts_value_comes_back) {
-        struct saved_state saved;
-
         test_write_at(ksm_dir, "smart_scan", "1\n");
         d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = 20 * USEC_PER_MSEC;
         start();
@@ -548,10 +557,7 @@ Test(daemon_core, smart_scan_is_off_in_aggressive_and_the_hosts_value_comes_back
                          "runtime/host-settings",
                          "smart_scan not written (before run, after the record) in aggressive");
         cr_assert_eq(knob(KSM_KNOB_SMART_SCAN), 0, "aggressive left smart_scan on");
-        cr_assert_eq(saved_state_load(runtime_dir, &saved), 0);
-        cr_assert(ksm_settings_has(&saved.host, KSM_KNOB_SMART_SCAN), "the host's smart_scan is not in the record");
-        cr_assert_eq(saved.host.value[KSM_KNOB_SMART_SCAN], 1);
-        cr_assert_eq(saved.written.value[KSM_KNOB_SMART_SCAN], 0, "the record does not say the throttler wrote 0");
+        assert_recorded(KSM_KNOB_SMART_SCAN, 1, 0);
 
         run_until(THROTTLE_STANDARD);
         cr_assert_eq(knob(KSM_KNOB_SMART_SCAN), 1, "standard does not give smart_scan the host's value");
@@ -566,18 +572,13 @@ Test(daemon_core, smart_scan_is_off_in_aggressive_and_the_hosts_value_comes_back
 /* use_zero_pages, where a state sets it (UseZeroPages=), is recorded before it is written
  * and given back at the end; a state that does not set it leaves the host's value. */
 Test(daemon_core, use_zero_pages_set_in_aggressive_comes_back_after) {
-        struct saved_state saved;
-
         test_write_at(ksm_dir, "use_zero_pages", "0\n");
         d.config.throttle.level[THROTTLE_AGGRESSIVE].use_zero_pages = THROTTLE_SWITCH_ON;
         d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = 20 * USEC_PER_MSEC;
         start();
         cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
         cr_assert_eq(knob(KSM_KNOB_USE_ZERO_PAGES), 1, "UseZeroPages=yes in aggressive did not write use_zero_pages=1");
-        cr_assert_eq(saved_state_load(runtime_dir, &saved), 0);
-        cr_assert(ksm_settings_has(&saved.host, KSM_KNOB_USE_ZERO_PAGES), "the host's use_zero_pages is not in the record");
-        cr_assert_eq(saved.host.value[KSM_KNOB_USE_ZERO_PAGES], 0);
-        cr_assert_eq(saved.written.value[KSM_KNOB_USE_ZERO_PAGES], 1, "the record does not say the throttler wrote 1");
+        assert_recorded(KSM_KNOB_USE_ZERO_PAGES, 0, 1);
 
         run_until(THROTTLE_STANDARD);
         cr_assert_eq(knob(KSM_KNOB_USE_ZERO_PAGES), 0, "standard (UseZeroPages=host) did not give back the host's 0");

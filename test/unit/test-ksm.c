@@ -489,42 +489,40 @@ Test(ksm, write_in_a_plain_directory_replaces_the_file_whole) {
         cr_assert_eq(fstatat(ksm_fd, ".sleep_millisecs.new", &after, 0), -1, "the temporary file was left behind");
 }
 
-/* use_zero_pages (Linux 4.14+) is optional and only 0 or 1, like smart_scan below. */
-Test(ksm, use_zero_pages_is_an_optional_boolean_knob) {
-        struct ksm_settings s;
+/* An optional knob that is only 0 or 1 (smart_scan since Linux 6.7, use_zero_pages since
+ * 4.14): absent, it is not managed (older kernels are not refused); present, it is read,
+ * and any other value is refused. Leaves it in sysfs as 1, read into *ret. */
+static void assert_optional_switch_knob(enum ksm_knob knob, struct ksm_settings *ret) {
+        const char *name = ksm_knob_name(knob);
         uint32_t v = 7;
 
-        cr_assert_eq(ksm_settings_read(ksm_fd, &s, NULL), 0);
-        cr_assert_not(ksm_settings_has(&s, KSM_KNOB_USE_ZERO_PAGES), "a kernel without use_zero_pages shows it as present");
-        cr_assert_not(ksm_knob_is_required(KSM_KNOB_USE_ZERO_PAGES), "use_zero_pages is required");
-        cr_assert_str_eq(ksm_knob_name(KSM_KNOB_USE_ZERO_PAGES), "use_zero_pages");
-        cr_assert_eq(ksm_knob_parse(KSM_KNOB_USE_ZERO_PAGES, "1\n", &v), 0);
+        cr_assert_eq(ksm_settings_read(ksm_fd, ret, NULL), 0);
+        cr_assert_not(ksm_settings_has(ret, knob), "a kernel without %s shows it as present", name);
+        cr_assert_not(ksm_knob_is_required(knob), "%s is required: older kernels would be refused", name);
+        cr_assert_eq(ksm_knob_parse(knob, "1\n", &v), 0);
         cr_assert_eq(v, 1);
-        cr_assert_eq(ksm_knob_parse(KSM_KNOB_USE_ZERO_PAGES, "2\n", &v), -ERANGE, "use_zero_pages=2 accepted");
-        put("use_zero_pages", "1\n");
-        cr_assert_eq(ksm_settings_read(ksm_fd, &s, NULL), 0);
-        cr_assert(ksm_settings_has(&s, KSM_KNOB_USE_ZERO_PAGES), "use_zero_pages present in sysfs but not read");
-        cr_assert_eq(s.value[KSM_KNOB_USE_ZERO_PAGES], 1);
+        cr_assert_eq(ksm_knob_parse(knob, "0\n", &v), 0);
+        cr_assert_eq(v, 0);
+        cr_assert_eq(ksm_knob_parse(knob, "2\n", &v), -ERANGE, "%s=2 accepted", name);
+        put(name, "1\n");
+        cr_assert_eq(ksm_settings_read(ksm_fd, ret, NULL), 0);
+        cr_assert(ksm_settings_has(ret, knob), "%s present in sysfs but not read", name);
+        cr_assert_eq(ret->value[knob], 1);
 }
 
-/* smart_scan (Linux 6.7+) is optional like advisor_mode: absent, it is not managed; present,
- * it is read, written in its place (before run) and only ever 0 or 1. */
+Test(ksm, use_zero_pages_is_an_optional_boolean_knob) {
+        struct ksm_settings s;
+        cr_assert_str_eq(ksm_knob_name(KSM_KNOB_USE_ZERO_PAGES), "use_zero_pages");
+        assert_optional_switch_knob(KSM_KNOB_USE_ZERO_PAGES, &s);
+}
+
+/* smart_scan is also written in its place (before run). */
 Test(ksm, smart_scan_is_an_optional_boolean_knob) {
         struct ksm_settings s, target, now;
         enum ksm_knob failed = _KSM_KNOB_MAX;
-        uint32_t v = 7;
 
-        cr_assert_eq(ksm_settings_read(ksm_fd, &s, NULL), 0);
-        cr_assert_not(ksm_settings_has(&s, KSM_KNOB_SMART_SCAN), "a kernel without smart_scan shows it as present");
-        cr_assert_not(ksm_knob_is_required(KSM_KNOB_SMART_SCAN), "smart_scan is required: kernels before 6.7 would be refused");
         cr_assert_str_eq(ksm_knob_name(KSM_KNOB_SMART_SCAN), "smart_scan");
-
-        cr_assert_eq(ksm_knob_parse(KSM_KNOB_SMART_SCAN, "1\n", &v), 0);
-        cr_assert_eq(v, 1);
-        cr_assert_eq(ksm_knob_parse(KSM_KNOB_SMART_SCAN, "0\n", &v), 0);
-        cr_assert_eq(v, 0);
-        cr_assert_eq(ksm_knob_parse(KSM_KNOB_SMART_SCAN, "2\n", &v), -ERANGE, "smart_scan=2 accepted");
-
+        assert_optional_switch_knob(KSM_KNOB_SMART_SCAN, &s);
         put("smart_scan", "1\n");
         cr_assert_eq(ksm_settings_read(ksm_fd, &s, &failed), 0);
         cr_assert(ksm_settings_has(&s, KSM_KNOB_SMART_SCAN), "smart_scan present in sysfs but not read");
