@@ -58,6 +58,7 @@ void adaptive_on_kick(struct adaptive *a, const struct ksm_sample *sample) {
         a->kick = *sample;
         a->merge_scans = sample->full_scans;
         a->merge_skipped = sample->pages_skipped;
+        a->merge_anon_high = sample->has_anon_pages ? sample->anon_pages : 0;
         a->mapped_valid = sample->has_anon_pages;
         a->mapped_low = ksm_sample_mapped_pages(sample);
         a->filling_seen = false;
@@ -200,10 +201,13 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
                  * at the merge's pace, before the settle rule looks again. */
                 a->merge_scans = s->full_scans;
                 a->merge_skipped = s->pages_skipped;
+                a->merge_anon_high = 0;
                 a->settled_scans = 0;
                 a->scans_needed = 0;
                 a->converged = false;
         }
+        if (s->has_anon_pages && s->anon_pages > a->merge_anon_high)
+                a->merge_anon_high = s->anon_pages;
         /* Memory appearing shows mid-scan as KSM starts to track it: not only at the next boundary. */
         bool appearing = a->scans_seen > a->kick.full_scans && grew_beyond(tracked, a->rmap_at_scan);
         if (s->full_scans <= a->scans_seen) {
@@ -332,6 +336,11 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
                 if (state != THROTTLE_AGGRESSIVE)
                         return 0; /* no measurement yet: the caller keeps the AnonPages rule */
                 pages = fallback_pages;
+                /* The merge moves the pages it merges out of AnonPages: its pace is that of
+                 * the most AnonPages it has seen, or its last scan would slow as it succeeds. */
+                uint32_t factor = throttle->level[state].pages_per_scan_factor ?: 1;
+                if (merging && a->merge_anon_high / factor > pages)
+                        pages = a->merge_anon_high / factor;
         }
 
         /* The CPU budget comes last and wins. */

@@ -41,6 +41,7 @@ struct adaptive {
          * start), the one that begins when the memory stops appearing. */
         uint64_t merge_scans;       /* full_scans when it began: the two scans after are its own */
         uint64_t merge_skipped;     /* pages_skipped then */
+        uint64_t merge_anon_high;   /* the most AnonPages seen since it began (0 without AnonPages) */
         /* Memory being filled, seen in what the processes map (ksm_sample_mapped_pages): it
          * shows at once, however fast or slow ksmd scans, unlike the pages KSM tracks. */
         bool mapped_valid;
@@ -140,7 +141,8 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
  * observed scan rate (current_pages_to_scan gave it) or, with no rate yet, at
  * 1000/sleep_millisecs wake-ups a second; in aggressive during the merge (its first two
  * full scans; without AnonPages in the samples, also as long as the tracked pages grow),
- * the AnonPages rule (fallback_pages), as in the fixed schedule; in aggressive while memory
+ * the AnonPages rule (fallback_pages, or the most AnonPages seen since the merge began
+ * over the state's factor if more), as in the fixed schedule; in aggressive while memory
  * is being filled (a kick before the memory), standard's full-scan time over the tracked
  * pages: the merge's pace waits for the memory to be in place; in standard and slow while memory is
  * appearing, sized to aggressive's full-scan time (in standard within aggressive's CPU

@@ -540,6 +540,31 @@ Test(adaptive, a_fast_start_is_seen_in_the_first_sample) {
         cr_assert(late.fill_pending, "growth within 3 s of the kick does not keep the merge from settling");
 }
 
+/* The merge moves what it merges from AnonPages to pages_sharing: the AnonPages rule, re-read
+ * at every sample, would slow the merge's last scan as it succeeds (23207 -> 11563 pages
+ * in a recorded TCG merge). Its pace is that of the most AnonPages seen since it began. */
+Test(adaptive, the_merge_keeps_its_pace_as_it_merges) {
+        struct adaptive a = {};
+        struct ksm_sample s = sample(0, 10, 0);
+        const uint32_t factor = throttle.level[THROTTLE_AGGRESSIVE].pages_per_scan_factor;
+
+        s.has_anon_pages = true;
+        s.anon_pages = 300000;
+        adaptive_on_kick(&a, &s);
+        for (int i = 1; i <= 4; i++) {
+                s.time_usec = (uint64_t) i * 200 * USEC_PER_MSEC;
+                s.full_scans = 10 + (uint64_t) i / 2; /* the merge's scans: 11, 12 */
+                s.pages_scanned = s.full_scans * 262144;
+                s.pages_sharing += 40000;
+                s.anon_pages -= 40000;
+                adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 30000, &s);
+                uint32_t anon_rule = (uint32_t) (s.anon_pages / factor);
+                cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 30000, anon_rule),
+                             300000 / factor, "the merge slowed to %u pages at %.1f s as it moved %u MiB out of AnonPages",
+                             anon_rule, s.time_usec / 1e6, i * 40000 / 256);
+        }
+}
+
 /* A booting guest that writes only a few MiB a second for a while (3 MiB/s here, between
  * two bursts) is still filling its memory: a merge begun there would be thrown away when
  * the next burst comes. */
