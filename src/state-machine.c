@@ -46,8 +46,10 @@ void throttle_config_default(struct throttle_config *ret) {
         *ret = (struct throttle_config) {
                 .level = {
                         /* smart_scan off while merging: every page is looked at in the
-                         * merge's scans, none ages into skipping (docs/design.md). */
-                        [THROTTLE_AGGRESSIVE] = { 30 * USEC_PER_SEC, 10, 1, THROTTLE_SWITCH_OFF, THROTTLE_SWITCH_HOST },
+                         * merge's scans, none ages into skipping; use_zero_pages on: empty
+                         * pages go to the zero page, not to long chains of one KSM page
+                         * (docs/design.md). */
+                        [THROTTLE_AGGRESSIVE] = { 30 * USEC_PER_SEC, 10, 1, THROTTLE_SWITCH_OFF, THROTTLE_SWITCH_ON },
                         [THROTTLE_STANDARD] = { 120 * USEC_PER_SEC, 100, 10, THROTTLE_SWITCH_HOST, THROTTLE_SWITCH_HOST },
                         [THROTTLE_SLOW] = { 120 * USEC_PER_SEC, 500, 100, THROTTLE_SWITCH_HOST, THROTTLE_SWITCH_HOST },
                 },

@@ -54,7 +54,7 @@ enum throttle_switch throttle_switch_from_string(const char *s);
 
 /* The built-in schedule: 30 s aggressive, 2 min standard, 2 min slow; smart_scan off in
  * aggressive (docs/design.md, smart_scan while throttling), the host's elsewhere;
- * use_zero_pages the host's in every state. */
+ * use_zero_pages on in aggressive, the host's elsewhere. */
 void throttle_config_default(struct throttle_config *ret);
 
 static inline void throttle_init(struct throttle *t) {

@@ -174,15 +174,17 @@ Test(config, smart_scan_is_off_in_aggressive_and_the_hosts_elsewhere_by_default)
         config_done(&c);
 }
 
-Test(config, use_zero_pages_is_the_hosts_unless_a_state_sets_it) {
+Test(config, use_zero_pages_is_on_in_aggressive_and_the_hosts_elsewhere_by_default) {
         struct config c;
         config_init(&c);
-        for (int s = THROTTLE_AGGRESSIVE; s < _THROTTLE_STATE_MAX; s++)
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].use_zero_pages, THROTTLE_SWITCH_ON,
+                     "aggressive does not turn use_zero_pages on by default");
+        for (int s = THROTTLE_STANDARD; s < _THROTTLE_STATE_MAX; s++)
                 cr_assert_eq(c.throttle.level[s].use_zero_pages, THROTTLE_SWITCH_HOST,
                              "%s changes use_zero_pages by default", throttle_state_to_string(s));
-        write_file("ksm-throttler.conf", "[Aggressive]\nUseZeroPages=yes\n[Slow]\nUseZeroPages=no\n");
+        write_file("ksm-throttler.conf", "[Aggressive]\nUseZeroPages=host\n[Slow]\nUseZeroPages=no\n");
         cr_assert_eq(load_capturing(&c, conf, true), 0, "%s", stderr_text);
-        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].use_zero_pages, THROTTLE_SWITCH_ON);
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].use_zero_pages, THROTTLE_SWITCH_HOST);
         cr_assert_eq(c.throttle.level[THROTTLE_STANDARD].use_zero_pages, THROTTLE_SWITCH_HOST);
         cr_assert_eq(c.throttle.level[THROTTLE_SLOW].use_zero_pages, THROTTLE_SWITCH_OFF);
         write_file("ksm-throttler.conf", "[Standard]\nUseZeroPages=sometimes\n");

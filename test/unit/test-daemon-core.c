@@ -569,15 +569,14 @@ Test(daemon_core, smart_scan_is_off_in_aggressive_and_the_hosts_value_comes_back
         cr_assert_not(saved_state_exists(runtime_dir), "the saved state outlived the cycle");
 }
 
-/* use_zero_pages, where a state sets it (UseZeroPages=), is recorded before it is written
- * and given back at the end; a state that does not set it leaves the host's value. */
-Test(daemon_core, use_zero_pages_set_in_aggressive_comes_back_after) {
+/* use_zero_pages is on in aggressive by default (UseZeroPages=), recorded before it is
+ * written and given back at the end; standard (UseZeroPages=host) gives the host's value. */
+Test(daemon_core, use_zero_pages_is_on_in_aggressive_and_the_hosts_value_comes_back) {
         test_write_at(ksm_dir, "use_zero_pages", "0\n");
-        d.config.throttle.level[THROTTLE_AGGRESSIVE].use_zero_pages = THROTTLE_SWITCH_ON;
         d.config.throttle.level[THROTTLE_AGGRESSIVE].duration_usec = 20 * USEC_PER_MSEC;
         start();
         cr_assert_eq(daemon_kick(&d, NULL, NULL), 0);
-        cr_assert_eq(knob(KSM_KNOB_USE_ZERO_PAGES), 1, "UseZeroPages=yes in aggressive did not write use_zero_pages=1");
+        cr_assert_eq(knob(KSM_KNOB_USE_ZERO_PAGES), 1, "aggressive did not turn use_zero_pages on");
         assert_recorded(KSM_KNOB_USE_ZERO_PAGES, 0, 1);
 
         run_until(THROTTLE_STANDARD);
