@@ -52,13 +52,15 @@ void adaptive_on_kick(struct adaptive *a, const struct ksm_sample *sample) {
         a->memory_appearing = false;
         a->pages_per_full_scan = 0;
         a->have_previous = false; /* rates over the idle gap before the kick mean nothing */
+        a->merge_anon_high = 0;   /* the merge's pace comes from this kick's AnonPages */
         a->kick_pending = !sample;
         if (!sample)
                 return;
         a->kick = *sample;
         a->merge_scans = sample->full_scans;
         a->merge_skipped = sample->pages_skipped;
-        a->merge_anon_high = sample->has_anon_pages ? sample->anon_pages : 0;
+        if (sample->has_anon_pages)
+                a->merge_anon_high = sample->anon_pages;
         a->mapped_valid = sample->has_anon_pages;
         a->mapped_low = ksm_sample_mapped_pages(sample);
         a->filling_seen = false;

@@ -46,7 +46,7 @@ const char *ksm_knob_name(enum ksm_knob knob) {
 }
 
 bool ksm_knob_is_required(enum ksm_knob knob) {
-        /* advisor_mode exists only since Linux 6.8, smart_scan since 6.7, use_zero_pages since 4.14. */
+        /* advisor_mode exists only since Linux 6.8, smart_scan since 6.7, use_zero_pages since 4.11. */
         return knob != KSM_KNOB_ADVISOR_MODE && knob != KSM_KNOB_SMART_SCAN && knob != KSM_KNOB_USE_ZERO_PAGES;
 }
 
@@ -186,11 +186,20 @@ int ksm_knob_write(int dirfd, enum ksm_knob knob, uint32_t value) {
         return 0;
 }
 
+/* use_zero_pages is managed only where the kernel counts what it saves (the ksm_zero_pages
+ * counter of newer kernels): without it, an empty page merged with the zero page vanishes from every
+ * figure the throttler reads (docs/design.md, use_zero_pages). */
+static bool knob_managed_here(int dirfd, enum ksm_knob knob) {
+        return knob != KSM_KNOB_USE_ZERO_PAGES || faccessat(dirfd, "ksm_zero_pages", F_OK, 0) == 0;
+}
+
 int ksm_settings_read(int dirfd, struct ksm_settings *ret, enum ksm_knob *ret_failed) {
         struct ksm_settings s = {};
 
         for (int k = 0; k < _KSM_KNOB_MAX; k++) {
                 uint32_t value;
+                if (!knob_managed_here(dirfd, k))
+                        continue;
                 int r = ksm_knob_read(dirfd, k, &value);
                 if (r == -ENOENT && !ksm_knob_is_required(k))
                         continue;

@@ -8,8 +8,9 @@
 
 /* The knobs the throttler manages, in the order they are written and restored
  * (advisor_mode first, run last: see docs/design.md, The state machine). advisor_mode
- * (Linux 6.8+), smart_scan (6.7+) and use_zero_pages (4.14+) are optional: where the
- * kernel lacks one it is simply not managed. */
+ * (Linux 6.8+), smart_scan (6.7+) and use_zero_pages (4.11+; managed only where the
+ * kernel has the ksm_zero_pages counter) are optional: where the kernel lacks one
+ * it is simply not managed. */
 enum ksm_knob {
         KSM_KNOB_ADVISOR_MODE,
         KSM_KNOB_PAGES_TO_SCAN,

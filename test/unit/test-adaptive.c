@@ -505,6 +505,8 @@ Test(adaptive, filling_seen_drops_to_its_pace_at_once) {
                 s.anon_pages = anon[i];
                 s.pages_scanned += 150000; /* the merge's pace over everything tracked */
                 adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, merge_pace, &s);
+                if (i == 0)
+                        cr_assert_not(a.filling, "20 MiB mapped 0.2 s after the kick taken for a guest's start");
         }
         cr_assert(a.filling, "150 MiB mapped 0.4 s after the kick is not a guest filling its memory");
         uint32_t pages = adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, merge_pace, 30000);
@@ -537,6 +539,16 @@ Test(adaptive, a_fast_start_is_seen_in_the_first_sample) {
                 adaptive_on_sample(&late, &config, THROTTLE_AGGRESSIVE, 9703, &at);
         }
         cr_assert_not(late.filling, "33 MiB mapped 1 s after the kick held its merge as a guest's start");
+
+        struct adaptive edge = {};
+        kick_before_the_memory(&edge, &s);
+        at = s;
+        at.time_usec = 400 * USEC_PER_MSEC;
+        adaptive_on_sample(&edge, &config, THROTTLE_AGGRESSIVE, 9703, &at);
+        at.time_usec = 600 * USEC_PER_MSEC;
+        at.anon_pages += 8192 + 256;
+        adaptive_on_sample(&edge, &config, THROTTLE_AGGRESSIVE, 9703, &at);
+        cr_assert_not(edge.filling, "33 MiB first seen 0.6 s after the kick taken for a guest's start (the window is 0.5 s)");
         cr_assert(late.fill_pending, "growth within 3 s of the kick does not keep the merge from settling");
 }
 
@@ -549,20 +561,26 @@ Test(adaptive, the_merge_keeps_its_pace_as_it_merges) {
         const uint32_t factor = throttle.level[THROTTLE_AGGRESSIVE].pages_per_scan_factor;
 
         s.has_anon_pages = true;
-        s.anon_pages = 300000;
+        s.anon_pages = 150000;
         adaptive_on_kick(&a, &s);
         for (int i = 1; i <= 4; i++) {
                 s.time_usec = (uint64_t) i * 200 * USEC_PER_MSEC;
                 s.full_scans = 10 + (uint64_t) i / 2; /* the merge's scans: 11, 12 */
                 s.pages_scanned = s.full_scans * 262144;
-                s.pages_sharing += 40000;
-                s.anon_pages -= 40000;
-                adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 30000, &s);
+                s.pages_sharing += 20000;
+                s.anon_pages -= 20000;
+                adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 1000, &s);
                 uint32_t anon_rule = (uint32_t) (s.anon_pages / factor);
-                cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 30000, anon_rule),
-                             300000 / factor, "the merge slowed to %u pages at %.1f s as it moved %u MiB out of AnonPages",
-                             anon_rule, s.time_usec / 1e6, i * 40000 / 256);
+                cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 1000, anon_rule),
+                             150000 / factor, "the merge's pace is %u pages at %.1f s, not that of the kick's AnonPages",
+                             adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 1000, anon_rule),
+                             s.time_usec / 1e6);
         }
+        /* A kick without a sample (in aggressive) starts a new merge: the old one's high
+         * mark does not carry over. */
+        adaptive_on_kick(&a, NULL);
+        cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 1000, (uint32_t) (s.anon_pages / factor)),
+                     s.anon_pages / factor, "a new kick's merge kept the pace of the one before");
 }
 
 /* A booting guest that writes only a few MiB a second for a while (3 MiB/s here, between

@@ -116,6 +116,7 @@ Test(config, good_file_sets_every_key) {
                    "FullScanSec=2s\n"
                    "MaxCpuPercent=80\n"
                    "SmartScan=yes\n"
+                   "UseZeroPages=no\n"
                    "[Standard]\n"
                    "DurationSec=2min\n"
                    "PagesPerScanFactor=80\n"
@@ -155,6 +156,7 @@ Test(config, good_file_sets_every_key) {
         cr_assert_eq(c.adaptive_config.level[THROTTLE_SLOW].full_scan_usec, 180 * USEC_PER_SEC);
         cr_assert_eq(c.adaptive_config.level[THROTTLE_SLOW].max_cpu_percent, 3);
         cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].smart_scan, THROTTLE_SWITCH_ON);
+        cr_assert_eq(c.throttle.level[THROTTLE_AGGRESSIVE].use_zero_pages, THROTTLE_SWITCH_OFF, "UseZeroPages=no not read");
         cr_assert_eq(c.throttle.level[THROTTLE_STANDARD].smart_scan, THROTTLE_SWITCH_OFF);
         cr_assert_eq(c.throttle.level[THROTTLE_SLOW].smart_scan, THROTTLE_SWITCH_HOST, "SmartScan= not in [Slow] changed it");
         config_done(&c);

@@ -490,7 +490,7 @@ Test(ksm, write_in_a_plain_directory_replaces_the_file_whole) {
 }
 
 /* An optional knob that is only 0 or 1 (smart_scan since Linux 6.7, use_zero_pages since
- * 4.14): absent, it is not managed (older kernels are not refused); present, it is read,
+ * 4.11): absent, it is not managed (older kernels are not refused); present, it is read,
  * and any other value is refused. Leaves it in sysfs as 1, read into *ret. */
 static void assert_optional_switch_knob(enum ksm_knob knob, struct ksm_settings *ret) {
         const char *name = ksm_knob_name(knob);
@@ -510,10 +510,21 @@ static void assert_optional_switch_knob(enum ksm_knob knob, struct ksm_settings 
         cr_assert_eq(ret->value[knob], 1);
 }
 
+/* use_zero_pages is managed only beside the ksm_zero_pages counter, which counts the pages
+ * it saves. */
 Test(ksm, use_zero_pages_is_an_optional_boolean_knob) {
         struct ksm_settings s;
         cr_assert_str_eq(ksm_knob_name(KSM_KNOB_USE_ZERO_PAGES), "use_zero_pages");
+        put("ksm_zero_pages", "0\n");
         assert_optional_switch_knob(KSM_KNOB_USE_ZERO_PAGES, &s);
+}
+
+Test(ksm, use_zero_pages_is_not_managed_without_the_counter_of_what_it_saves) {
+        struct ksm_settings s;
+        put("use_zero_pages", "0\n");
+        cr_assert_eq(ksm_settings_read(ksm_fd, &s, NULL), 0);
+        cr_assert_not(ksm_settings_has(&s, KSM_KNOB_USE_ZERO_PAGES),
+                      "use_zero_pages managed on a kernel without ksm_zero_pages: what it saves would be counted nowhere");
 }
 
 /* smart_scan is also written in its place (before run). */

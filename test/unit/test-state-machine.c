@@ -264,6 +264,31 @@ Test(throttle, settings_set_smart_scan_per_state_only_where_the_kernel_has_it) {
                               throttle_state_to_string(st));
         }
 
+        /* use_zero_pages: on in aggressive by default, the host's elsewhere, nothing
+         * on a kernel without it. */
+        host = host_settings(false);
+        throttle_config_default(&c);
+        throttle_settings(&c, THROTTLE_AGGRESSIVE, 1000000, &host, &s);
+        cr_assert_not(ksm_settings_has(&s, KSM_KNOB_USE_ZERO_PAGES), "use_zero_pages set on a kernel without it");
+        ksm_settings_set(&host, KSM_KNOB_USE_ZERO_PAGES, 0);
+        throttle_settings(&c, THROTTLE_AGGRESSIVE, 1000000, &host, &s);
+        cr_assert_eq(s.value[KSM_KNOB_USE_ZERO_PAGES], 1, "aggressive does not turn use_zero_pages on by default");
+        for (enum throttle_state st = THROTTLE_INITIAL; st <= THROTTLE_SLOW; st++) {
+                if (st == THROTTLE_AGGRESSIVE)
+                        continue;
+                throttle_settings(&c, st, 1000000, &host, &s);
+                cr_assert_eq(s.value[KSM_KNOB_USE_ZERO_PAGES], 0, "%s does not keep the host's use_zero_pages=0",
+                             throttle_state_to_string(st));
+        }
+        c.level[THROTTLE_SLOW].use_zero_pages = THROTTLE_SWITCH_ON;
+        c.level[THROTTLE_AGGRESSIVE].use_zero_pages = THROTTLE_SWITCH_OFF;
+        host.value[KSM_KNOB_USE_ZERO_PAGES] = 1;
+        throttle_settings(&c, THROTTLE_AGGRESSIVE, 1000000, &host, &s);
+        cr_assert_eq(s.value[KSM_KNOB_USE_ZERO_PAGES], 0, "UseZeroPages=no in aggressive not applied");
+        host.value[KSM_KNOB_USE_ZERO_PAGES] = 0;
+        throttle_settings(&c, THROTTLE_SLOW, 1000000, &host, &s);
+        cr_assert_eq(s.value[KSM_KNOB_USE_ZERO_PAGES], 1, "UseZeroPages=yes in slow not applied");
+
         cr_assert_eq(throttle_switch_from_string("host"), THROTTLE_SWITCH_HOST);
         cr_assert_eq(throttle_switch_from_string("no"), THROTTLE_SWITCH_OFF);
         cr_assert_eq(throttle_switch_from_string("yes"), THROTTLE_SWITCH_ON);
