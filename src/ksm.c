@@ -187,8 +187,8 @@ int ksm_knob_write(int dirfd, enum ksm_knob knob, uint32_t value) {
 }
 
 /* use_zero_pages is managed only where the kernel counts what it saves (the ksm_zero_pages
- * counter of newer kernels): without it, an empty page merged with the zero page vanishes from every
- * figure the throttler reads (docs/design.md, use_zero_pages). */
+ * counter of newer kernels): without it, an empty page merged with the zero page vanishes
+ * from every figure the throttler reads (docs/design.md, after the kernel advisor). */
 static bool knob_managed_here(int dirfd, enum ksm_knob knob) {
         return knob != KSM_KNOB_USE_ZERO_PAGES || faccessat(dirfd, "ksm_zero_pages", F_OK, 0) == 0;
 }
