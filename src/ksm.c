@@ -31,8 +31,8 @@ static const char *const advisor_mode_names[] = {
 };
 
 const enum ksm_knob ksm_knob_display_order[_KSM_KNOB_MAX] = {
-        KSM_KNOB_RUN,        KSM_KNOB_PAGES_TO_SCAN, KSM_KNOB_SLEEP_MILLISECS,
-        KSM_KNOB_ADVISOR_MODE, KSM_KNOB_SMART_SCAN, KSM_KNOB_USE_ZERO_PAGES,
+        KSM_KNOB_RUN,          KSM_KNOB_PAGES_TO_SCAN, KSM_KNOB_SLEEP_MILLISECS,
+        KSM_KNOB_ADVISOR_MODE, KSM_KNOB_SMART_SCAN,    KSM_KNOB_USE_ZERO_PAGES,
 };
 
 const char *const ksm_statistics_names[] = {
