@@ -83,6 +83,14 @@ bool throttle_on_converged(struct throttle *t, const struct throttle_config *con
 }
 
 
+/* An on/off knob per the state's policy, where the kernel has it; the host's value stays for
+ * THROTTLE_SWITCH_HOST. */
+static void set_switch(struct ksm_settings *ret, const struct ksm_settings *host, enum ksm_knob knob,
+                       enum throttle_switch policy) {
+        if (ksm_settings_has(host, knob) && policy != THROTTLE_SWITCH_HOST)
+                ksm_settings_set(ret, knob, policy == THROTTLE_SWITCH_ON);
+}
+
 void throttle_settings(const struct throttle_config *config, enum throttle_state state, uint64_t anon_pages,
                        const struct ksm_settings *host, struct ksm_settings *ret) {
         const struct throttle_level *level = &config->level[state];
@@ -103,8 +111,6 @@ void throttle_settings(const struct throttle_config *config, enum throttle_state
         ksm_settings_set(ret, KSM_KNOB_SLEEP_MILLISECS, level->sleep_millisecs);
         if (ksm_settings_has(host, KSM_KNOB_ADVISOR_MODE))
                 ksm_settings_set(ret, KSM_KNOB_ADVISOR_MODE, KSM_ADVISOR_NONE);
-        if (ksm_settings_has(host, KSM_KNOB_SMART_SCAN) && level->smart_scan != THROTTLE_SWITCH_HOST)
-                ksm_settings_set(ret, KSM_KNOB_SMART_SCAN, level->smart_scan == THROTTLE_SWITCH_ON);
-        if (ksm_settings_has(host, KSM_KNOB_USE_ZERO_PAGES) && level->use_zero_pages != THROTTLE_SWITCH_HOST)
-                ksm_settings_set(ret, KSM_KNOB_USE_ZERO_PAGES, level->use_zero_pages == THROTTLE_SWITCH_ON);
+        set_switch(ret, host, KSM_KNOB_SMART_SCAN, level->smart_scan);
+        set_switch(ret, host, KSM_KNOB_USE_ZERO_PAGES, level->use_zero_pages);
 }

@@ -74,6 +74,7 @@ bool throttle_on_converged(struct throttle *t, const struct throttle_config *con
 /* The knob values for state: the host's own in initial, else the level's values with
  * pages_to_scan = AnonPages / factor clamped to [min, max], run=1, (where the kernel
  * has it) advisor_mode=none so that pages_to_scan can be written, and (where the kernel
- * has it) the level's smart_scan, or the host's value for THROTTLE_SWITCH_HOST. */
+ * has it) the level's smart_scan and use_zero_pages, or the host's value for
+ * THROTTLE_SWITCH_HOST. */
 void throttle_settings(const struct throttle_config *config, enum throttle_state state, uint64_t anon_pages,
                        const struct ksm_settings *host, struct ksm_settings *ret);
