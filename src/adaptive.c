@@ -31,9 +31,11 @@ void adaptive_config_default(struct adaptive_config *ret) {
         };
 }
 
-uint64_t adaptive_sample_interval_usec(enum throttle_state state) {
+uint64_t adaptive_sample_interval_usec(const struct adaptive *a, enum throttle_state state) {
         switch (state) {
         case THROTTLE_AGGRESSIVE:
+                if (a->filling || a->fill_pending)
+                        return ADAPTIVE_FILL_SAMPLE_USEC; /* the merge begins when the memory stops growing */
                 return 200 * USEC_PER_MSEC; /* a full scan of a large VM takes about a second here */
         case THROTTLE_STANDARD:
                 return 2 * USEC_PER_SEC;
@@ -125,7 +127,7 @@ static void update_filling(struct adaptive *a, const struct ksm_sample *s) {
                 a->mapped_valid = true;
         } else if (mapped - a->mapped_low >= ADAPTIVE_FILL_STEP) {
                 a->mapped_low = mapped;
-                /* The growth's own clock, which kicks do not restart: a quiet second ends it. */
+                /* The growth's own clock, which kicks do not restart: a quiet time ends it. */
                 if (!a->growth_seen || s->time_usec < a->growth_step_usec ||
                     s->time_usec - a->growth_step_usec >= ADAPTIVE_FILL_QUIET_USEC)
                         a->growth_since_usec = s->time_usec;

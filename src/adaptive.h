@@ -55,7 +55,7 @@ struct adaptive {
          * ADAPTIVE_FILL_MAX_USEC. */
         bool growth_seen;
         uint64_t growth_step_usec;  /* the last step of growth */
-        uint64_t growth_since_usec; /* the first step of growth with no quiet second since */
+        uint64_t growth_since_usec; /* the first step of growth with no quiet time since */
 
         /* Measurements. */
         struct ksm_sample previous;
@@ -94,13 +94,20 @@ static inline uint64_t ksm_sample_mapped_pages(const struct ksm_sample *s) {
 /* Memory is being filled while what the processes map grew by a step (ADAPTIVE_FILL_STEP)
  * within the last ADAPTIVE_FILL_QUIET_USEC, after ADAPTIVE_FILL_FIRST within
  * ADAPTIVE_FILL_START_USEC of the kick, for at most ADAPTIVE_FILL_MAX_USEC of growth
- * without a quiet second. Replayed on recorded TCG boots (test/data/adaptive and the benchmark's recordings), 2 MiB and 1 s saw
- * each guest's memory in place 0.1 s before to 1.2 s after its "ready" line, and began 2
- * merges in pauses of 13 boots; 8 MiB or a 64th of the tracked pages began 13, in 6 boots
- * (a guest writing 2-8 MiB a second for a while looked done, or any guest after the first
- * on a host with more tracked pages), each up to a CPU-second of ksmd thrown away. */
+ * without a quiet time. Replayed on 37 recorded TCG boots (test/data/adaptive and the
+ * benchmark's recordings), 2 MiB and 0.8 s sampled every 100 ms began each guest's merge
+ * 0.8 s after its "ready" line (its last growth comes with it) and 4 merges in pauses of
+ * the boots; a quiet second sampled every 200 ms began them 1.0-1.4 s after and 1 in a
+ * pause, 0.6 s sampled every 100 ms 43. 8 MiB or a 64th of the tracked pages began 13, in 6
+ * of 13 boots (a guest writing 2-8 MiB a second for a while looked done, or any guest
+ * after the first on a host with more tracked pages). A merge begun in a pause runs at
+ * its pace until the next sample sees the growth: a tenth of a ksmd CPU-second. */
 #define ADAPTIVE_FILL_STEP 512 /* 2 MiB */
-#define ADAPTIVE_FILL_QUIET_USEC (1 * USEC_PER_SEC)
+#define ADAPTIVE_FILL_QUIET_USEC (800 * USEC_PER_MSEC)
+/* While memory fills, samples come this often: the quiet time is seen within a tenth of a
+ * second of its end (at 200 ms, the merge began 1.0-1.4 s after the last growth for a quiet
+ * time of 1 s). */
+#define ADAPTIVE_FILL_SAMPLE_USEC (100 * USEC_PER_MSEC)
 /* Growth that goes on longer is not one guest filling its memory but many starting, or the
  * host's own: the merges it held begin. */
 #define ADAPTIVE_FILL_MAX_USEC (20 * USEC_PER_SEC)
@@ -155,5 +162,6 @@ uint32_t adaptive_pages_to_scan(const struct adaptive *a, const struct adaptive_
                                 const struct throttle_config *throttle, enum throttle_state state,
                                 uint32_t current_pages_to_scan, uint32_t fallback_pages);
 
-/* How often to sample in a state. */
-uint64_t adaptive_sample_interval_usec(enum throttle_state state);
+/* How often to sample in a state (more often in aggressive while memory fills after a kick
+ * before it, see ADAPTIVE_FILL_SAMPLE_USEC). */
+uint64_t adaptive_sample_interval_usec(const struct adaptive *a, enum throttle_state state);

@@ -97,7 +97,7 @@ static struct ksm_settings host_values(const struct ksm_settings *values) {
 
 /* Adaptive mode samples KSM's counters while a cycle runs, at a pace set by the state. */
 static void sample_timer_arm(struct daemon *d) {
-        uint64_t interval = d->config.adaptive ? adaptive_sample_interval_usec(d->throttle.state) : 0;
+        uint64_t interval = d->config.adaptive ? adaptive_sample_interval_usec(&d->adaptive, d->throttle.state) : 0;
         int r;
 
         if (interval == 0) {

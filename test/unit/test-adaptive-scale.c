@@ -114,7 +114,7 @@ static void kick(struct run *r, uint64_t anon_pages) {
 /* One sampling interval of the daemon: the model runs, then the daemon samples, maybe
  * leaves aggressive, and re-sizes. Checks what must hold at every sample. */
 static void step(struct run *r, uint64_t anon_pages) {
-        uint64_t interval = adaptive_sample_interval_usec(r->state);
+        uint64_t interval = adaptive_sample_interval_usec(&r->a, r->state);
         cr_assert_gt(interval, 0);
         cr_assert_leq(interval, 5 * USEC_PER_SEC, "a sample every %" PRIu64 " us is too rare to hold a budget", interval);
         model_advance(r, interval);

@@ -424,66 +424,71 @@ Test(adaptive, cpu_budget_cuts_and_lets_up_slowly) {
 }
 
 Test(adaptive, sampling_only_outside_initial) {
-        cr_assert_eq(adaptive_sample_interval_usec(THROTTLE_INITIAL), 0);
-        cr_assert_gt(adaptive_sample_interval_usec(THROTTLE_AGGRESSIVE), 0);
-        cr_assert_lt(adaptive_sample_interval_usec(THROTTLE_AGGRESSIVE), adaptive_sample_interval_usec(THROTTLE_SLOW));
+        struct adaptive a = {};
+        cr_assert_eq(adaptive_sample_interval_usec(&a, THROTTLE_INITIAL), 0);
+        cr_assert_gt(adaptive_sample_interval_usec(&a, THROTTLE_AGGRESSIVE), 0);
+        cr_assert_lt(adaptive_sample_interval_usec(&a, THROTTLE_AGGRESSIVE), adaptive_sample_interval_usec(&a, THROTTLE_SLOW));
+        a.filling = true; /* only aggressive waits for memory to fill */
+        cr_assert_eq(adaptive_sample_interval_usec(&a, THROTTLE_STANDARD), 2 * USEC_PER_SEC);
 }
 
 /* A kick at a VM's start: its memory fills over seconds (AnonPages grows), then holds
- * still. While it fills, aggressive is not settled and scans at its full-scan time, not at
- * the AnonPages rule; a second after the filling stops, the merge begins with its own two
- * full scans at the AnonPages rule, and the settle rule follows them. */
+ * still. While it fills, aggressive is not settled, is sampled every 100 ms and scans
+ * below the AnonPages rule; 0.8 s after the filling stops, the merge begins with its own
+ * two full scans at the AnonPages rule, and the settle rule follows them. */
 Test(adaptive, a_kick_before_the_memory_waits_for_it_then_merges_at_the_merge_pace) {
         struct adaptive a = {};
         struct ksm_sample s = sample(0, 10, 0);
-        uint64_t scan = 10;
         const uint32_t fallback = 30000;
+        const uint64_t filled_usec = 8 * USEC_PER_SEC;
 
         kick_before_the_memory(&a, &s);
-        /* 8 s of filling, 20000 pages a second (80 MiB/s), a full scan every 0.4 s. */
-        for (int i = 1; i <= 40; i++) {
-                s.time_usec = (uint64_t) i * 200 * USEC_PER_MSEC;
-                s.anon_pages += 4000;
-                if (i % 2 == 0)
-                        scan++;
-                s.full_scans = scan;
-                s.pages_scanned = scan * 262144;
-                cr_assert_not(adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 2000, &s), "settled at %.1f s while the "
-                              "memory is filling", s.time_usec / 1e6);
-                if (i >= 5) { /* 64 MiB mapped since the kick */
-                        cr_assert(a.filling, "filling not seen at %.1f s", s.time_usec / 1e6);
-                        cr_assert_lt(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 2000, fallback),
-                                     fallback, "the merge's pace while the memory fills (%.1f s)", s.time_usec / 1e6);
-                }
-        }
-        /* The memory is in place; 1 s later the merge's pace, for two full scans. */
-        bool merge_pace_seen = false;
-        for (int i = 41; i <= 60; i++) {
-                s.time_usec = (uint64_t) i * 200 * USEC_PER_MSEC;
-                if (i % 2 == 0)
-                        scan++;
-                s.full_scans = scan;
-                s.pages_scanned = scan * 262144;
-                /* The merge: 100000 pages move from AnonPages to pages_sharing (mapped holds). */
-                if (i >= 47 && s.pages_sharing < 100000) {
+        /* 8 s of filling, 20000 pages a second (80 MiB/s), a full scan every 0.4 s; the
+         * daemon's own sampling interval sets the times. */
+        uint64_t merge_usec = 0;
+        while (s.time_usec < filled_usec + 3 * USEC_PER_SEC) {
+                uint64_t interval = adaptive_sample_interval_usec(&a, THROTTLE_AGGRESSIVE);
+                s.time_usec += interval;
+                if (s.time_usec <= filled_usec)
+                        s.anon_pages = 10000 + s.time_usec / 50; /* 20000 pages a second */
+                s.full_scans = 10 + s.time_usec / (400 * USEC_PER_MSEC);
+                s.pages_scanned = s.full_scans * 262144;
+                /* The merge, once begun: 100000 pages move from AnonPages to pages_sharing
+                 * (what is mapped holds). */
+                if (merge_usec > 0 && s.time_usec >= merge_usec + 200 * USEC_PER_MSEC && s.pages_sharing < 100000) {
                         s.pages_sharing += 50000;
                         s.anon_pages -= 50000;
                 }
                 bool settled = adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 2000, &s);
                 bool merge_pace = adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 2000, fallback) == fallback;
-                if (i <= 44)
-                        cr_assert_not(merge_pace, "the merge began %.1f s after the memory stopped growing (8.0 s)",
-                                      s.time_usec / 1e6 - 8.0);
-                if (i >= 46 && i <= 47)
-                        cr_assert(merge_pace, "no merge pace at %.1f s, a second after the memory stopped", s.time_usec / 1e6);
-                merge_pace_seen = merge_pace_seen || merge_pace;
+                double t = s.time_usec / 1e6;
+                if (s.time_usec <= filled_usec) {
+                        cr_assert_not(settled, "settled at %.1f s while the memory is filling", t);
+                        if (s.time_usec >= 800 * USEC_PER_MSEC) { /* 64 MiB mapped since the kick */
+                                cr_assert(a.filling, "filling not seen at %.1f s", t);
+                                cr_assert_not(merge_pace, "the merge's pace while the memory fills (%.1f s)", t);
+                                cr_assert_eq(interval, 100 * USEC_PER_MSEC,
+                                             "sampled after %" PRIu64 " ms while the memory fills (%.1f s), not 100", interval / 1000, t);
+                        }
+                        continue;
+                }
+                if (s.time_usec < filled_usec + 800 * USEC_PER_MSEC)
+                        cr_assert_not(merge_pace, "the merge began %.1f s after the memory stopped growing (8.0 s)", t - 8.0);
+                if (merge_pace && merge_usec == 0) {
+                        cr_assert_leq(s.time_usec, filled_usec + 900 * USEC_PER_MSEC,
+                                      "the merge began at %.1f s, more than 0.9 s after the memory stopped growing (8.0 s)", t);
+                        merge_usec = s.time_usec;
+                }
                 if (settled) {
+                        cr_assert_neq(merge_usec, 0, "settled at %.1f s, with no merge at its pace", t);
                         cr_assert_geq(s.full_scans, a.merge_scans + 4, "settled within the merge's two scans and two more");
                         cr_assert_geq(s.pages_sharing, 100000, "settled before the merge");
+                        cr_assert_eq(adaptive_sample_interval_usec(&a, THROTTLE_AGGRESSIVE), 200 * USEC_PER_MSEC,
+                                     "still sampled as often as while the memory filled");
                         return;
                 }
         }
-        cr_assert(merge_pace_seen);
+        cr_assert_neq(merge_usec, 0, "the merge never began after the memory stopped growing (8.0 s)");
         cr_assert_fail("never settled after the merge (full scan %" PRIu64 ")", s.full_scans);
 }
 
@@ -600,11 +605,11 @@ Test(adaptive, a_boot_writing_slowly_for_a_while_is_still_filling) {
                 s.pages_scanned = s.full_scans * 262144;
                 adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, 2000, &s);
                 bool merge_pace = adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 2000, fallback) == fallback;
-                if (i >= 4 && i <= 35 + 4) {
+                if (i >= 4 && i <= 35 + 3) { /* up to 0.6 s after the last burst */
                         cr_assert(a.filling, "the boot at %.1f s (3 MiB/s from 2 to 5 s) taken for its end", s.time_usec / 1e6);
                         cr_assert_not(merge_pace, "the merge's pace at %.1f s, while the guest still boots", s.time_usec / 1e6);
                 }
-                if (i >= 35 + 6)
+                if (i >= 35 + 4) /* 0.8 s quiet: ADAPTIVE_FILL_QUIET_USEC */
                         cr_assert_not(a.filling, "still filling at %.1f s, the memory in place since 7 s", s.time_usec / 1e6);
         }
 }
