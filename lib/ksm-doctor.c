@@ -338,17 +338,27 @@ static void check_thp(struct context *c, struct ksm_doctor_report *r) {
 }
 
 static void check_zero_pages(struct context *c, struct ksm_doctor_report *r) {
-        uint64_t v;
+        uint64_t now, v;
         struct ksm_finding *f;
-        if (!c->ksm_present || read_knob_u64(c->in->ksm_dir, "use_zero_pages", &v) < 0)
+        if (!c->ksm_present || read_knob_u64(c->in->ksm_dir, "use_zero_pages", &now) < 0)
                 return;
+        /* In a cycle the value in sysfs is the throttler's: the host's own is the one to advise on. */
+        bool throttled = c->in->has_host_use_zero_pages && c->in->host_use_zero_pages != now;
+        v = throttled ? c->in->host_use_zero_pages : now;
+        char during[160] = "";
+        if (throttled)
+                snprintf(during, sizeof during, " (the host's; the throttler holds use_zero_pages=%" PRIu64
+                         " during this cycle, UseZeroPages=, and gives it back after)", now);
         if (v)
-                f = add(r, "use_zero_pages", KSM_VERDICT_OK, "use_zero_pages=1: empty pages map to the zero page (counted in ksm_zero_pages).");
+                f = add(r, "use_zero_pages", KSM_VERDICT_OK,
+                        "use_zero_pages=1%s: empty pages map to the zero page (counted in ksm_zero_pages).", during);
         else
                 f = add(r, "use_zero_pages", KSM_VERDICT_INFO,
-                        "use_zero_pages=0: empty pages merge into one ordinary KSM page; 1 maps them to the zero page instead, "
-                        "which is cheaper for VMs with much free memory.");
+                        "use_zero_pages=0%s: empty pages merge into one ordinary KSM page; 1 maps them to the zero page "
+                        "instead, which is cheaper for VMs with much free memory.", during);
         field_int(f, "use_zero_pages", (int64_t) v);
+        if (throttled)
+                field_int(f, "throttler_use_zero_pages", (int64_t) now);
 }
 
 static void check_numa(struct context *c, struct ksm_doctor_report *r) {

@@ -31,6 +31,10 @@ struct ksm_doctor_input {
         int accounting_error;                    /* its -errno then */
         const char *throttler_state;             /* NULL: the daemon did not answer */
         const char *throttler_error;             /* what it said instead, or NULL */
+        /* During a cycle the throttler sets use_zero_pages (UseZeroPages=); the host's own
+         * value, from its InitialSettings, is what the advice is about. */
+        bool has_host_use_zero_pages;
+        uint64_t host_use_zero_pages;
         uint64_t shared_threshold_bytes;         /* 0: KSM_DOCTOR_SHARED_THRESHOLD */
 };
 

@@ -108,6 +108,34 @@ Test(doctor, two_machines_warn_about_trust_domains) {
         fixture_remove(t.root);
 }
 
+/* During a cycle use_zero_pages in sysfs is the throttler's (UseZeroPages=): the advice
+ * is about the host's own, from InitialSettings, and the sentence says which is which. */
+Test(doctor, use_zero_pages_during_a_cycle_is_judged_by_the_hosts_value) {
+        struct tree t;
+        make_tree(&t, "1\n", "1\n", "1\n", "always [madvise] never\n", "0\n");
+        struct ksm_accounting a = { .page_size = 4096 };
+        struct ksm_doctor_input in = { .ksm_dir = t.ksm, .thp_dir = t.thp, .node_dir = t.node, .accounting = &a,
+                                       .throttler_state = "aggressive", .has_host_use_zero_pages = true,
+                                       .host_use_zero_pages = 0 };
+        struct ksm_doctor_report r;
+        ksm_doctor_run(&in, &r);
+        const struct ksm_finding *f = find(&r, "use_zero_pages", 0);
+        cr_assert(f);
+        cr_expect_eq(f->verdict, KSM_VERDICT_INFO, "the host's use_zero_pages=0 is what to advise on, not the cycle's 1: %s",
+                     f->sentence);
+        cr_expect(strstr(f->sentence, "use_zero_pages=0 (the host's") && strstr(f->sentence, "holds use_zero_pages=1"),
+                  "the sentence tells the host's value from the throttler's: %s", f->sentence);
+
+        /* The same value in both: nothing to tell apart. */
+        in.host_use_zero_pages = 1;
+        ksm_doctor_run(&in, &r);
+        f = find(&r, "use_zero_pages", 0);
+        cr_assert(f);
+        cr_expect_eq(f->verdict, KSM_VERDICT_OK);
+        cr_expect(!strstr(f->sentence, "the host's"), "%s", f->sentence);
+        fixture_remove(t.root);
+}
+
 Test(doctor, no_mergeable_memory_fails_and_stopped_ksmd_in_initial_is_info) {
         struct tree t;
         make_tree(&t, "0\n", "0\n", "1\n", "never\n", "0\n");

@@ -145,7 +145,8 @@ def test_with_daemon(tmp):
     root = os.path.join(tmp, "daemon")
     sysdir = os.path.join(root, "sys")
     fake_sys(sysdir, "0")
-    for name, value in {"pages_to_scan": "100", "sleep_millisecs": "20"}.items():
+    # The host's use_zero_pages=0, which the cycle sets to 1 (UseZeroPages=yes in aggressive).
+    for name, value in {"pages_to_scan": "100", "sleep_millisecs": "20", "use_zero_pages": "0", "ksm_zero_pages": "0"}.items():
         write(sysdir, f"kernel/mm/ksm/{name}", value + "\n")
     write(root, "meminfo", "MemTotal: 8388608 kB\nAnonPages: 1048576 kB\n")
     write(root, "ksm-throttler.conf", "")
@@ -180,6 +181,10 @@ def test_with_daemon(tmp):
         found = [f for f in json.loads(out.stdout or "{}").get("findings", []) if f["check"] == "throttler"]
         ok(found and found[0]["verdict"] == "ok" and found[0].get("state") == "aggressive",
            "doctor reports the daemon's state", str(found))
+        found = [f for f in json.loads(out.stdout or "{}").get("findings", []) if f["check"] == "use_zero_pages"]
+        ok(found and found[0]["verdict"] == "info" and found[0].get("use_zero_pages") == 0
+           and found[0].get("throttler_use_zero_pages") == 1 and "the host's" in found[0]["message"],
+           "doctor judges the host's use_zero_pages=0, not the 1 the throttler holds in aggressive", str(found))
     finally:
         stop(throttler)
         stop(bus)
