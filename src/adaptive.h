@@ -42,6 +42,7 @@ struct adaptive {
         uint64_t merge_scans;       /* full_scans when it began: the two scans after are its own */
         uint64_t merge_skipped;     /* pages_skipped then */
         uint64_t merge_anon_high;   /* the most AnonPages seen since it began (0 without AnonPages) */
+        bool merge_going_on;        /* its last full scan still merged much: one more at its pace */
         /* Memory being filled, seen in what the processes map (ksm_sample_mapped_pages): it
          * shows at once, however fast or slow ksmd scans, unlike the pages KSM tracks. */
         bool mapped_valid;
@@ -148,7 +149,8 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
  * already covered more), what makes one full scan take the state's full_scan_usec at the
  * observed scan rate (current_pages_to_scan gave it) or, with no rate yet, at
  * 1000/sleep_millisecs wake-ups a second; in aggressive during the merge (its first two
- * full scans; without AnonPages in the samples, also as long as the tracked pages grow),
+ * full scans, and up to two more while the last one still merged a tenth more; without
+ * AnonPages in the samples, also as long as the tracked pages grow),
  * the AnonPages rule (fallback_pages, or the most AnonPages seen since the merge began
  * over the state's factor if more), as in the fixed schedule; in aggressive while memory
  * is being filled (a kick before the memory), standard's full-scan time over the tracked

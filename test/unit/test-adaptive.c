@@ -358,6 +358,39 @@ Test(adaptive, aggressive_follows_the_anonpages_rule_during_the_merge) {
         cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, 26000, 26000), 263);
 }
 
+/* The kernel leaves part of a merge to the pages' next visit (on TCG guests a third of the
+ * pairs merged in the scan after the merge's two: huge pages not split at the first try).
+ * While the merge's last full scan still merged a tenth more, one more at its pace, two
+ * at most; then the full-scan time. */
+Test(adaptive, the_merge_goes_on_at_its_pace_while_its_last_scan_merged_much) {
+        struct adaptive a = {};
+        struct ksm_sample kick = sample(0, 10, 0);
+        const uint32_t merge_pace = 26000;
+
+        adaptive_on_kick(&a, &kick);
+        feed(&a, sample(0.5, 11, 0));
+        feed(&a, sample(1.0, 12, 100000));
+        feed(&a, sample(1.5, 13, 150000)); /* the merge's second full scan merged half as much again */
+        cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, merge_pace, merge_pace), merge_pace,
+                     "the merge's last scan merged 50000 pages more than the 100000 before: its pace goes on");
+        feed(&a, sample(2.0, 14, 160000)); /* a fifteenth more: done */
+        cr_assert_lt(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_AGGRESSIVE, merge_pace, merge_pace), merge_pace,
+                     "the merge's pace went on after a scan that merged a fifteenth more");
+
+        /* Merging that goes on (volatile pages) gets two scans more at the merge's pace, no more. */
+        struct adaptive b = {};
+        adaptive_on_kick(&b, &kick);
+        uint64_t saved = 10000; /* to 75937 of the 262144 pages tracked: what KSM tracks holds */
+        for (uint64_t scan = 11; scan <= 16; scan++) {
+                feed(&b, sample(0.5 * (double) (scan - 10), scan, saved));
+                saved += saved / 2;
+                bool at_merge_pace = adaptive_pages_to_scan(&b, &config, &throttle, THROTTLE_AGGRESSIVE, merge_pace,
+                                                            merge_pace) == merge_pace;
+                cr_assert_eq(at_merge_pace, scan < 15, "full scan %" PRIu64 " (the kick at 10): %s the merge's pace", scan,
+                             at_merge_pace ? "still at" : "no longer at");
+        }
+}
+
 Test(adaptive, no_opinion_without_a_measured_scan_outside_aggressive) {
         struct adaptive a = {};
         cr_assert_eq(adaptive_pages_to_scan(&a, &config, &throttle, THROTTLE_STANDARD, 1000, 3000), 0);
