@@ -321,6 +321,14 @@ Test(adaptive_replay, qemu_guests_booting_in_slow_stretches_are_still_filling) {
         check_recording("vm3-start-anon-fixed.csv");
 }
 
+/* Recorded at a row every 100 ms, as often as the daemon samples while memory fills (the
+ * other recordings have a row every 200 ms): boots of 7-9 s with ksmd at the fixed
+ * schedule's pace throughout. */
+Test(adaptive_replay, qemu_guests_kicked_at_their_start_sampled_every_100_ms) {
+        replay_every_state = false;
+        check_recording("vm3-start-anon-100ms-fixed.csv");
+}
+
 /* Recorded in adaptive mode before the rule waited for the memory: it settled 2.9 s after
  * the first kick and 5 s after the second, each guest still booting, and the guests
  * merged only seconds after they were ready, in standard. Every row is fed, as if
