@@ -65,7 +65,7 @@ void adaptive_on_kick(struct adaptive *a, const struct ksm_sample *sample) {
         if (sample->has_anon_pages)
                 a->merge_anon_high = sample->anon_pages;
         a->mapped_valid = sample->has_anon_pages;
-        a->mapped_low = ksm_sample_mapped_pages(sample);
+        a->mapped_low = ksm_sample_mapped_pages_most(sample);
         a->filling_seen = false;
         a->filling = false;
         a->fill_pending = false;
@@ -116,18 +116,21 @@ static bool below_share(uint64_t part, uint32_t percent, uint64_t whole, uint64_
 
 /* Whether memory is being filled: what the processes map grew by a step within the last
  * ADAPTIVE_FILL_QUIET_USEC. Growth counts from the least seen since the last step, so that
- * pages freed meanwhile (a THP split's zero-filled pieces, a process exiting) do not hide it. */
+ * pages freed meanwhile (a THP split's zero-filled pieces, a process exiting) do not hide it.
+ * Each reading is a range (ksm_sample_mapped_pages_least/most): the least seen is taken
+ * from the top of the ranges, growth from the bottom, so that a merge under way while the
+ * counters are read is no growth. */
 static void update_filling(struct adaptive *a, const struct ksm_sample *s) {
         if (!s->has_anon_pages) {
                 a->mapped_valid = a->filling = a->fill_pending = false;
                 return;
         }
-        uint64_t mapped = ksm_sample_mapped_pages(s);
-        if (!a->mapped_valid || mapped < a->mapped_low) {
-                a->mapped_low = mapped;
+        uint64_t mapped = ksm_sample_mapped_pages_least(s), mapped_most = ksm_sample_mapped_pages_most(s);
+        if (!a->mapped_valid || mapped_most < a->mapped_low) {
+                a->mapped_low = mapped_most;
                 a->mapped_valid = true;
-        } else if (mapped - a->mapped_low >= ADAPTIVE_FILL_STEP) {
-                a->mapped_low = mapped;
+        } else if (mapped >= a->mapped_low && mapped - a->mapped_low >= ADAPTIVE_FILL_STEP) {
+                a->mapped_low = mapped_most;
                 /* The growth's own clock, which kicks do not restart: a quiet time ends it. */
                 if (!a->growth_seen || s->time_usec < a->growth_step_usec ||
                     s->time_usec - a->growth_step_usec >= ADAPTIVE_FILL_QUIET_USEC)
@@ -141,7 +144,7 @@ static void update_filling(struct adaptive *a, const struct ksm_sample *s) {
          * starts later, or stays small (what a ready guest and the merge itself move), is
          * someone else's and does not hold this kick's merge. */
         bool early = !a->filling_seen && a->kick.has_anon_pages && s->time_usec <= a->kick.time_usec + ADAPTIVE_FILL_START_USEC;
-        uint64_t at_kick = ksm_sample_mapped_pages(&a->kick);
+        uint64_t at_kick = ksm_sample_mapped_pages_most(&a->kick);
         bool fast = s->time_usec <= a->kick.time_usec + ADAPTIVE_FILL_FAST_USEC && mapped >= at_kick + ADAPTIVE_FILL_FAST;
         if (early && (mapped >= at_kick + ADAPTIVE_FILL_FIRST || fast)) {
                 a->mapped_step_usec = s->time_usec;

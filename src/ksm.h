@@ -111,10 +111,13 @@ struct ksm_sample {
         uint64_t pages_skipped; /* by smart_scan (6.7+); 0 where the kernel lacks it */
         uint64_t pages_shared, pages_sharing, pages_unshared, pages_volatile, ksm_zero_pages;
         uint64_t ksmd_cpu_usec; /* utime+stime of ksmd; see has_ksmd_cpu */
-        uint64_t anon_pages;    /* AnonPages of /proc/meminfo, in pages; see has_anon_pages */
+        uint64_t anon_pages;    /* AnonPages of /proc/meminfo, in pages, read after the KSM
+                                 * counters; see has_anon_pages */
+        uint64_t anon_pages_before; /* and read before them; see has_anon_pages_before */
         bool has_pages_scanned;
         bool has_ksmd_cpu;
         bool has_anon_pages;
+        bool has_anon_pages_before;
 };
 
 /* Saved memory in pages: pages_sharing + ksm_zero_pages. */
