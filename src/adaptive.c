@@ -61,6 +61,7 @@ void adaptive_on_kick(struct adaptive *a, const struct ksm_sample *sample) {
                 return;
         a->kick = *sample;
         a->merge_scans = sample->full_scans;
+        a->merge_saved = ksm_sample_saved_pages(sample);
         a->merge_skipped = sample->pages_skipped;
         if (sample->has_anon_pages)
                 a->merge_anon_high = sample->anon_pages;
@@ -208,6 +209,7 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
                 /* The memory is in place: its merge begins now, with its own two full scans
                  * at the merge's pace, before the settle rule looks again. */
                 a->merge_scans = s->full_scans;
+                a->merge_saved = ksm_sample_saved_pages(s);
                 a->merge_skipped = s->pages_skipped;
                 a->merge_anon_high = 0;
                 a->merge_going_on = false;
@@ -233,13 +235,15 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
 
         /* The kernel leaves part of a merge to the pages' next visit (a huge page it could not
          * split at the first try; on the benchmark's guests a third of the pairs): while the
-         * merge's last full scan still merged a tenth more, one more scan at the merge's pace,
-         * twice at most. It costs no scan more (the settle rule counts the same scans); the
-         * merge is done sooner. */
+         * merge's last full scan merged a tenth of what the merge had merged before it (its
+         * own pages, not the host's other merges), one more scan at the merge's pace, twice
+         * at most. It costs no scan more (the settle rule counts the same scans); the merge
+         * is done sooner. */
         uint64_t since_merge = s->full_scans - a->merge_scans;
         uint64_t merged_last = saved > a->saved_high ? saved - a->saved_high : 0;
+        uint64_t merged_before = a->saved_high > a->merge_saved ? a->saved_high - a->merge_saved : 0;
         a->merge_going_on = since_merge >= 3 && since_merge < 5 && merged_last > 0 &&
-                            mul_div_saturating(merged_last, 10, 1) >= a->saved_high;
+                            mul_div_saturating(merged_last, 10, n) >= merged_before;
 
         /* The first two scans of the merge are its chance (a page merges on its second scan). */
         if (s->full_scans - a->merge_scans <= 2 && s->pages_skipped > a->merge_skipped)

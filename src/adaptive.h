@@ -41,9 +41,10 @@ struct adaptive {
          * start), the one that begins when the memory stops appearing. */
         uint64_t merge_scans;       /* full_scans when it began: the two scans after are its own */
         uint64_t merge_skipped;     /* pages_skipped then */
+        uint64_t merge_saved;       /* the saved pages then (other guests' merges before it) */
         uint64_t merge_anon_high;   /* the most AnonPages seen since it began (0 without AnonPages) */
-        bool merge_going_on;        /* its last full scan still merged much: one more at its pace */
-        /* Memory being filled, seen in what the processes map (ksm_sample_mapped_pages): it
+        bool merge_going_on;        /* its last full scan still merged much of what it merged: one more at its pace */
+        /* Memory being filled, seen in what the processes map (ksm_sample_mapped_pages_least): it
          * shows at once, however fast or slow ksmd scans, unlike the pages KSM tracks. */
         bool mapped_valid;
         uint64_t mapped_low;        /* the least mapped pages since the last step of growth */
@@ -87,16 +88,12 @@ static inline uint64_t ksm_sample_rmap_items(const struct ksm_sample *s) {
 
 /* What the processes map, in pages: AnonPages plus the pages KSM saved (a merge frees a
  * page from AnonPages and counts it in pages_sharing), so that it grows as memory is
- * filled and holds still while that memory is merged. 0 without AnonPages. */
-static inline uint64_t ksm_sample_mapped_pages(const struct ksm_sample *s) {
-        return s->has_anon_pages ? s->anon_pages + s->pages_sharing + s->ksm_zero_pages : 0;
-}
-
-/* The same, as the least and the most it can have been: AnonPages is read before and after
- * KSM's counters, and a merge moves pages from the one to the other meanwhile (a daemon
- * preempted for a 4 ms tick between the reads while ksmd merges 300 000 pages a second
- * would see what is mapped fall by 1200 pages, and come back once the merge is done:
- * growth, where nothing grew). */
+ * filled and holds still while that memory is merged. 0 without AnonPages. As the least
+ * and the most it can have been: AnonPages is read before and after KSM's counters, and
+ * a merge moves pages from the one to the other meanwhile (a daemon preempted for a 4 ms
+ * tick between the reads while ksmd merges 300 000 pages a second would see what is
+ * mapped fall by 1200 pages, and come back once the merge is done: growth, where nothing
+ * grew). */
 static inline uint64_t ksm_sample_mapped_pages_least(const struct ksm_sample *s) {
         uint64_t anon = s->has_anon_pages_before && s->anon_pages_before < s->anon_pages ? s->anon_pages_before : s->anon_pages;
         return s->has_anon_pages ? anon + s->pages_sharing + s->ksm_zero_pages : 0;
@@ -113,7 +110,7 @@ static inline uint64_t ksm_sample_mapped_pages_most(const struct ksm_sample *s) 
  * without a quiet time. Replayed on 37 recorded TCG boots (test/data/adaptive and the
  * benchmark's recordings), 2 MiB and 0.8 s sampled every 100 ms began each guest's merge
  * 0.8 s after its "ready" line (its last growth comes with it) and 4 merges in pauses of
- * the boots; a quiet second sampled every 200 ms began them 1.0-1.4 s after and 1 in a
+ * the boots; a quiet second sampled every 200 ms began them 1.0-1.4 s after the ready line and 1 in a
  * pause, 0.6 s sampled every 100 ms 43. 8 MiB or a 64th of the tracked pages began 13, in 6
  * of 13 boots (a guest writing 2-8 MiB a second for a while looked done, or any guest
  * after the first on a host with more tracked pages). A merge begun in a pause runs at
@@ -121,8 +118,8 @@ static inline uint64_t ksm_sample_mapped_pages_most(const struct ksm_sample *s) 
 #define ADAPTIVE_FILL_STEP 512 /* 2 MiB */
 #define ADAPTIVE_FILL_QUIET_USEC (800 * USEC_PER_MSEC)
 /* While memory fills, samples come this often: the quiet time is seen within a tenth of a
- * second of its end (at 200 ms, the merge began 1.0-1.4 s after the last growth for a quiet
- * time of 1 s). */
+ * second of its end (at 200 ms, the merge began 1.0-1.4 s after the ready line for a quiet
+ * time of 1 s). Also while growth after a kick may yet be a guest's (fill_pending). */
 #define ADAPTIVE_FILL_SAMPLE_USEC (100 * USEC_PER_MSEC)
 /* Growth that goes on longer is not one guest filling its memory but many starting, or the
  * host's own: the merges it held begin. */
@@ -164,7 +161,8 @@ bool adaptive_on_sample(struct adaptive *a, const struct adaptive_config *config
  * already covered more), what makes one full scan take the state's full_scan_usec at the
  * observed scan rate (current_pages_to_scan gave it) or, with no rate yet, at
  * 1000/sleep_millisecs wake-ups a second; in aggressive during the merge (its first two
- * full scans, and up to two more while the last one still merged a tenth more; without
+ * full scans, and up to two more while the last one merged a tenth of what the merge
+ * merged before it; without
  * AnonPages in the samples, also as long as the tracked pages grow),
  * the AnonPages rule (fallback_pages, or the most AnonPages seen since the merge began
  * over the state's factor if more), as in the fixed schedule; in aggressive while memory

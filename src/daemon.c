@@ -120,17 +120,18 @@ static void knob_watch_arm(struct daemon *d) {
 }
 
 static int sample_read(struct daemon *d, struct ksm_sample *ret) {
-        uint64_t anon_before = 0;
-        /* AnonPages around the counters: a merge moves pages from AnonPages to pages_sharing
-         * while they are read (docs/design.md, Adaptive mode). */
+        uint64_t anon_before = 0, ksmd_cpu_usec = 0;
+        bool has_ksmd_cpu = d->ksmd_pid > 0 && proc_cpu_usec(d->ksmd_pid, &ksmd_cpu_usec) >= 0;
+        /* AnonPages right around the counters: a merge moves pages from AnonPages to
+         * pages_sharing while they are read (docs/design.md, Adaptive mode). */
         bool has_before = meminfo_read_anon_pages(d->meminfo_path, &anon_before) >= 0;
         int r = ksm_sample_read(d->ksm_dirfd, ret);
         if (r < 0)
                 return log_debug_errno(r, "Cannot read the KSM counters: %m");
         ret->anon_pages_before = anon_before;
         ret->has_anon_pages_before = has_before;
-        if (d->ksmd_pid > 0 && proc_cpu_usec(d->ksmd_pid, &ret->ksmd_cpu_usec) >= 0)
-                ret->has_ksmd_cpu = true;
+        ret->ksmd_cpu_usec = ksmd_cpu_usec;
+        ret->has_ksmd_cpu = has_ksmd_cpu;
         /* Memory being filled after a kick (docs/design.md, Adaptive mode). */
         if (meminfo_read_anon_pages(d->meminfo_path, &ret->anon_pages) >= 0)
                 ret->has_anon_pages = true;

@@ -187,7 +187,7 @@ int verb_doctor(sd_bus *unused, int argc, char *argv[]) {
         int r, status;
 
         bus = try_bus(why, sizeof why);
-        bool answered = read_throttler(bus, KSMT_PROPERTY_STATE | KSMT_PROPERTY_INITIAL_SETTINGS, &p, why, sizeof why) > 0;
+        bool answered = read_throttler(bus, KSMT_PROPERTY_STATE, &p, why, sizeof why) > 0;
         r = scan(bus, &a);
 
         sys_path(ksm_dir, sizeof ksm_dir, "kernel/mm/ksm");
@@ -202,8 +202,12 @@ int verb_doctor(sd_bus *unused, int argc, char *argv[]) {
                 .throttler_state = answered ? p.state : NULL,
                 .throttler_error = answered ? NULL : why,
         };
-        /* The host's own use_zero_pages while the throttler holds its own (outside initial). */
-        if (answered && strcmp(p.state, "initial") != 0 && (p.present & KSMT_PROPERTY_INITIAL_SETTINGS))
+        /* The host's own use_zero_pages while the throttler holds its own (outside initial),
+         * best effort: without it the doctor judges the value in sysfs, as before. */
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        if (answered && strcmp(p.state, "initial") != 0 &&
+            ksmt_get_properties_no_activation(bus, KSMT_PROPERTY_INITIAL_SETTINGS, &p, &error) > 0 &&
+            (p.present & KSMT_PROPERTY_INITIAL_SETTINGS))
                 for (size_t i = 0; i < p.initial_settings.n_items; i++) {
                         const struct ksmt_setting *s = &p.initial_settings.items[i];
                         if (strcmp(s->name, "use_zero_pages") == 0 && s->type == KSMT_VALUE_NUMBER && s->number <= 1) {

@@ -110,14 +110,15 @@ static void replay(void) {
                 if (has_event(r, "kick")) {
                         adaptive_on_kick(&a, &r->sample);
                         kicked = true;
-                        next_ms = r->t_ms + adaptive_sample_interval_usec(&a, THROTTLE_AGGRESSIVE) / USEC_PER_MSEC;
+                        /* At the daemon's interval, a tenth early: the recorder's rows come a
+                         * few ms late. */
+                        next_ms = r->t_ms + adaptive_sample_interval_usec(&a, THROTTLE_AGGRESSIVE) * 9 / 10 / USEC_PER_MSEC;
                         continue;
                 }
                 if (!kicked || (r->sleep_millisecs != 1 && !replay_every_state) || r->t_ms < next_ms)
                         continue;
                 seen[i].settled = adaptive_on_sample(&a, &config, THROTTLE_AGGRESSIVE, (uint32_t) r->pages_to_scan, &r->sample);
                 seen[i].fed = true;
-                /* The recorder's rows come a few ms late: a tenth of the interval of slack. */
                 next_ms = r->t_ms + adaptive_sample_interval_usec(&a, THROTTLE_AGGRESSIVE) * 9 / 10 / USEC_PER_MSEC;
                 seen[i].appearing = a.memory_appearing;
                 seen[i].scans_needed = a.scans_needed;
@@ -255,7 +256,7 @@ static void check_start_kick_waits_for_the_memory(const char *name, size_t k, si
         cr_assert_leq(fast * 2, fed, "%s: kick at %.1f s: %u of the %u samples while the guest booted called for the merge's "
                       "pace (the AnonPages rule)", name, kr->t_ms / 1000.0, fast, fed);
         /* A merge begun in the boot is thrown away when the boot goes on: one at most (a
-         * boot that stops growing for over a second looks done). */
+         * boot that stops growing for over 0.8 s looks done). */
         unsigned begun = 0;
         bool was_fast = false;
         for (size_t i = k; i < ready; i++)
